@@ -1,0 +1,5 @@
+import sys
+
+from canarist.cli.main import main
+
+sys.exit(main())

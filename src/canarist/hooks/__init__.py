@@ -1,0 +1,1 @@
+"""canarist.hooks."""
