@@ -5,7 +5,10 @@ These are plain frozen dataclasses: facts the runtime observed, or what the engi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -37,3 +40,225 @@ class Routes:
     primary: int
     canary: int
     mirrored: bool = False
+
+
+# ---------------------------------------------------------------------------------------------- observations
+
+
+@dataclass(frozen=True)
+class TargetFacts:
+    """What the runtime observed about the target workload (``spec.targetRef``).
+
+    ``revision`` is the pod-template hash compared with ``status.lastAppliedSpec``/``lastPromotedSpec``.
+    ``selector_error`` is set when the target cannot be used (e.g. no selector label); the engine then only
+    reports it.
+
+    >>> TargetFacts(kind="Deployment", name="podinfo", revision="5f8bd6c7d4", replicas=2)
+    """
+
+    kind: str
+    name: str
+    revision: str
+    replicas: int | None = None
+    selector_error: str | None = None
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Everything the engine may know about the world for one tick (the runtime builds it from its caches).
+
+    ``primary`` of a primary that does not exist yet must read as a freshly created one (not ready,
+    retriable, "waiting for rollout to finish: 0 out of N new replicas have been updated").
+    ``last_paced_at`` is the runtime's memory of the last decision with ``paced=True`` (None after a restart).
+    """
+
+    now: datetime
+    target: TargetFacts | None
+    tracked_configs: Mapping[str, str] = field(default_factory=dict)
+    config_error: str | None = None
+    primary_exists: bool = True
+    primary: Readiness = field(default_factory=Readiness.ok)
+    canary: Readiness = field(default_factory=Readiness.ok)
+    routes: Routes | None = None
+    routes_error: str | None = None
+    last_paced_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Operator-wide settings the engine needs.
+
+    ``overshoot_max_weight`` reproduces Flagger's last weight step exactly (which may exceed maxWeight, e.g.
+    stepWeight 20 / maxWeight 50 → 20, 40, 60); canarist caps the last step at maxWeight by default.
+    """
+
+    min_interval_s: float = 10.0
+    mesh_provider: str = "istio"
+    cluster_name: str = ""
+    overshoot_max_weight: bool = False
+
+
+# ---------------------------------------------------------------------------------------------- checks
+
+
+CheckKind = Literal["providers", "webhook", "metric"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One question the engine asks the runtime, answered with a :class:`CheckResult`.
+
+    * ``Check("providers")``: are all metric providers of the canary reachable?
+    * ``Check("webhook", name, webhook_type, phase)``: call the webhook ``name`` of ``analysis.webhooks``
+      whose type is ``webhook_type`` (as written in the spec, ``""`` for an untyped rollout hook), with
+      ``phase`` in the payload.
+    * ``Check("metric", name)``: evaluate ``analysis.metrics[name]`` against its threshold.
+    """
+
+    kind: CheckKind
+    name: str = ""
+    webhook_type: str = ""
+    phase: str = ""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The answer to a :class:`Check`.
+
+    ``message``: for a failed webhook the error text (Flagger's ``%v``, usually the response body); for a
+    metric Flagger's complete event text (e.g. "Halt podinfo.test advancement success rate 69.17% < 99%");
+    for providers the error after "Error checking metric providers: ". ``no_data`` marks a metric query
+    that returned nothing: it never passes, whatever ``ok`` says.
+    """
+
+    ok: bool
+    message: str = ""
+    value: float | None = None
+    no_data: bool = False
+
+    @property
+    def passed(self) -> bool:
+        return self.ok and not self.no_data
+
+
+@dataclass(frozen=True)
+class NeedCheck:
+    """``decide`` needs the answer to ``check`` before it can decide: run it, add the answer, call again."""
+
+    check: Check
+
+
+# ---------------------------------------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True)
+class Initialize:
+    """Ensure the generated objects exist (Flagger steps 3 and 5-10 of a tick).
+
+    ``takeover=False`` while the primary is not ready yet during initialization: ensure only the
+    ``-primary``/``-canary`` Services and the primary workload with its ConfigMap/Secret copies. With
+    ``takeover=True`` also create the primary HPA (create only), point the apex Service selector at the
+    primary pods and reconcile the route objects (keeping their current weights; new ones start at 100/0).
+    """
+
+    takeover: bool = True
+
+
+@dataclass(frozen=True)
+class ScaleDownTarget:
+    """Scale the target to zero (pausing its KEDA scaler first)."""
+
+
+@dataclass(frozen=True)
+class ScaleUpTarget:
+    """Resume the target scaler and scale the target up from zero (Flagger's ScaleFromZero)."""
+
+
+@dataclass(frozen=True)
+class SetRoutes:
+    """Set the traffic split on the route objects."""
+
+    routes: Routes
+
+
+@dataclass(frozen=True)
+class Promote:
+    """Copy the target's template and configs to the primary, and update the primary HPA."""
+
+
+@dataclass(frozen=True)
+class WriteStatus:
+    """Replace ``status`` (subresource) with ``status``: the complete new status, camelCase."""
+
+    status: Mapping[str, Any]
+
+
+EventType = Literal["Normal", "Warning"]
+
+
+@dataclass(frozen=True)
+class Event:
+    """Record an event (Kubernetes Event with reason Synced, a log line, the event webhook).
+
+    ``phase`` is the phase the event webhook payload carries (what Flagger sends for that event).
+    """
+
+    type: EventType
+    message: str
+    phase: str = ""
+
+
+Severity = Literal["info", "warn", "error"]
+
+
+@dataclass(frozen=True)
+class Alert:
+    """Send ``message`` to the canary's alert providers (``with_metadata``: add Target, thresholds, routing)."""
+
+    message: str
+    severity: Severity = "info"
+    with_metadata: bool = False
+
+
+@dataclass(frozen=True)
+class RunPostRollout:
+    """Call the post-rollout webhooks with ``phase`` (Succeeded or Failed); failures are only reported."""
+
+    phase: str
+
+
+@dataclass(frozen=True)
+class CountOutcome:
+    """Increment ``flagger_canary_successes_total`` or ``flagger_canary_failures_total``."""
+
+    outcome: Literal["success", "failure"]
+    analysis_status: Literal["completed", "skipped"] = "completed"
+
+
+Action = (
+    Initialize
+    | ScaleDownTarget
+    | ScaleUpTarget
+    | SetRoutes
+    | Promote
+    | WriteStatus
+    | Event
+    | Alert
+    | RunPostRollout
+    | CountOutcome
+)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do now, in order (stop at the first failed write), and when to tick next.
+
+    ``paced``: this decision did interval-paced work (remember ``now`` as ``last_paced_at``).
+    ``again``: tick again right away, the next transition does not wait for anything.
+    ``next_due_at``: when the next interval-paced work is due (wake up then, or earlier on a change).
+    """
+
+    actions: tuple[Action, ...]
+    paced: bool
+    again: bool = False
+    next_due_at: datetime | None = None
