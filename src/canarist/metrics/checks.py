@@ -1,0 +1,325 @@
+"""Evaluate one ``analysis.metrics[]`` entry into a :class:`CheckResult` with Flagger's message.
+
+The caller resolves every input first (this package never talks to Kubernetes): the Canary, the metric,
+the MetricTemplate it references (or None when it does not exist), the Secret named by the template's
+``provider.secretRef`` as a core/v1 JSON object (or None when it does not exist), and the default metrics
+server URL (the operator's ``-metrics-server``; ``spec.metricsServer`` wins).
+
+Which evaluation runs (a deliberate simplification of Flagger, documented in docs/metrics.md): a metric
+with a ``templateRef`` is evaluated by its template; otherwise one with a ``query`` by that inline query
+on the metrics server; otherwise ``request-success-rate``/``request-duration`` by the builtin query of the
+mesh's observer. Flagger would evaluate a builtin-named metric that also has a templateRef or a query twice
+(inventory §2.16); canarist evaluates it once, as its most specific definition says.
+
+Thresholds (inventory §3.1): with ``thresholdRange`` a value fails when < min or > max. Without it the
+legacy ``threshold`` applies: a success rate fails when it is *below* it, a duration or a custom value when
+it is *above* it (an unset threshold is 0, as in Flagger, so a custom metric without any threshold fails on
+any positive value). **No data (an empty result or NaN) is always a failed check** with its own message and
+``no_data=True``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from canarist.api import Canary, CanaryMetric, MetricTemplate
+from canarist.metrics.builtin import (
+    REQUEST_DURATION,
+    REQUEST_SUCCESS_RATE,
+    builtin_query,
+    duration_milliseconds,
+    metrics_provider_name,
+    observer_for,
+)
+from canarist.metrics.gofmt import go_duration_ms, go_float, go_percent2
+from canarist.metrics.providers import (
+    MetricProvider,
+    MetricsError,
+    NoValuesError,
+    PrometheusProvider,
+    ProviderConfigError,
+    ProviderSpec,
+    create_provider,
+    secret_data,
+)
+from canarist.metrics.template import RenderError, TemplateModel, collapse_whitespace, render
+
+__all__ = ["CheckResult", "ProviderFactory", "evaluate_metric", "template_model"]
+
+log = logging.getLogger(__name__)
+
+ProviderFactory = Callable[[ProviderSpec, Mapping[str, str] | None], MetricProvider]
+
+Severity = Literal["info", "warning", "error"]
+
+NO_USABLE_METRIC = "Metric query failed for no usable metrics template and query were configured"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one metric check.
+
+    ``value`` is what was compared: percent for a success rate, whole milliseconds for a duration, the raw
+    number for a custom metric; None when there was no value. ``metric_value`` is the number Flagger
+    reports in ``flagger_canary_metric_analysis`` (a duration in seconds). ``severity`` is the event type
+    Flagger uses for ``message``: ``warning`` for a threshold miss or no data, ``error`` for a failure to
+    query. ``message`` is empty when the check passed.
+    """
+
+    ok: bool
+    value: float | None
+    message: str
+    no_data: bool = False
+    severity: Severity = "info"
+    metric_value: float | None = None
+    query: str = ""
+
+
+def _passed(value: float, metric_value: float, query: str) -> CheckResult:
+    return CheckResult(ok=True, value=value, message="", metric_value=metric_value, query=query)
+
+
+def _failed(
+    message: str, value: float | None = None, *, query: str = "", severity: Severity = "warning"
+) -> CheckResult:
+    return CheckResult(
+        ok=False, value=value, message=message, severity=severity, metric_value=value, query=query
+    )
+
+
+def _no_data(message: str, query: str = "") -> CheckResult:
+    return CheckResult(ok=False, value=None, message=message, no_data=True, severity="warning", query=query)
+
+
+def template_model(canary: Canary, metric: CanaryMetric, *, route: str = "") -> TemplateModel:
+    """The template model of a metric: names from the canary, ``interval`` from the metric (default 1m),
+    ``variables`` from ``templateVariables``. ``route`` overrides the route (Knative: the latest created
+    revision)."""
+    spec = canary.spec
+    target = spec.target_ref.name
+    return TemplateModel(
+        name=canary.metadata.name or "",
+        namespace=canary.metadata.namespace or "",
+        target=target,
+        service=canary.apex_name(),
+        ingress=spec.ingress_ref.name if spec.ingress_ref is not None and spec.ingress_ref.name else target,
+        route=route
+        or (spec.route_ref.name if spec.route_ref is not None and spec.route_ref.name else target),
+        interval=metric.interval_or_default(),
+        variables=dict(metric.template_variables),
+    )
+
+
+def _range_failure(value: float, metric: CanaryMetric) -> tuple[str, float] | None:
+    """("<" | ">", bound) for a thresholdRange miss."""
+    threshold_range = metric.threshold_range
+    if threshold_range is None:
+        return None
+    if threshold_range.min is not None and value < threshold_range.min:
+        return "<", threshold_range.min
+    if threshold_range.max is not None and value > threshold_range.max:
+        return ">", threshold_range.max
+    return None
+
+
+def _legacy_threshold(metric: CanaryMetric) -> float:
+    return metric.threshold if metric.threshold is not None else 0.0
+
+
+def _custom_verdict(canary: Canary, metric: CanaryMetric, value: float, query: str) -> CheckResult:
+    failure = _range_failure(value, metric)
+    if failure is None and metric.threshold_range is None and value > _legacy_threshold(metric):
+        failure = (">", _legacy_threshold(metric))
+    if failure is not None:
+        op, bound = failure
+        return _failed(
+            f"Halt {canary.key} advancement {metric.name} {go_percent2(value)} {op} {go_float(bound)}",
+            value,
+            query=query,
+        )
+    return _passed(value, value, query)
+
+
+async def evaluate_metric(
+    canary: Canary,
+    metric: CanaryMetric,
+    *,
+    metrics_server: str,
+    template: MetricTemplate | None = None,
+    secret: Mapping[str, Any] | None = None,
+    mesh_provider: str = "istio",
+    route: str = "",
+    provider_factory: ProviderFactory = create_provider,
+) -> CheckResult:
+    """Run one metric check.
+
+    ``metrics_server`` is the operator's default Prometheus URL (``canary.spec.metricsServer`` wins);
+    ``template`` the MetricTemplate named by ``metric.templateRef`` or None when it was not found;
+    ``secret`` the Secret named by the template's ``provider.secretRef`` (a JSON dict) or None when it was
+    not found; ``mesh_provider`` the operator's ``-mesh-provider``; ``route`` the Knative revision name.
+    """
+    model = template_model(canary, metric, route=route)
+    if metric.template_ref is not None:
+        return await _template_check(canary, metric, model, template, secret, provider_factory)
+    server = canary.spec.metrics_server or metrics_server
+    if metric.query:
+        return await _inline_check(canary, metric, model, server)
+    if metric.name in (REQUEST_SUCCESS_RATE, REQUEST_DURATION):
+        return await _builtin_check(canary, metric, model, server, mesh_provider)
+    return _failed(NO_USABLE_METRIC, severity="error")
+
+
+def _prometheus(server: str) -> PrometheusProvider:
+    return PrometheusProvider(ProviderSpec(type="prometheus", address=server))
+
+
+async def _builtin_check(
+    canary: Canary, metric: CanaryMetric, model: TemplateModel, server: str, mesh_provider: str
+) -> CheckResult:
+    target_ref = canary.spec.target_ref
+    provider_name = metrics_provider_name(
+        mesh_provider, canary.spec.provider, target_ref.kind, target_ref.api_version
+    )
+    observer = observer_for(provider_name)
+    if observer.fallback:
+        log.info("canary %s: no builtin observer for %r, using the istio queries", canary.key, provider_name)
+    try:
+        client = _prometheus(server)
+    except ProviderConfigError as err:
+        return _failed(f"Error building Prometheus client for {server} {err}", severity="error")
+    try:
+        query = builtin_query(observer, metric.name, model)
+    except RenderError as err:
+        return _failed(f"Prometheus query failed: rendering query failed: {err}", severity="error")
+    try:
+        value = await client.query(query)
+    except NoValuesError as err:
+        text = (
+            f"Halt advancement no values found for {provider_name} metric {metric.name} "
+            f"probably {target_ref.name}.{canary.metadata.namespace} is not receiving traffic"
+        )
+        if metric.name == REQUEST_SUCCESS_RATE:
+            text += f": running query failed: {err}"
+        return _no_data(text, query)
+    except MetricsError as err:
+        return _failed(f"Prometheus query failed: running query failed: {err}", query=query, severity="error")
+
+    if metric.name == REQUEST_SUCCESS_RATE:
+        failure = _range_failure(value, metric)
+        if failure is None and metric.threshold_range is None and _legacy_threshold(metric) > value:
+            failure = ("<", _legacy_threshold(metric))
+        if failure is not None:
+            op, bound = failure
+            return _failed(
+                f"Halt {canary.key} advancement success rate {go_percent2(value)}% {op} {go_float(bound)}%",
+                value,
+                query=query,
+            )
+        return _passed(value, value, query)
+
+    # request-duration: whole milliseconds, bounds truncated to whole milliseconds (Go's Duration)
+    if math.isinf(value):
+        return _failed(
+            f"Halt {canary.key} advancement request duration {go_float(value)} is not a finite duration",
+            value,
+            query=query,
+        )
+    ms = duration_milliseconds(observer, value)
+    # Go converts the float bounds to whole milliseconds (truncating) before comparing
+    miss: tuple[str, int] | None = None
+    threshold_range = metric.threshold_range
+    if threshold_range is not None:
+        if threshold_range.min is not None and ms < int(threshold_range.min):
+            miss = ("<", int(threshold_range.min))
+        elif threshold_range.max is not None and ms > int(threshold_range.max):
+            miss = (">", int(threshold_range.max))
+    elif ms > int(_legacy_threshold(metric)):
+        miss = (">", int(_legacy_threshold(metric)))
+    if miss is not None:
+        op, bound_ms = miss
+        return _failed(
+            f"Halt {canary.key} advancement request duration {go_duration_ms(ms)} {op} {go_duration_ms(bound_ms)}",
+            float(ms),
+            query=query,
+        )
+    return CheckResult(ok=True, value=float(ms), message="", metric_value=ms / 1000, query=query)
+
+
+async def _inline_check(
+    canary: Canary, metric: CanaryMetric, model: TemplateModel, server: str
+) -> CheckResult:
+    try:
+        client = _prometheus(server)
+    except ProviderConfigError as err:
+        return _failed(f"Error building Prometheus client for {server} {err}", severity="error")
+    try:
+        query = collapse_whitespace(render(metric.query, model))
+    except RenderError as err:
+        return _failed(f"Prometheus query failed for {metric.name}: {err}", severity="error")
+    try:
+        value = await client.query(query)
+    except NoValuesError:
+        return _no_data(f"Halt advancement no values found for metric: {metric.name}", query)
+    except MetricsError as err:
+        return _failed(f"Prometheus query failed for {metric.name}: {err}", query=query, severity="error")
+    return _custom_verdict(canary, metric, value, query)
+
+
+async def _template_check(
+    canary: Canary,
+    metric: CanaryMetric,
+    model: TemplateModel,
+    template: MetricTemplate | None,
+    secret: Mapping[str, Any] | None,
+    provider_factory: ProviderFactory,
+) -> CheckResult:
+    ref = metric.template_ref
+    assert ref is not None
+    namespace = ref.namespace_or(canary.metadata.namespace or "")
+    where = f"{ref.name}.{namespace}"
+    if template is None:
+        return _failed(
+            f'Metric template {where} error: metrictemplate.flagger.app "{ref.name}" not found',
+            severity="error",
+        )
+    provider = template.spec.provider
+    credentials: dict[str, str] | None = None
+    if provider.secret_ref is not None:
+        if secret is None:
+            return _failed(
+                f'Metric template {where} secret {provider.secret_ref.name} error: secret "{provider.secret_ref.name}" not found',
+                severity="error",
+            )
+        try:
+            credentials = secret_data(secret)
+        except ProviderConfigError as err:
+            return _failed(
+                f"Metric template {where} secret {provider.secret_ref.name} error: {err}", severity="error"
+            )
+    spec = ProviderSpec(
+        type=provider.type,
+        address=provider.address,
+        headers=dict(provider.headers),
+        secret_name=provider.secret_ref.name if provider.secret_ref is not None else "",
+        region=provider.region,
+        insecure_skip_verify=provider.insecure_skip_verify,
+    )
+    try:
+        client = provider_factory(spec, credentials)
+    except ProviderConfigError as err:
+        return _failed(f"Metric template {where} provider {provider.type} error: {err}", severity="error")
+    try:
+        query = collapse_whitespace(render(template.spec.query, model))
+    except RenderError as err:
+        return _failed(f"Metric template {where} query render error: {err}", severity="error")
+    try:
+        value = await client.query(query)
+    except NoValuesError as err:
+        return _no_data(f"Halt advancement no values found for custom metric: {metric.name}: {err}", query)
+    except MetricsError as err:
+        return _failed(f"Metric query failed for {metric.name}: {err}", query=query, severity="error")
+    return _custom_verdict(canary, metric, value, query)

@@ -1,0 +1,67 @@
+"""MetricTemplate ``provider.type`` → provider implementation.
+
+Unknown types: Flagger's factory silently builds a Prometheus provider for any type it does not know. The
+CRD's enum rejects unknown types on a validating API server, so this only happens with a hand-installed
+CRD. canarist keeps the fallback (a drop-in must not start failing analyses that pass under Flagger) but
+logs a warning naming the type. Types that Flagger implements and canarist does not yet (datadog,
+cloudwatch...) raise :class:`UnsupportedProviderError`: a check using them fails with a clear message
+instead of querying the wrong backend.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Final
+
+from canarist.metrics.providers.base import MetricProvider, ProviderSpec, UnsupportedProviderError
+from canarist.metrics.providers.prometheus import PrometheusProvider
+
+__all__ = ["FLAGGER_PROVIDER_TYPES", "create_provider", "register", "supported_types"]
+
+log = logging.getLogger(__name__)
+
+#: every type Flagger's CRD allows.
+FLAGGER_PROVIDER_TYPES: Final = (
+    "prometheus",
+    "influxdb",
+    "datadog",
+    "externalmetrics",
+    "stackdriver",
+    "cloudwatch",
+    "newrelic",
+    "graphite",
+    "dynatrace",
+    "keptn",
+    "splunk",
+)
+
+Factory = Callable[[ProviderSpec, Mapping[str, str] | None], MetricProvider]
+
+_FACTORIES: dict[str, Factory] = {
+    "prometheus": lambda spec, secret: PrometheusProvider(spec, secret),
+}
+
+
+def register(provider_type: str, factory: Factory) -> None:
+    """Add (or replace) the implementation of a provider type."""
+    _FACTORIES[provider_type] = factory
+
+
+def supported_types() -> list[str]:
+    """The provider types canarist implements."""
+    return sorted(_FACTORIES)
+
+
+def create_provider(spec: ProviderSpec, secret: Mapping[str, str] | None = None) -> MetricProvider:
+    """Build the provider for ``spec.type`` with the decoded Secret data (or None without a secretRef).
+
+    Raises :class:`ProviderConfigError` (including :class:`UnsupportedProviderError`) when it cannot.
+    """
+    factory = _FACTORIES.get(spec.type)
+    if factory is None:
+        if spec.type in FLAGGER_PROVIDER_TYPES:
+            raise UnsupportedProviderError(f"provider type {spec.type} is not supported yet")
+        log.warning("unknown metric provider type %r, using prometheus as Flagger does", spec.type)
+        factory = _FACTORIES["prometheus"]
+    return factory(spec, secret)
