@@ -18,7 +18,7 @@ import copy
 from enum import Enum
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 CRD_KEY = "x-canarist-crd"
@@ -61,6 +61,15 @@ class FlaggerModel(BaseModel):
     #: extra schema for the model's own node (``oneOf``, ``description``...), merged by the CRD generator.
     crd_schema: ClassVar[dict[str, Any]] = {}
 
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_nulls(cls, data: Any) -> Any:
+        """Treat an explicit ``null`` of a known field as absent (the API server does the same)."""
+        if isinstance(data, dict) and any(v is None for v in data.values()):
+            known = _known_keys(cls)
+            return {k: v for k, v in data.items() if v is not None or k not in known}
+        return data
+
     def to_dict(self) -> dict[str, Any]:
         """This object as a JSON-compatible dict in camelCase.
 
@@ -68,6 +77,17 @@ class FlaggerModel(BaseModel):
         default (so nested objects mutated in place are written too). Unknown fields are kept.
         """
         return dump_model(self)
+
+
+_KNOWN: dict[type[BaseModel], frozenset[str]] = {}
+
+
+def _known_keys(cls: type[BaseModel]) -> frozenset[str]:
+    keys = _KNOWN.get(cls)
+    if keys is None:
+        keys = frozenset(k for name, info in cls.model_fields.items() for k in (name, info.alias) if k)
+        _KNOWN[cls] = keys
+    return keys
 
 
 def _plain(value: Any) -> Any:

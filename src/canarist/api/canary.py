@@ -274,7 +274,9 @@ class CanaryAnalysis(FlaggerModel):
     threshold: int = field(0, crd=_NUMBER_INT, check={"integer": True, "min": 0})
     max_weight: int = field(0, crd=_NUMBER_INT, check={"integer": True, "min": 0, "max": 100})
     step_weight: int = field(0, crd=_NUMBER_INT, check={"integer": True, "min": 0, "max": 100})
-    step_weights: list[int] = field(factory=list, check={"integer": True, "min": 0, "max": 100})
+    step_weights: list[int] = field(
+        factory=list, crd={"itemType": "number"}, check={"integer": True, "min": 0, "max": 100}
+    )
     step_weight_promotion: int = field(0, crd=_NUMBER_INT, check={"integer": True, "min": 0, "max": 100})
     mirror: bool = field(False)
     mirror_weight: int = field(0, crd=_NUMBER_INT, check={"integer": True, "min": 0, "max": 100})

@@ -1,0 +1,128 @@
+"""`canarist validate FILE... | -`: check flagger.app manifests and print path-qualified problems.
+
+Each problem is one line, ``<name>: <path>: <message>`` (prefixed with the file name when several files
+are given). Objects of other kinds are listed as skipped. The exit status is 1 when anything is wrong
+(a problem, unreadable input, malformed YAML), 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import yaml
+
+from canarist.api.validation import describe, is_flagger_document, validate_document
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "validate",
+        help="validate Canary, MetricTemplate and AlertProvider manifests",
+        description="Validate flagger.app manifests (multi-document YAML or JSON). Use - to read stdin.",
+    )
+    parser.add_argument("files", nargs="+", metavar="FILE", help="manifest files, or - for stdin")
+    parser.set_defaults(handler=run)
+
+
+@dataclass
+class Report:
+    lines: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    checked: int = 0
+    failed: bool = False
+
+
+def _read(name: str) -> bytes:
+    if name == "-":
+        return sys.stdin.buffer.read()
+    with open(name, "rb") as handle:
+        return handle.read()
+
+
+def _documents(text: str) -> Iterator[object]:
+    yield from yaml.safe_load_all(text)
+
+
+def _label(doc: object, index: int) -> str:
+    if isinstance(doc, dict):
+        metadata = doc.get("metadata")
+        if isinstance(metadata, dict):
+            name = metadata.get("name")
+            if isinstance(name, str) and name:
+                return name
+    return f"document {index}"
+
+
+def check_text(text: str, report: Report, prefix: str) -> None:
+    """Validate every document of one YAML stream into ``report``."""
+    index = 0
+    try:
+        for doc in _documents(text):
+            index += 1
+            if doc is None:
+                continue
+            if isinstance(doc, dict) and not is_flagger_document(doc):
+                kind = doc.get("kind")
+                kind_text = kind if isinstance(kind, str) and kind else "object"
+                report.skipped.append(f"{prefix}{kind_text}/{_label(doc, index)}")
+                continue
+            report.checked += 1
+            label = _label(doc, index)
+            for problem in validate_document(doc):
+                report.failed = True
+                report.lines.append(f"{prefix}{label}: {problem}")
+    except yaml.YAMLError as error:
+        report.failed = True
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        reason = getattr(error, "problem", None) or (str(error).splitlines() or ["malformed"])[0]
+        report.lines.append(f"{prefix}invalid YAML in document {index + 1}{where}: {reason}")
+    except RecursionError:
+        report.failed = True
+        report.lines.append(f"{prefix}invalid YAML in document {index + 1}: nested too deeply")
+
+
+def check_file(name: str, report: Report, prefix: str) -> None:
+    try:
+        data = _read(name)
+    except OSError as error:
+        report.failed = True
+        report.lines.append(f"{prefix}cannot read {name}: {error.strerror or error}")
+        return
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        report.failed = True
+        report.lines.append(f"{prefix}not UTF-8 text (byte {error.start}): cannot be YAML")
+        return
+    if "\x00" in text:
+        report.failed = True
+        report.lines.append(f"{prefix}binary data (NUL byte): cannot be YAML")
+        return
+    check_text(text, report, prefix)
+
+
+def run(args: argparse.Namespace) -> int:
+    files: list[str] = list(args.files)
+    report = Report()
+    several = len(files) > 1
+    for name in files:
+        prefix = f"{'<stdin>' if name == '-' else name}: " if several else ""
+        try:
+            check_file(name, report, prefix)
+        except Exception as error:  # a bug in canarist must not hide the other files' results
+            report.failed = True
+            report.lines.append(f"{prefix}internal error while validating: {describe(error)} {error}")
+    for line in report.lines:
+        print(line)
+    for skipped in report.skipped:
+        print(f"skipped {skipped} (not a flagger.app object)")
+    status = "invalid" if report.failed else "valid"
+    print(
+        f"{report.checked} flagger.app object(s) checked, {len(report.skipped)} skipped: {status}",
+        file=sys.stderr,
+    )
+    return 1 if report.failed else 0
