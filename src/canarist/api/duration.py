@@ -27,19 +27,19 @@ def parse_duration(text: str) -> float:
     if text == "0":
         return 0.0
     if not text:
-        raise ValueError(f"invalid duration {original!r}")
+        raise ValueError(f'invalid duration "{original}"')
     total = 0.0
     position = 0
     while position < len(text):
         match = _PART.match(text, position)
         if match is None or match.group(1) in ("", "."):
             if match is None and re.match(r"[0-9.]+$", text[position:]):
-                raise ValueError(f"invalid duration {original!r}: missing unit (one of ns, us, ms, s, m, h)")
-            raise ValueError(f"invalid duration {original!r}: expected a number and a unit like 30s or 1m")
+                raise ValueError(f'invalid duration "{original}": missing unit (one of ns, us, ms, s, m, h)')
+            raise ValueError(f'invalid duration "{original}": expected a number and a unit like 30s or 1m')
         total += float(match.group(1)) * _UNITS[match.group(2)]
         position = match.end()
     if not math.isfinite(total) or total > _MAX_SECONDS:
-        raise ValueError(f"invalid duration {original!r}: out of range")
+        raise ValueError(f'invalid duration "{original}": out of range')
     return sign * total
 
 

@@ -351,7 +351,7 @@ def _canary_rules(canary: Canary) -> list[Problem]:
         rng = metric.threshold_range
         if rng is not None and rng.min is not None and rng.max is not None and rng.min > rng.max:
             add(f"{path}.thresholdRange", f"min ({rng.min:g}) must be <= max ({rng.max:g})")
-        if not metric.is_builtin() and metric.template_ref is None and not metric.query:
+        if metric.name and not metric.is_builtin() and metric.template_ref is None and not metric.query:
             add(
                 path,
                 f"metric {_short(metric.name)} is not builtin (request-success-rate, request-duration): "
