@@ -58,31 +58,45 @@ def _label(doc: object, index: int) -> str:
 
 def check_text(text: str, report: Report, prefix: str) -> None:
     """Validate every document of one YAML stream into ``report``."""
+    documents = _documents(text)
     index = 0
-    try:
-        for doc in _documents(text):
-            index += 1
-            if doc is None:
-                continue
-            if isinstance(doc, dict) and not is_flagger_document(doc):
-                kind = doc.get("kind")
-                kind_text = kind if isinstance(kind, str) and kind else "object"
-                report.skipped.append(f"{prefix}{kind_text}/{_label(doc, index)}")
-                continue
-            report.checked += 1
-            label = _label(doc, index)
-            for problem in validate_document(doc):
-                report.failed = True
-                report.lines.append(f"{prefix}{label}: {problem}")
-    except yaml.YAMLError as error:
+    while True:
+        try:
+            doc = next(documents)
+        except StopIteration:
+            return
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+            reason = getattr(error, "problem", None) or (str(error).splitlines() or ["malformed"])[0]
+            report.failed = True
+            report.lines.append(f"{prefix}invalid YAML in document {index + 1}{where}: {reason}")
+            return
+        except RecursionError:
+            report.failed = True
+            report.lines.append(f"{prefix}invalid YAML in document {index + 1}: nested too deeply")
+            return
+        except (ValueError, OverflowError) as error:  # e.g. an integer literal with too many digits
+            report.failed = True
+            report.lines.append(f"{prefix}invalid YAML in document {index + 1}: {error}")
+            return
+        index += 1
+        _check_document(doc, index, report, prefix)
+
+
+def _check_document(doc: object, index: int, report: Report, prefix: str) -> None:
+    if doc is None:
+        return
+    if isinstance(doc, dict) and not is_flagger_document(doc):
+        kind = doc.get("kind")
+        kind_text = kind if isinstance(kind, str) and kind else "object"
+        report.skipped.append(f"{prefix}{kind_text}/{_label(doc, index)}")
+        return
+    report.checked += 1
+    label = _label(doc, index)
+    for problem in validate_document(doc):
         report.failed = True
-        mark = getattr(error, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        reason = getattr(error, "problem", None) or (str(error).splitlines() or ["malformed"])[0]
-        report.lines.append(f"{prefix}invalid YAML in document {index + 1}{where}: {reason}")
-    except RecursionError:
-        report.failed = True
-        report.lines.append(f"{prefix}invalid YAML in document {index + 1}: nested too deeply")
+        report.lines.append(f"{prefix}{label}: {problem}")
 
 
 def check_file(name: str, report: Report, prefix: str) -> None:
