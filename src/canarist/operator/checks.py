@@ -1,0 +1,188 @@
+"""Answer the engine's checks: call a webhook, evaluate a metric, probe the metric providers.
+
+Every answer is a `CheckResult`; nothing here raises into the tick. References (MetricTemplates, their
+Secrets) are read from the informer caches.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from canarist.api import Canary, CanaryMetric, CanaryWebhook, MetricTemplate
+from canarist.engine.model import Check, CheckResult
+from canarist.hooks.client import call_webhook
+from canarist.hooks.payload import build_payload
+from canarist.kube import resources as kinds
+from canarist.metrics.checks import evaluate_metric
+from canarist.metrics.providers.base import MetricsError, ProviderSpec, secret_data
+from canarist.metrics.providers.registry import create_provider
+from canarist.operator.observe import ObjectStore
+from canarist.operator.settings import OperatorSettings
+from canarist.operator.telemetry import Telemetry
+from canarist.workloads.revision import webhook_checksum
+
+log = logging.getLogger("canarist.checks")
+
+Obj = dict[str, Any]
+
+
+class CheckRunner:
+    def __init__(self, store: ObjectStore, settings: OperatorSettings, telemetry: Telemetry) -> None:
+        self._store = store
+        self._settings = settings
+        self._telemetry = telemetry
+
+    async def run(self, canary: Canary, check: Check) -> CheckResult:
+        if check.kind == "webhook":
+            return await self._webhook(canary, check)
+        if check.kind == "metric":
+            return await self._metric(canary, check)
+        return await self._providers(canary)
+
+    # ------------------------------------------------------------------ webhooks
+
+    def _find_webhook(self, canary: Canary, check: Check) -> CanaryWebhook | None:
+        analysis = canary.analysis()
+        for hook in analysis.webhooks if analysis is not None and analysis.webhooks else []:
+            if hook.name == check.name and str(hook.type or "") == check.webhook_type:
+                return hook
+        return None
+
+    async def _webhook(self, canary: Canary, check: Check) -> CheckResult:
+        hook = self._find_webhook(canary, check)
+        if hook is None:
+            return CheckResult(ok=False, message=f"webhook {check.name} not found in spec.analysis.webhooks")
+        payload = build_payload(
+            canary.metadata.name or "",
+            canary.metadata.namespace or "",
+            check.phase,
+            self.checksum(canary),
+            hook.metadata,
+        )
+        result = await call_webhook(
+            hook.url,
+            payload,
+            timeout_s=hook.timeout_seconds(),
+            retries=hook.retries or 0,
+            disable_tls=bool(hook.disable_tls),
+        )
+        self._telemetry.webhook_calls.labels(
+            type=check.webhook_type or "rollout", outcome="ok" if result.ok else "failed"
+        ).inc()
+        log.info(
+            "webhook %s (%s) answered %s in %.3fs",
+            hook.name,
+            check.webhook_type or "rollout",
+            result.status if result.status is not None else result.error,
+            result.elapsed_s,
+            extra={"canary": canary.key},
+        )
+        if result.ok:
+            return CheckResult(ok=True, message=str(result))
+        return CheckResult(ok=False, message=result.error or result.body or f"status {result.status}")
+
+    @staticmethod
+    def checksum(canary: Canary) -> str:
+        status = canary.status
+        if status is None:
+            return webhook_checksum({}, "")
+        return webhook_checksum(status.tracked_configs or {}, status.last_applied_spec or "")
+
+    # ------------------------------------------------------------------ metrics
+
+    def _find_metric(self, canary: Canary, name: str) -> CanaryMetric | None:
+        analysis = canary.analysis()
+        for metric in analysis.metrics if analysis is not None and analysis.metrics else []:
+            if metric.name == name:
+                return metric
+        return None
+
+    def _template(self, canary: Canary, metric: CanaryMetric) -> MetricTemplate | None:
+        ref = metric.template_ref
+        if ref is None:
+            return None
+        namespace = ref.namespace or canary.metadata.namespace or ""
+        obj = self._store.get(kinds.METRIC_TEMPLATE, namespace, ref.name)
+        if obj is None:
+            return None
+        try:
+            return MetricTemplate.model_validate(obj)
+        except ValueError as error:
+            log.warning("metric template %s.%s is invalid: %s", ref.name, namespace, error)
+            return None
+
+    def _template_secret(self, template: MetricTemplate | None, namespace: str) -> Obj | None:
+        if template is None or template.spec.provider.secret_ref is None:
+            return None
+        template_ns = template.metadata.namespace or namespace
+        return self._store.get(kinds.SECRET, template_ns, template.spec.provider.secret_ref.name)
+
+    async def _metric(self, canary: Canary, check: Check) -> CheckResult:
+        metric = self._find_metric(canary, check.name)
+        if metric is None:
+            return CheckResult(ok=False, message=f"metric {check.name} not found in spec.analysis.metrics")
+        template = self._template(canary, metric)
+        secret = self._template_secret(template, canary.metadata.namespace or "")
+        result = await evaluate_metric(
+            canary,
+            metric,
+            metrics_server=self._settings.metrics_server,
+            template=template,
+            secret=secret,
+            mesh_provider=self._settings.mesh_provider,
+        )
+        if result.metric_value is not None:
+            self._telemetry.metric_analysis.labels(
+                name=canary.spec.target_ref.name,
+                namespace=canary.metadata.namespace or "",
+                metric=metric.name,
+            ).set(result.metric_value)
+        return CheckResult(ok=result.ok, message=result.message, value=result.value, no_data=result.no_data)
+
+    # ------------------------------------------------------------------ provider availability
+
+    async def _providers(self, canary: Canary) -> CheckResult:
+        analysis = canary.analysis()
+        metrics = list(analysis.metrics or []) if analysis is not None else []
+        server = canary.spec.metrics_server or self._settings.metrics_server
+        problems: list[str] = []
+        if any(m.template_ref is None for m in metrics):
+            problem = await self._probe(ProviderSpec(type="prometheus", address=server), None)
+            if problem:
+                problems.append(f"prometheus not avaiable: {problem}")
+        for metric in metrics:
+            if metric.template_ref is None:
+                continue
+            namespace = metric.template_ref.namespace or canary.metadata.namespace or ""
+            template = self._template(canary, metric)
+            if template is None:
+                problems.append(f"metric template {metric.template_ref.name}.{namespace} error: not found")
+                continue
+            provider = template.spec.provider
+            spec = ProviderSpec(
+                type=provider.type,
+                address=provider.address or "",
+                headers=dict(provider.headers or {}),
+                region=provider.region or "",
+                insecure_skip_verify=bool(provider.insecure_skip_verify),
+            )
+            secret = self._template_secret(template, namespace)
+            problem = await self._probe(spec, secret)
+            if problem:
+                problems.append(
+                    f"{spec.type} in metric template {metric.template_ref.name}.{namespace} not avaiable: {problem}"
+                )
+        if problems:
+            return CheckResult(ok=False, message="; ".join(problems))
+        return CheckResult(ok=True)
+
+    @staticmethod
+    async def _probe(spec: ProviderSpec, secret: Mapping[str, Any] | None) -> str:
+        try:
+            provider = create_provider(spec, secret_data(secret) if secret is not None else None)
+            online = await provider.is_online()
+        except MetricsError as error:
+            return str(error)
+        return "" if online else "not online"

@@ -1,0 +1,124 @@
+"""The operator process: caches, the HTTP endpoint, leader election, graceful shutdown.
+
+>>> await Operator(settings, client).run(stop_event)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import uuid
+
+from canarist import REVISION, __version__
+from canarist.kube import resources as kinds
+from canarist.kube.client import KubeClient
+from canarist.kube.errors import KubeError
+from canarist.kube.leader import LeaderElection
+from canarist.operator.alerts import AlertSender
+from canarist.operator.controller import Controller
+from canarist.operator.http import OperatorHttp
+from canarist.operator.settings import OperatorSettings
+from canarist.operator.telemetry import Telemetry
+
+log = logging.getLogger("canarist")
+
+LEASE_NAME = "flagger-leader-election"
+
+
+class Operator:
+    def __init__(self, settings: OperatorSettings, client: KubeClient, http_host: str = "0.0.0.0") -> None:
+        self.settings = settings
+        self.client = client
+        self.telemetry = Telemetry(settings.mesh_provider)
+        client.add_request_hook(self._count_request)
+        self.alerts = AlertSender(None, settings, self.telemetry)
+        self.controller = Controller(client, settings, self.telemetry, self.alerts)
+        self.alerts.store = self.controller
+        self.http = OperatorHttp(self.telemetry, self._readiness)
+        self._http_host = http_host
+        self.leading = False
+        self.identity = f"{socket.gethostname()}_{uuid.uuid4()}"
+
+    def _count_request(self, record: object) -> None:
+        verb = getattr(record, "verb", "")
+        resource = getattr(record, "group_resource", "")
+        code = getattr(record, "status", 0)
+        self.telemetry.api_requests.labels(verb=verb, resource=str(resource), code=str(code)).inc()
+
+    def _readiness(self) -> tuple[bool, str]:
+        if not self.controller.synced:
+            return False, "caches not synced"
+        return True, "leader" if self.leading else "standby"
+
+    async def check_crds(self) -> None:
+        """Flagger refuses to start without its CRDs; so do we, with the command that fixes it."""
+        for name in ("canaries.flagger.app", "metrictemplates.flagger.app", "alertproviders.flagger.app"):
+            try:
+                await self.client.get(kinds.CUSTOM_RESOURCE_DEFINITION, name)
+            except KubeError as error:
+                raise SystemExit(
+                    f"{name} CRD is not registered ({error}); install it with: canarist crds | kubectl apply -f -"
+                ) from None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        log.info(
+            "Starting canarist version %s revision %s mesh provider %s",
+            __version__,
+            REVISION,
+            self.settings.mesh_provider,
+        )
+        await self.check_crds()
+        await self.http.start(self._http_host, self.settings.port)
+        try:
+            await self.controller.start_caches()
+            if self.settings.enable_leader_election:
+                await self._run_with_election(stop)
+            else:
+                await self._lead()
+                await stop.wait()
+        finally:
+            await self.controller.stop()
+            await self.http.stop()
+            log.info("canarist stopped")
+
+    async def _lead(self) -> None:
+        self.leading = True
+        self.telemetry.leader.set(1)
+        await self.controller.start_workers()
+        log.info("Started operator workers")
+
+    async def _run_with_election(self, stop: asyncio.Event) -> None:
+        election = LeaderElection(
+            self.client,
+            self.settings.leader_election_lease_namespace,
+            name=LEASE_NAME,
+            identity=self.identity,
+        )
+        lost = asyncio.Event()
+
+        async def on_started() -> None:
+            log.info("leader election won by %s", self.identity)
+            await self._lead()
+
+        async def on_stopped() -> None:
+            self.telemetry.leader.set(0)
+            if self.leading:
+                log.error("leader election lost by %s", self.identity)
+                lost.set()
+
+        task = asyncio.create_task(election.run(on_started, on_stopped))
+        stop_wait = asyncio.create_task(stop.wait())
+        lost_wait = asyncio.create_task(lost.wait())
+        await asyncio.wait({stop_wait, lost_wait, task}, return_when=asyncio.FIRST_COMPLETED)
+        stop_wait.cancel()
+        lost_wait.cancel()
+        # Stop acting first (in-flight ticks finish), then release the Lease so a standby takes over at once.
+        await self.controller.stop()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        if lost.is_set():
+            # Like Flagger: a replica that lost leadership exits and is restarted as a standby.
+            raise SystemExit("leader election lost")
