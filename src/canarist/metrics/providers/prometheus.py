@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 from collections.abc import Mapping
@@ -64,7 +65,6 @@ class PrometheusProvider:
         for name, values in spec.headers.items():
             for value in [values] if isinstance(values, str) else values:
                 self._headers.append((name, value))
-        self._auth: aiohttp.BasicAuth | None = None
         if secret is not None:
             token = secret.get("token", "")
             if token:
@@ -75,7 +75,8 @@ class PrometheusProvider:
                     raise ProviderConfigError(
                         'secret must contain "token", or both "username" and "password" for basic auth'
                     )
-                self._auth = aiohttp.BasicAuth(username, password)
+                basic = base64.b64encode(f"{username}:{password}".encode()).decode()
+                self._headers.append(("Authorization", f"Basic {basic}"))
         self._ssl = not spec.insecure_skip_verify
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session = session
@@ -101,9 +102,7 @@ class PrometheusProvider:
         return _value_of(body)
 
     async def _get(self, session: aiohttp.ClientSession, url: URL) -> tuple[int, str]:
-        async with session.get(
-            url, headers=self._headers, auth=self._auth, ssl=self._ssl, timeout=self._timeout
-        ) as response:
+        async with session.get(url, headers=self._headers, ssl=self._ssl, timeout=self._timeout) as response:
             return response.status, await response.text(errors="replace")
 
     async def is_online(self) -> bool:

@@ -1,0 +1,216 @@
+"""The Prometheus provider against a capture server (canned answers, observed requests) and against the
+real Prometheus scraping a demo app."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from typing import Any
+
+import pytest
+
+from canarist.metrics.builtin import REQUEST_DURATION, REQUEST_SUCCESS_RATE, builtin_query, observer_for
+from canarist.metrics.providers import (
+    NoValuesError,
+    PrometheusProvider,
+    ProviderConfigError,
+    ProviderSpec,
+    QueryError,
+    UnsupportedProviderError,
+    create_provider,
+)
+from canarist.metrics.template import TemplateModel
+from tests.fixtures.demo_app import load
+
+
+def vector(*values: str) -> str:
+    result = [{"metric": {"i": str(i)}, "value": [1700000000.0, v]} for i, v in enumerate(values)]
+    return json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}})
+
+
+def answer(result_type: str, result: Any) -> str:
+    return json.dumps({"status": "success", "data": {"resultType": result_type, "result": result}})
+
+
+def provider(url: str, secret: dict[str, str] | None = None, **spec: Any) -> PrometheusProvider:
+    return PrometheusProvider(ProviderSpec(address=url, **spec), secret)
+
+
+async def test_request_shape_bearer_and_headers(capture_server: Any) -> None:
+    srv = await capture_server(bodies=[vector("42")])
+    client = provider(
+        srv.url + "prefix/",
+        {"token": "s3cret"},
+        headers={"X-Scope-OrgID": ["tenant-a"], "X-One": "1"},
+    )
+    query = '\n  sum(rate(x_bucket{le="+Inf", a=~"b.*"}[1m]))\n  / 2 '
+    assert await client.query(query) == 42.0
+    (request,) = srv.requests
+    assert request.method == "GET"
+    assert request.path == "/prefix/api/v1/query"
+    assert request.query == {"query": ' sum(rate(x_bucket{le="+Inf", a=~"b.*"}[1m])) / 2 '}
+    assert request.headers["authorization"] == "Bearer s3cret"
+    assert request.headers["x-scope-orgid"] == "tenant-a"
+    assert request.headers["x-one"] == "1"
+
+
+async def test_basic_auth(capture_server: Any) -> None:
+    srv = await capture_server(bodies=[vector("1")])
+    await provider(srv.url, {"username": "alice", "password": "pw:x"}).query("up")
+    expected = "Basic " + base64.b64encode(b"alice:pw:x").decode()
+    assert srv.requests[0].headers["authorization"] == expected
+
+
+def test_secret_without_credentials_is_a_config_error() -> None:
+    with pytest.raises(ProviderConfigError, match='"token", or both "username" and "password"'):
+        provider("http://127.0.0.1:9", {"username": "alice"})
+    with pytest.raises(ProviderConfigError, match="address is not set"):
+        provider("")
+    with pytest.raises(ProviderConfigError, match="invalid prometheus address"):
+        provider("ftp://example")
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (vector("1", "2", "3.5"), 3.5),  # the last series wins, as in Flagger
+        (answer("scalar", [1700000000.0, "7.25"]), 7.25),
+        (vector("+Inf"), float("inf")),
+    ],
+)
+async def test_values(capture_server: Any, body: str, expected: float) -> None:
+    srv = await capture_server(bodies=[body])
+    assert await provider(srv.url).query("q") == expected
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error", "message"),
+    [
+        (200, vector(), NoValuesError, "no values found"),
+        (200, vector("NaN"), NoValuesError, "no values found"),
+        (200, vector("1", "NaN"), NoValuesError, "no values found"),
+        (
+            200,
+            answer("matrix", [{"metric": {}, "values": [[1, "1"], [2, "2"]]}]),
+            QueryError,
+            "query returned multiple values",
+        ),
+        (200, answer("string", [1, "x"]), QueryError, "unsupported result type 'string'"),
+        (200, "not json", QueryError, "unmarshaling result failed"),
+        (
+            200,
+            json.dumps({"status": "error", "errorType": "bad_data", "error": "boom"}),
+            QueryError,
+            "bad_data: boom",
+        ),
+        (
+            400,
+            '{"status":"error","error":"parse error"}',
+            QueryError,
+            'error response 400: {"status":"error","error":"parse error"}',
+        ),
+        (503, "unavailable", QueryError, "error response 503: unavailable"),
+    ],
+)
+async def test_failures(
+    capture_server: Any, status: int, body: str, error: type[Exception], message: str
+) -> None:
+    srv = await capture_server(statuses=[status], bodies=[body])
+    with pytest.raises(error) as caught:
+        await provider(srv.url).query("q")
+    assert message in str(caught.value)
+    if error is NoValuesError:
+        assert str(caught.value) == "no values found"
+
+
+async def test_timeout(capture_server: Any) -> None:
+    srv = await capture_server(bodies=[vector("1")], delay_s=2.0)
+    client = PrometheusProvider(ProviderSpec(address=srv.url), timeout=0.2)
+    with pytest.raises(QueryError, match="timed out after 0.2s"):
+        await client.query("q")
+
+
+async def test_unreachable_server_is_a_query_error() -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port that is certainly closed: bound, never listening
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        with pytest.raises(QueryError, match="failed"):
+            await provider(f"http://127.0.0.1:{port}").is_online()
+
+
+async def test_insecure_skip_verify(capture_server: Any) -> None:
+    srv = await capture_server(bodies=[vector("1")], tls=True)
+    with pytest.raises(QueryError):
+        await provider(srv.url).query("q")
+    assert await provider(srv.url, insecure_skip_verify=True).query("q") == 1.0
+
+
+async def test_is_online(capture_server: Any) -> None:
+    srv = await capture_server(bodies=[vector("1"), vector("0")])
+    assert await provider(srv.url).is_online() is True
+    assert srv.requests[0].query == {"query": "vector(1)"}
+    assert await provider(srv.url).is_online() is False
+
+
+def test_registry() -> None:
+    assert isinstance(
+        create_provider(ProviderSpec(type="prometheus", address="http://127.0.0.1:9")), PrometheusProvider
+    )
+    with pytest.raises(UnsupportedProviderError, match="provider type datadog is not supported yet"):
+        create_provider(ProviderSpec(type="datadog", address="http://127.0.0.1:9"))
+
+
+def test_unknown_type_falls_back_to_prometheus_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    made = create_provider(ProviderSpec(type="victoria", address="http://127.0.0.1:9"))
+    assert isinstance(made, PrometheusProvider)
+    assert "unknown metric provider type 'victoria'" in caplog.text
+
+
+# --- the real Prometheus ----------------------------------------------------------------------------
+
+
+async def test_real_prometheus_istio_queries(prometheus_server: Any, demo_app_factory: Any) -> None:
+    app = await demo_app_factory(workload="provider-rate", namespace="metrics", error_rate=0.1, latency_ms=30)
+    prometheus_server.add_target(app.metrics_target)
+    client = provider(prometheus_server.url)
+    model = TemplateModel(name="provider-rate", namespace="metrics", target="provider-rate", interval="30s")
+    istio = observer_for("istio")
+    success_q = builtin_query(istio, REQUEST_SUCCESS_RATE, model)
+    duration_q = builtin_query(istio, REQUEST_DURATION, model)
+
+    assert await client.is_online()
+    with pytest.raises(NoValuesError):  # nothing scraped yet
+        await client.query(success_q)
+
+    statuses: dict[int, int] = {}
+
+    async def traffic() -> None:
+        for _ in range(60):  # bounded: at most 60 x 40 requests
+            for status, count in (await load(app.url + "/", 40, concurrency=4)).items():
+                statuses[status] = statuses.get(status, 0) + count
+
+    task = asyncio.create_task(traffic())
+    try:
+        await prometheus_server.wait_for_value(success_q, timeout_s=30)
+        await asyncio.sleep(2)  # a few more scrapes
+        success = await client.query(success_q)
+        p99 = await client.query(duration_q)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert 87.0 <= success <= 93.0, success  # configured error rate 10 %
+    assert 500 in statuses and 200 in statuses
+    assert 25.0 <= p99 <= 50.0, p99  # 30 ms of added latency lands in Istio's (25, 50] bucket
+
+    with pytest.raises(NoValuesError):
+        await client.query('sum(rate(istio_requests_total{destination_workload="nobody"}[30s]))')
+    with pytest.raises(NoValuesError):
+        await client.query("vector(0) / vector(0)")  # NaN
+    with pytest.raises(QueryError, match="error response 400"):
+        await client.query("sum(rate(")
+    with pytest.raises(QueryError, match="query returned multiple values"):
+        await client.query("istio_requests_total[10s]")
+    assert await client.query("scalar(vector(3))") == 3.0
