@@ -52,7 +52,10 @@ def test_templates_match_the_inventory_exactly(mesh: str) -> None:
 @pytest.mark.parametrize(
     ("mesh", "selector"),
     [
-        ("gloo", 'envoy_cluster_name=~"{{ namespace }}-{{ target }}-canaryupstream-[0-9a-zA-Z-]+_[0-9a-zA-Z-]+"'),
+        (
+            "gloo",
+            'envoy_cluster_name=~"{{ namespace }}-{{ target }}-canaryupstream-[0-9a-zA-Z-]+_[0-9a-zA-Z-]+"',
+        ),
         ("kuma", 'service=~"{{ target }}-canary_{{ namespace }}_svc_[0-9a-zA-Z-]+"'),
         ("knative", 'envoy_cluster_name=~"{{ namespace }}/{{ route }}"'),
     ],
@@ -82,13 +85,15 @@ def test_istio_wire_queries_are_flaggers() -> None:
         'reporter="destination", destination_workload_namespace="default", destination_workload=~"podinfo" }[1m] ) ) * 100'
     )
     assert builtin_query(istio, REQUEST_DURATION, MODEL) == (
-        " histogram_quantile( 0.99, sum( rate( istio_request_duration_milliseconds_bucket{ reporter=\"destination\", "
+        ' histogram_quantile( 0.99, sum( rate( istio_request_duration_milliseconds_bucket{ reporter="destination", '
         'destination_workload_namespace="default", destination_workload=~"podinfo" }[1m] ) ) by (le) )'
     )
 
 
 def test_skipper_encodes_names_and_renders_the_route() -> None:
-    model = TemplateModel(namespace="my-ns", ingress="my.ingress", service="back-end", target="t", interval="30s")
+    model = TemplateModel(
+        namespace="my-ns", ingress="my.ingress", service="back-end", target="t", interval="30s"
+    )
     assert builtin_query(observer_for("skipper"), REQUEST_DURATION, model) == (
         ' sum(rate(skipper_serve_route_duration_seconds_sum{route=~"kube(ew)?_my_ns__my_ingress_canary__.*__back_end_canary(_[0-9]+)?"}[30s])) / '
         'sum(rate(skipper_serve_route_duration_seconds_count{route=~"kube(ew)?_my_ns__my_ingress_canary__.*__back_end_canary(_[0-9]+)?"}[30s])) * 1000'
@@ -103,7 +108,8 @@ def test_every_observer_renders_both_queries(mesh: str) -> None:
     for metric in (REQUEST_SUCCESS_RATE, REQUEST_DURATION):
         query = builtin_query(OBSERVERS[mesh], metric, model)
         assert query.startswith(" ")
-        assert "{{" not in query and "\n" not in query
+        assert "{{" not in query
+        assert "\n" not in query
         assert "[2m]" in query
 
 
