@@ -162,7 +162,11 @@ class CanaryMetric(FlaggerModel):
 
     def is_builtin(self) -> bool:
         """A builtin metric (``request-success-rate``/``request-duration``) without a template or query."""
-        return self.name in ("request-success-rate", "request-duration")
+        return (
+            self.name in ("request-success-rate", "request-duration")
+            and self.template_ref is None
+            and not self.query
+        )
 
     def interval_or_default(self) -> str:
         """``interval``, default ``1m`` for every kind of metric (a deliberate deviation, see docs/api.md)."""
