@@ -307,3 +307,11 @@ def test_deep_istio_shapes():
     assert s.retries is not None
     assert s.retries.per_try_timeout == "1s"
     assert canary.to_manifest()["spec"]["service"] == service
+
+
+def test_is_builtin_only_without_template_or_query():
+    assert CanaryMetric(name="request-duration").is_builtin()
+    templated = CanaryMetric.model_validate({"name": "request-duration", "templateRef": {"name": "t"}})
+    assert not templated.is_builtin()
+    assert not CanaryMetric(name="request-duration", query="sum(x)").is_builtin()
+    assert not CanaryMetric(name="errors").is_builtin()
