@@ -1,0 +1,459 @@
+"""``decide``: Flagger's tick (inventory §2.2) as a pure function of (canary, observation, answers).
+
+Read it top to bottom like one tick. Each phase has a small function; each function says which of
+Flagger's steps it is. Pacing (docs/engine.md): work that waits on the world runs on any tick, work that
+belongs to the analysis interval starts with ``t.pace()`` and runs only when due.
+
+>>> result = decide(canary, observation, answers={}, settings=EngineSettings())
+>>> while isinstance(result, NeedCheck):
+...     answers[result.check] = run(result.check)
+...     result = decide(canary, observation, answers, settings)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from canarist.api import Canary, Phase, Provider, WebhookType
+from canarist.engine import checks, messages
+from canarist.engine.model import (
+    Check,
+    CheckResult,
+    CountOutcome,
+    Decision,
+    EngineSettings,
+    Initialize,
+    NeedCheck,
+    Observation,
+    Promote,
+    Routes,
+    RunPostRollout,
+    ScaleDownTarget,
+    ScaleUpTarget,
+    SetRoutes,
+)
+from canarist.engine.revision import revision_changed
+from canarist.engine.strategies import (
+    Iterate,
+    PromoteStep,
+    RouteAllToCanary,
+    ShiftWeight,
+    Step,
+    needs_promotion_gate,
+    needs_traffic_gate,
+    next_step,
+    plan_for,
+)
+from canarist.engine.tick import NeedAnswer, NotDue, Tick
+from canarist.engine.weights import FULL, shift_back
+
+INITIALIZING = frozenset({Phase.NONE, Phase.INITIALIZING})
+#: phases in which a run is under way (Flagger's shouldAdvance is true without any change).
+ADVANCING = frozenset(
+    {Phase.PROGRESSING, Phase.WAITING, Phase.WAITING_PROMOTION, Phase.PROMOTING, Phase.FINALISING}
+)
+#: phases from which a new revision starts a run (Flagger's checkCanaryStatus).
+AT_REST = frozenset({Phase.INITIALIZED, Phase.SUCCEEDED, Phase.FAILED, Phase.WAITING})
+ANALYSING = frozenset({Phase.PROGRESSING, Phase.WAITING_PROMOTION})
+
+ALL_TO_PRIMARY = Routes(primary=FULL, canary=0)
+ALL_TO_CANARY = Routes(primary=0, canary=FULL)
+
+
+def decide(
+    canary: Canary,
+    obs: Observation,
+    answers: Mapping[Check, CheckResult],
+    settings: EngineSettings | None = None,
+) -> NeedCheck | Decision:
+    """The next question, or the decision for this tick. Pure and deterministic."""
+    tick = Tick(canary, obs, answers, settings or EngineSettings())
+    try:
+        _tick(tick)
+    except NeedAnswer as need:
+        return NeedCheck(need.check)
+    except NotDue:
+        pass
+    tick.again = tick.again or _can_follow_at_once(tick)
+    return tick.decision()
+
+
+# ---------------------------------------------------------------------------------------------- the tick
+
+
+def _tick(t: Tick) -> None:
+    canary, obs = t.canary, t.obs
+    # step 1
+    if canary.spec.suspend:
+        t.pace()
+        t.event(messages.SUSPENDED)
+        return
+    if t.phase in (Phase.TERMINATING, Phase.TERMINATED):
+        return  # the runtime's finalizer owns the canary now
+    # step 2 and the workload's own errors
+    if obs.target is None:
+        t.pace()
+        kind = canary.spec.target_ref.kind or "Deployment"
+        t.warn(messages.target_not_found(kind, t.target, t.namespace))
+        return
+    problem = obs.target.selector_error or obs.config_error
+    if problem:
+        t.pace()
+        t.warn(problem)
+        return
+    # steps 3-11
+    if t.phase in INITIALIZING:
+        _initialize(t)
+        return
+    t.act(Initialize())
+    # step 12: shouldAdvance
+    changed = _changed(t)
+    if t.phase not in ADVANCING and not changed:
+        if t.phase == Phase.FAILED:
+            _refresh_failed(t)
+        return
+    # step 14
+    if not canary.skip_analysis() and not obs.primary.ready:
+        reason = messages.primary_not_ready(canary.primary_name(), t.namespace, obs.primary.message)
+        if obs.primary.retriable:
+            t.pace()
+            t.warn(reason)
+        elif t.phase in (Phase.PROMOTING, Phase.FINALISING):
+            _fail_promotion(t, reason)
+        else:
+            _rollback(t)
+        return
+    # step 15
+    if obs.routes_error:
+        t.pace()
+        t.warn(obs.routes_error)
+        return
+    routes = obs.routes or ALL_TO_PRIMARY
+    # step 16
+    if t.phase in AT_REST:
+        if t.phase == Phase.WAITING:
+            t.pace()  # a closed confirm-rollout gate is retried once per interval
+        _start_run(t)
+        return
+    # step 17
+    if t.phase in ANALYSING and changed:
+        _restart(t)
+        return
+    # step 18
+    if not obs.canary.ready:
+        reason = messages.canary_not_ready(t.kind, t.target, t.namespace, obs.canary.message)
+        if obs.canary.retriable:
+            t.pace()
+            t.warn(reason)
+        else:
+            _rollback(t, deadline=reason)
+        return
+    # step 19
+    if canary.skip_analysis():
+        t.pace()
+        _promote_without_analysis(t)
+        return
+    # steps 21-22
+    if t.phase == Phase.PROMOTING:
+        _shift_traffic_back(t, routes)
+        return
+    if t.phase == Phase.FINALISING:
+        _finalise(t)
+        return
+    # steps 20, 23-27
+    t.pace()
+    _analysis_step(t, routes)
+
+
+def _changed(t: Tick) -> bool:
+    assert t.obs.target is not None
+    return revision_changed(
+        t.obs.target.revision,
+        t.obs.tracked_configs,
+        last_applied=t.status.last_applied_spec,
+        last_promoted=t.status.last_promoted_spec,
+        tracked=t.status.tracked_configs,
+    )
+
+
+def _can_follow_at_once(t: Tick) -> bool:
+    """Whether the next transition needs nothing but this decision applied (so: tick again now)."""
+    if not t.status.written or t.obs.target is None:
+        return False
+    if t.status.phase == Phase.FINALISING:
+        return True
+    return t.status.phase in (Phase.INITIALIZED, Phase.SUCCEEDED, Phase.FAILED) and _changed(t)
+
+
+# ---------------------------------------------------------------------------------------------- initialization
+
+
+def _initialize(t: Tick) -> None:
+    """Steps 3-11: create the primary, wait for it, take over the traffic, scale the target down."""
+    canary, obs = t.canary, t.obs
+    ready = obs.primary.ready or canary.skip_analysis()
+    if not ready and obs.primary.retriable:
+        t.pace()
+    if not canary.skip_analysis():
+        providers = t.ask(checks.PROVIDERS)
+        if providers.passed:
+            t.event(messages.PROVIDERS_AVAILABLE)
+        else:
+            t.warn(messages.providers_error(providers.message))
+    if not ready:
+        t.act(Initialize(takeover=False))
+        if t.phase == Phase.NONE:
+            t.set_phase(Phase.INITIALIZING)  # Flagger's sync handler does this when the canary appears
+        if obs.primary.retriable:
+            t.warn(messages.primary_not_ready(canary.primary_name(), t.namespace, obs.primary.message))
+        else:
+            _rollback(t)
+        return
+    t.act(Initialize())
+    t.act(ScaleDownTarget())
+    t.sync(Phase.INITIALIZED)
+    t.event(messages.initialization_done(t.key))
+    t.alert(messages.alert_initialized(t.kind), "info", with_metadata=True)
+
+
+# ---------------------------------------------------------------------------------------------- a new run
+
+
+def _start_run(t: Tick) -> None:
+    """Step 16: a new revision (or a Waiting canary) passes the confirm-rollout gates and starts a run."""
+    for hook in checks.webhooks(t.canary, WebhookType.CONFIRM_ROLLOUT):
+        if not t.ask(checks.webhook_check(hook, t.phase)).passed:
+            if t.phase != Phase.WAITING:
+                t.set_phase(Phase.WAITING)
+                t.warn(messages.waiting_for_approval(t.key, hook.name))
+                if not hook.mute_alert:
+                    t.alert(messages.ALERT_WAITING_FOR_APPROVAL, "warn")
+            return
+        t.event(messages.confirm_rollout_passed(hook.name))
+    t.event(messages.new_revision(t.target_key), phase=Phase.PROGRESSING)
+    t.alert(messages.ALERT_NEW_REVISION, "info", with_metadata=True)
+    t.act(ScaleUpTarget())
+    t.sync(Phase.PROGRESSING)
+
+
+def _restart(t: Tick) -> None:
+    """Step 17: the target changed during the analysis: start over from zero traffic."""
+    t.event(messages.restarting_analysis(t.target_key))
+    t.act(SetRoutes(ALL_TO_PRIMARY))
+    t.sync(Phase.PROGRESSING)
+
+
+def _refresh_failed(t: Tick) -> None:
+    """Step 12 for a Failed canary: record the revision now running (reverting to the promoted spec is not
+    a new run, but re-applying the failed one afterwards is)."""
+    assert t.obs.target is not None
+    if t.obs.target.revision != t.status.last_applied_spec:
+        t.sync(
+            Phase.FAILED,
+            weight=t.status.canary_weight,
+            failed_checks=t.status.failed_checks,
+            iterations=t.status.iterations,
+        )
+
+
+# ---------------------------------------------------------------------------------------------- analysis
+
+
+def _analysis_step(t: Tick, routes: Routes) -> None:
+    """Steps 20 and 23-27: rollback hooks, threshold, pre-rollout or analysis, then the strategy's step."""
+    if _rollback_requested(t):
+        return
+    if t.status.failed_checks >= t.canary.threshold():
+        _rollback(t)
+        return
+    analysis = t.canary.analysis()
+    mirrored_run = bool(analysis and analysis.mirror) and routes.mirrored
+    first_step = routes.canary == 0 and t.status.iterations == 0 and not mirrored_run
+    passed = _pre_rollout(t) if first_step else _run_analysis(t)
+    if not passed:
+        t.set_failed_checks(t.status.failed_checks + 1)
+        return
+    plan = plan_for(t.canary, t.settings)
+    for warning in plan.warnings:
+        t.warn(warning)
+    step = next_step(plan, routes=routes, iterations=t.status.iterations)
+    if step is None:
+        return
+    if needs_traffic_gate(plan, routes, t.phase == Phase.WAITING_PROMOTION) and not _confirm_traffic_increase(
+        t
+    ):
+        return
+    if needs_promotion_gate(step) and not _confirm_promotion(t):
+        return
+    _take_step(t, step)
+
+
+def _rollback_requested(t: Tick) -> bool:
+    """Step 20: a ``rollback`` webhook that answers with success rolls the canary back."""
+    for hook in checks.webhooks(t.canary, WebhookType.ROLLBACK):
+        if t.ask(checks.webhook_check(hook, t.phase)).passed:
+            t.warn(messages.rollback_hook_passed(hook.name))
+            t.warn(messages.manual_rollback(t.key))
+            t.alert(messages.ALERT_MANUAL_ROLLBACK, "warn")
+            _rollback(t)
+            return True
+        t.event(messages.rollback_hook_not_signaling(hook.name))
+    return False
+
+
+def _pre_rollout(t: Tick) -> bool:
+    """Step 25, first tick of a run: announce it and run the pre-rollout hooks."""
+    t.event(messages.starting_analysis(t.target_key))
+    for hook in checks.webhooks(t.canary, WebhookType.PRE_ROLLOUT):
+        result = t.ask(checks.webhook_check(hook, Phase.PROGRESSING))
+        if not result.passed:
+            t.warn(messages.pre_rollout_failed(t.key, hook.name, result.message))
+            return False
+        t.event(messages.pre_rollout_passed(hook.name))
+    return True
+
+
+def _run_analysis(t: Tick) -> bool:
+    """Step 25, later ticks: rollout hooks, then metrics; the first failure stops the analysis."""
+    for hook in checks.webhooks(t.canary, WebhookType.ROLLOUT):
+        result = t.ask(checks.webhook_check(hook, Phase.PROGRESSING))
+        if not result.passed:
+            t.warn(messages.external_check_failed(t.key, hook.name, result.message))
+            return False
+    for metric in checks.metrics(t.canary):
+        result = t.ask(checks.metric_check(metric))
+        if not result.passed:
+            t.warn(result.message or messages.metric_no_data(metric.name))
+            return False
+    return True
+
+
+def _confirm_traffic_increase(t: Tick) -> bool:
+    for hook in checks.webhooks(t.canary, WebhookType.CONFIRM_TRAFFIC_INCREASE):
+        if not t.ask(checks.webhook_check(hook, Phase.PROGRESSING)).passed:
+            t.warn(messages.waiting_for_traffic_increase(t.key, hook.name))
+            if not hook.mute_alert:
+                t.alert(messages.ALERT_WAITING_FOR_TRAFFIC_INCREASE, "warn")
+            return False
+        t.event(messages.confirm_traffic_increase_passed(hook.name))
+    return True
+
+
+def _confirm_promotion(t: Tick) -> bool:
+    for hook in checks.webhooks(t.canary, WebhookType.CONFIRM_PROMOTION):
+        if not t.ask(checks.webhook_check(hook, Phase.PROGRESSING)).passed:
+            if t.phase != Phase.WAITING_PROMOTION:
+                t.set_phase(Phase.WAITING_PROMOTION)
+                t.warn(messages.waiting_for_promotion(t.key, hook.name))
+                if not hook.mute_alert:
+                    t.alert(messages.ALERT_WAITING_FOR_PROMOTION, "warn")
+            else:
+                held = max(0, t.canary.iterations() - 1)
+                if t.status.iterations != held:
+                    t.set_iterations(held)
+            return False
+        t.event(messages.confirm_promotion_passed(hook.name))
+    return True
+
+
+def _take_step(t: Tick, step: Step) -> None:
+    """Step 27: execute the strategy's step."""
+    if isinstance(step, ShiftWeight):
+        t.act(SetRoutes(step.routes))
+        t.set_weight(step.weight)
+        t.event(messages.advance_weight(t.key, step.weight))
+    elif isinstance(step, Iterate):
+        if step.routes is not None:
+            t.act(SetRoutes(step.routes))
+        t.set_iterations(step.iteration)
+        t.event(messages.advance_iteration(t.key, step.iteration, step.total))
+    elif isinstance(step, RouteAllToCanary):
+        if step.message is not None:
+            t.event(step.message)
+            t.act(SetRoutes(ALL_TO_CANARY))
+        t.set_iterations(step.iteration)
+    elif isinstance(step, PromoteStep):
+        t.event(messages.copying_spec(t.target, t.namespace))
+        t.act(Promote())
+        t.set_phase(Phase.PROMOTING)
+
+
+# ---------------------------------------------------------------------------------------------- promotion
+
+
+def _shift_traffic_back(t: Tick, routes: Routes) -> None:
+    """Step 21 (§2.8): the primary runs the new spec; move the traffic back to it."""
+    if t.canary.provider_or(t.settings.mesh_provider) == Provider.KUBERNETES:
+        t.set_phase(Phase.FINALISING)
+        return
+    analysis = t.canary.analysis()
+    step = analysis.step_weight_promotion if analysis else 0
+    if step <= 0:
+        t.event(messages.ROUTE_ALL_TO_PRIMARY)
+        t.act(SetRoutes(ALL_TO_PRIMARY))
+        t.set_phase(Phase.FINALISING)
+        return
+    t.pace()  # a stepped shift back moves one step per interval
+    shifted = shift_back(routes, step)
+    t.act(SetRoutes(shifted))
+    t.event(messages.advance_primary_weight(t.key, shifted.primary))
+    if shifted.primary >= FULL:
+        t.set_phase(Phase.FINALISING)
+    else:
+        t.set_weight(shifted.canary)
+
+
+def _finalise(t: Tick) -> None:
+    """Step 22: the traffic is back on the primary; scale the canary down and succeed."""
+    t.act(ScaleDownTarget())
+    t.set_phase(Phase.SUCCEEDED)
+    t.act(CountOutcome("success", "completed"))
+    t.act(RunPostRollout(Phase.SUCCEEDED))
+    t.event(messages.promotion_completed(t.target_key))
+    t.alert(messages.ALERT_PROMOTION_COMPLETED, "info")
+
+
+def _promote_without_analysis(t: Tick) -> None:
+    """Step 19 (§2.11): skipAnalysis promotes the ready canary at once."""
+    t.act(SetRoutes(ALL_TO_PRIMARY))
+    t.event(messages.copying_spec(t.target, t.namespace))
+    t.act(Promote())
+    t.act(ScaleDownTarget())
+    t.set_phase(Phase.SUCCEEDED)
+    t.act(CountOutcome("success", "skipped"))
+    t.act(RunPostRollout(Phase.SUCCEEDED))
+    t.event(messages.promotion_skipped(t.target_key))
+    t.alert(messages.ALERT_PROMOTION_SKIPPED, "info")
+
+
+# ---------------------------------------------------------------------------------------------- failure
+
+
+def _rollback(t: Tick, *, deadline: str | None = None) -> None:
+    """§2.9: route everything to the primary, scale the canary down, mark the run Failed.
+
+    ``deadline``: the canary missed its progress deadline (Flagger rolls back silently there; canarist
+    says why, with the event and alert Flagger has for it).
+    """
+    if deadline is not None:
+        t.warn(messages.deadline_exceeded(t.key, deadline))
+        t.alert(messages.alert_deadline_exceeded(deadline), "error", with_metadata=True)
+    if t.status.failed_checks >= t.canary.threshold():
+        t.warn(messages.threshold_reached(t.key, t.status.failed_checks))
+        t.alert(messages.alert_threshold_reached(t.status.failed_checks), "error")
+    t.act(SetRoutes(ALL_TO_PRIMARY))
+    t.warn(messages.canary_failed(t.key), phase=Phase.FAILED)
+    t.act(ScaleDownTarget())
+    t.sync(Phase.FAILED, failed_checks=t.status.failed_checks, iterations=t.status.iterations)
+    t.act(CountOutcome("failure", "completed"))
+    t.act(RunPostRollout(Phase.FAILED))
+
+
+def _fail_promotion(t: Tick, reason: str) -> None:
+    """§2.8 handleFailedPromotion: the primary cannot roll out; keep the traffic on the healthy canary."""
+    t.warn(messages.promotion_failed(t.target_key, reason))
+    t.alert(messages.alert_promotion_failed(reason), "error")
+    t.act(SetRoutes(ALL_TO_CANARY))
+    t.sync(Phase.FAILED, weight=FULL, failed_checks=t.status.failed_checks, iterations=t.status.iterations)
+    t.act(CountOutcome("failure", "completed"))
+    t.act(RunPostRollout(Phase.FAILED))

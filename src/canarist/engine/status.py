@@ -1,0 +1,181 @@
+"""The Canary status as the engine changes it during one decision, and the ``Promoted`` condition.
+
+Flagger writes the status several times per tick through a few primitives (inventory §1.4). The engine
+applies the same primitives to a :class:`StatusDraft` and writes the result once.
+
+>>> draft = StatusDraft.of(CanaryStatus(phase="Progressing", canaryWeight=10))
+>>> draft.set_weight(15)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from canarist.api import CanaryStatus, Phase
+from canarist.engine import messages
+
+PROMOTED = "Promoted"
+
+# SetStatusPhase keeps weight and iterations only in these phases.
+_KEEPS_PROGRESS = frozenset({Phase.PROGRESSING, Phase.WAITING, Phase.PROMOTING})
+# SetStatusPhase records the applied spec as promoted in these phases.
+_PROMOTES = frozenset({Phase.INITIALIZED, Phase.SUCCEEDED})
+
+
+def rfc3339(moment: datetime) -> str:
+    """Kubernetes' metav1.Time text: UTC, whole seconds, ``Z``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """A status timestamp, or None when absent or unreadable."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dataclass
+class StatusDraft:
+    """The status fields the state machine owns, plus whether any primitive wrote them."""
+
+    phase: str
+    canary_weight: int
+    failed_checks: int
+    iterations: int
+    last_applied_spec: str
+    last_promoted_spec: str
+    tracked_configs: dict[str, str] | None
+    written: bool = field(default=False)
+
+    @classmethod
+    def of(cls, status: CanaryStatus) -> StatusDraft:
+        return cls(
+            phase=str(status.phase),
+            canary_weight=status.canary_weight,
+            failed_checks=status.failed_checks,
+            iterations=status.iterations,
+            last_applied_spec=status.last_applied_spec,
+            last_promoted_spec=status.last_promoted_spec,
+            tracked_configs=dict(status.tracked_configs) if status.tracked_configs is not None else None,
+        )
+
+    # -- Flagger's status primitives ------------------------------------------------------------------
+
+    def sync(
+        self,
+        phase: str,
+        *,
+        revision: str,
+        configs: Mapping[str, str],
+        weight: int = 0,
+        failed_checks: int = 0,
+        iterations: int = 0,
+    ) -> None:
+        """SyncStatus: phase and counters, and the target revision and configs as now observed."""
+        self.phase = phase
+        self.canary_weight = weight
+        self.failed_checks = failed_checks
+        self.iterations = iterations
+        self.last_applied_spec = revision
+        self.tracked_configs = dict(configs)
+        if phase == Phase.INITIALIZED:
+            self.last_promoted_spec = revision
+        self.written = True
+
+    def set_phase(self, phase: str, *, analysis_iterations: int = 0) -> None:
+        """SetStatusPhase: other than Progressing/Waiting/Promoting it also resets weight and iterations.
+
+        WaitingPromotion sets iterations to ``analysis.iterations - 1`` (never below 0: Flagger writes -1
+        for the canary strategy, which the CRD's ``minimum: 0`` would reject).
+        """
+        self.phase = phase
+        if phase not in _KEEPS_PROGRESS:
+            self.canary_weight = 0
+            self.iterations = 0
+        if phase == Phase.WAITING_PROMOTION:
+            self.iterations = max(0, analysis_iterations - 1)
+        if phase in _PROMOTES:
+            self.last_promoted_spec = self.last_applied_spec
+        self.written = True
+
+    def set_weight(self, weight: int) -> None:
+        self.canary_weight = weight
+        self.written = True
+
+    def set_iterations(self, iterations: int) -> None:
+        self.iterations = iterations
+        self.written = True
+
+    def set_failed_checks(self, failed_checks: int) -> None:
+        self.failed_checks = failed_checks
+        self.written = True
+
+    # -- the written object -----------------------------------------------------------------------------
+
+    def render(self, base: Mapping[str, Any], *, now: datetime, kind: str) -> dict[str, Any]:
+        """The complete new status (camelCase): ``base`` (the current status) with this draft applied."""
+        status = dict(base)
+        status.update(
+            {
+                "phase": self.phase,
+                "canaryWeight": self.canary_weight,
+                "failedChecks": self.failed_checks,
+                "iterations": self.iterations,
+                "lastAppliedSpec": self.last_applied_spec,
+                "lastPromotedSpec": self.last_promoted_spec,
+                "lastTransitionTime": rfc3339(now),
+            }
+        )
+        if self.tracked_configs is not None:
+            status["trackedConfigs"] = dict(self.tracked_configs)
+        status["conditions"] = promoted_conditions(
+            base.get("conditions") or [], phase=self.phase, kind=kind, now=now
+        )
+        return status
+
+
+def condition_status(phase: str) -> str:
+    if phase in (Phase.INITIALIZED, Phase.SUCCEEDED):
+        return "True"
+    if phase == Phase.FAILED:
+        return "False"
+    return "Unknown"
+
+
+def promoted_conditions(
+    conditions: list[Mapping[str, Any]], *, phase: str, kind: str, now: datetime
+) -> list[dict[str, Any]]:
+    """``conditions`` with the ``Promoted`` condition for ``phase``.
+
+    The condition is replaced only when its status or reason changes; its lastTransitionTime is kept while
+    the status value stays the same.
+    """
+    status = condition_status(phase)
+    reason = phase or str(Phase.INITIALIZING)
+    result = [dict(c) for c in conditions]
+    index = next((i for i, c in enumerate(result) if c.get("type") == PROMOTED), None)
+    old = result[index] if index is not None else None
+    if old is not None and old.get("status") == status and old.get("reason") == reason:
+        return result
+    stamp = rfc3339(now)
+    kept = old.get("lastTransitionTime") if old is not None else None
+    condition = {
+        "type": PROMOTED,
+        "status": status,
+        "lastUpdateTime": stamp,
+        "lastTransitionTime": kept if kept and old is not None and old.get("status") == status else stamp,
+        "reason": reason,
+        "message": messages.condition_message(reason, kind),
+    }
+    if index is None:
+        result.append(condition)
+    else:
+        result[index] = condition
+    return result
