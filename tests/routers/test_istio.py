@@ -387,6 +387,9 @@ def test_set_routes_merge_only_touches_routes() -> None:
     vs["metadata"]["annotations"] = {"keep": "me"}
     written = ISTIO.merge(ctx, vs, ISTIO.desired(ctx, Routes(95, 5))[2], set_routes=True)
     assert written["metadata"] == vs["metadata"]
+    # a reconcile update of a VirtualService the canary owns writes no backup annotation
+    updated = ISTIO.merge(ctx, vs, ISTIO.desired(ctx, Routes(95, 5))[2])
+    assert updated["metadata"]["annotations"] == {}
     assert written["spec"]["http"][0]["route"] == [dest("podinfo-primary", 95), dest("podinfo-canary", 5)]
     dr = ISTIO.desired(ctx, Routes(100, 0))[0]
     assert ISTIO.merge(ctx, dr, dr, set_routes=True) == dr

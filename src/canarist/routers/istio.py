@@ -28,7 +28,14 @@ from canarist.routers.base import (
     RouterConfigError,
     RoutesError,
 )
-from canarist.workloads._meta import KUBECTL_LAST_APPLIED, controller_ref, deep, filter_metadata, prune
+from canarist.workloads._meta import (
+    KUBECTL_LAST_APPLIED,
+    controller_ref,
+    deep,
+    filter_metadata,
+    is_owned_by,
+    prune,
+)
 
 API_VERSION = "networking.istio.io/v1beta1"
 #: where Flagger keeps the spec of a VirtualService it took over (no kubectl last-applied annotation).
@@ -366,9 +373,10 @@ class IstioRouter:
         self, ctx: RouteContext, observed_obj: Obj, desired_obj: Obj, *, set_routes: bool = False
     ) -> Obj:
         """Reconcile update (default): the desired spec and labels/annotations on the observed object; a
-        VirtualService without kubectl's last-applied annotation keeps its previous spec in
-        ``flagger.kubernetes.io/original-configuration`` (an existing backup is never overwritten, so a
-        revert restores the configuration found at takeover).
+        VirtualService taken over (not owned by this canary) without kubectl's last-applied annotation keeps
+        its previous spec in ``flagger.kubernetes.io/original-configuration``. An existing backup is never
+        overwritten, so a revert restores the configuration found at takeover; a VirtualService the canary
+        created gets no backup (Flagger writes one on every update, which only ever holds its own spec).
 
         ``set_routes=True`` (SetRoutes): only ``spec.http``/``spec.tcp`` of a VirtualService change;
         DestinationRules are returned unchanged.
@@ -396,7 +404,7 @@ class IstioRouter:
             annotations[KUBECTL_LAST_APPLIED] = observed_annotations[KUBECTL_LAST_APPLIED]
         elif ORIGINAL_CONFIGURATION in observed_annotations:
             annotations[ORIGINAL_CONFIGURATION] = observed_annotations[ORIGINAL_CONFIGURATION]
-        else:
+        elif not is_owned_by(observed_obj, ctx.canary):
             annotations[ORIGINAL_CONFIGURATION] = json.dumps(
                 observed_obj.get("spec") or {}, separators=(",", ":")
             )
