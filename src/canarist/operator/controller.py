@@ -53,6 +53,7 @@ WATCHED_KINDS = (
 # Index names.
 BY_TARGET = "target"  # canaries by "<Kind>/<namespace>/<name>" of their target
 BY_CONFIG = "config"  # workloads by "configmap/<namespace>/<name>" or "secret/<namespace>/<name>"
+UNKNOWN_FIELD = "unknown field"
 MAX_DECIDE_STEPS = 200  # a tick asks at most this many checks; more means an engine bug, not a canary
 
 
@@ -309,10 +310,12 @@ class Controller:
     async def _load(self, obj: Obj, state: CanaryState) -> Canary | None:
         """The typed canary, or None (with one Warning per distinct problem) when it is invalid."""
         problems, model = parse_document(obj)
-        if not problems and isinstance(model, Canary):
+        # Fields we do not know (a newer Flagger's) are kept on write-back and do not stop a run.
+        blocking = [p for p in problems if p.message != UNKNOWN_FIELD]
+        if not blocking and isinstance(model, Canary):
             state.last_invalid = ""
             return model
-        text = "; ".join(str(p) for p in problems) or "cannot be read"
+        text = "; ".join(str(p) for p in blocking) or "cannot be read"
         meta = _meta(obj)
         message = f"invalid canary {meta.get('name')}.{meta.get('namespace')}: {text}"
         if message != state.last_invalid:
