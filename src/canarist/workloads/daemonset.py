@@ -1,0 +1,191 @@
+"""The DaemonSet primary: build, promote, readiness and "scale to zero" (inventory §2.4).
+
+A DaemonSet cannot be scaled, so Flagger "scales it to zero" with a node selector that matches no node
+(``flagger.app/scale-to-zero: "true"``) and removes it to scale up. The primary never carries it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from canarist.api import Canary
+from canarist.engine.model import Readiness
+from canarist.workloads._meta import Obj, controller_ref, deep, filter_metadata, get_path, include_by_prefix
+from canarist.workloads.deployment import (
+    PRIMARY_SUFFIX,
+    WAITING,
+    parse_time,
+    primary_labels,
+    primary_pod_spec,
+    ready_threshold_replicas,
+    template_annotations,
+)
+from canarist.workloads.revision import SCALE_TO_ZERO_LABEL
+from canarist.workloads.selector import DEFAULT_SELECTOR_LABELS
+
+COPIED_SPEC_FIELDS = ("minReadySeconds", "revisionHistoryLimit", "updateStrategy")
+
+
+def strategy_error(target: Mapping[str, Any]) -> str | None:
+    """Flagger's error when the DaemonSet does not use the RollingUpdate strategy, else None."""
+    kind = get_path(target, "spec", "updateStrategy", "type") or "RollingUpdate"
+    if kind == "RollingUpdate":
+        return None
+    name = get_path(target, "metadata", "name") or ""
+    namespace = get_path(target, "metadata", "namespace") or ""
+    return f"daemonset {name}.{namespace} must have RollingUpdate strategy but have {kind}"
+
+
+def _template(
+    target: Mapping[str, Any],
+    label: str,
+    primary_value: str,
+    flagger_id: str,
+    configs_renamed: Collection[str],
+    selector_labels: Collection[str],
+) -> Obj:
+    meta = get_path(target, "spec", "template", "metadata") or {}
+    spec = primary_pod_spec(target, configs_renamed, selector_labels)
+    node_selector = spec.get("nodeSelector")
+    if isinstance(node_selector, dict):
+        node_selector.pop(SCALE_TO_ZERO_LABEL, None)
+        if not node_selector:
+            del spec["nodeSelector"]
+    return {
+        "metadata": {
+            "labels": primary_labels(meta.get("labels"), label, primary_value),
+            "annotations": template_annotations(meta.get("annotations"), flagger_id),
+        },
+        "spec": spec,
+    }
+
+
+def build_primary(
+    canary: Canary,
+    target: Mapping[str, Any],
+    selector_label: str,
+    selector_value: str,
+    *,
+    flagger_id: str,
+    include_label_prefixes: Sequence[str] = (),
+    configs_renamed: Collection[str] = frozenset(),
+    selector_labels: Collection[str] = DEFAULT_SELECTOR_LABELS,
+) -> Obj:
+    """The primary DaemonSet ``<target>-primary`` (same metadata rules as the Deployment primary)."""
+    meta = target.get("metadata") or {}
+    spec = target.get("spec") or {}
+    primary_value = f"{selector_value}{PRIMARY_SUFFIX}"
+    out_spec: Obj = {k: deep(spec[k]) for k in COPIED_SPEC_FIELDS if spec.get(k) is not None}
+    out_spec["selector"] = {"matchLabels": {selector_label: primary_value}}
+    out_spec["template"] = _template(
+        target, selector_label, primary_value, flagger_id, configs_renamed, selector_labels
+    )
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {
+            "name": canary.primary_name(),
+            "namespace": canary.metadata.namespace or meta.get("namespace", ""),
+            "labels": primary_labels(
+                include_by_prefix(meta.get("labels"), include_label_prefixes), selector_label, primary_value
+            ),
+            "annotations": filter_metadata(meta.get("annotations")),
+            "ownerReferences": [controller_ref(canary)],
+        },
+        "spec": out_spec,
+    }
+
+
+def promote(
+    canary: Canary,
+    target: Mapping[str, Any],
+    primary: Mapping[str, Any],
+    selector_label: str,
+    selector_value: str,
+    *,
+    flagger_id: str,
+    include_label_prefixes: Sequence[str] = (),
+    configs_renamed: Collection[str] = frozenset(),
+    selector_labels: Collection[str] = DEFAULT_SELECTOR_LABELS,
+) -> Obj:
+    """The observed primary DaemonSet with the target's template and spec fields copied over."""
+    out: Obj = deep(dict(primary))
+    spec = target.get("spec") or {}
+    out_spec = out.setdefault("spec", {})
+    primary_value = f"{selector_value}{PRIMARY_SUFFIX}"
+    for key in COPIED_SPEC_FIELDS:
+        if spec.get(key) is not None:
+            out_spec[key] = deep(spec[key])
+        else:
+            out_spec.pop(key, None)
+    out_spec["template"] = _template(
+        target, selector_label, primary_value, flagger_id, configs_renamed, selector_labels
+    )
+    meta = target.get("metadata") or {}
+    out_meta = out.setdefault("metadata", {})
+    out_meta["annotations"] = include_by_prefix(meta.get("annotations"), include_label_prefixes)
+    out_meta["labels"] = primary_labels(
+        include_by_prefix(meta.get("labels"), include_label_prefixes), selector_label, primary_value
+    )
+    return out
+
+
+def readiness(
+    daemonset: Mapping[str, Any] | None,
+    *,
+    ready_threshold_pct: int,
+    progress_deadline_s: int,
+    last_transition_time: str | None,
+    now: datetime,
+) -> Readiness:
+    """DaemonSet readiness: updatedNumberScheduled vs desiredNumberScheduled, numberAvailable vs the
+    threshold; the deadline is measured from the canary's ``status.lastTransitionTime``."""
+    status = (daemonset or {}).get("status") or {}
+    if daemonset is None or not status:
+        return Readiness(ready=False, message=f"{WAITING}0 out of 1 new pods have been updated")
+    generation = int(get_path(daemonset, "metadata", "generation") or 0)
+    if generation > int(status.get("observedGeneration") or 0):
+        return Readiness(
+            ready=False, message=f"{WAITING}observed daemonset generation less than desired generation"
+        )
+    desired = int(status.get("desiredNumberScheduled") or 0)
+    updated = int(status.get("updatedNumberScheduled") or 0)
+    available = int(status.get("numberAvailable") or 0)
+    threshold = ready_threshold_replicas(desired, ready_threshold_pct)
+    not_updated = updated < desired
+    not_available = available < threshold
+    if not not_updated and not not_available:
+        return Readiness.ok()
+    if last_transition_time:
+        since = parse_time(last_transition_time)
+        if since + timedelta(seconds=progress_deadline_s) < now:
+            return Readiness(
+                ready=False,
+                retriable=False,
+                message=f"exceeded its progressDeadlineSeconds: {progress_deadline_s}",
+            )
+    if not_updated:
+        return Readiness(
+            ready=False, message=f"{WAITING}{updated} out of {desired} new pods have been updated"
+        )
+    return Readiness(
+        ready=False,
+        message=f"{WAITING}{available} of {threshold} (readyThreshold {ready_threshold_pct}%) updated pods are available",
+    )
+
+
+def scale_to_zero_patch() -> Obj:
+    """Merge patch adding the node selector that matches no node."""
+    return {"spec": {"template": {"spec": {"nodeSelector": {SCALE_TO_ZERO_LABEL: "true"}}}}}
+
+
+def scale_up_patch() -> Obj:
+    """Merge patch removing that node selector."""
+    return {"spec": {"template": {"spec": {"nodeSelector": {SCALE_TO_ZERO_LABEL: None}}}}}
+
+
+def is_scaled_to_zero(daemonset: Mapping[str, Any]) -> bool:
+    selector = get_path(daemonset, "spec", "template", "spec", "nodeSelector") or {}
+    return SCALE_TO_ZERO_LABEL in selector
