@@ -5,6 +5,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from canarist.engine.model import Check, CheckResult
+from canarist.engine.simulate import World
+
 SEED: dict[str, Any] = {
     "apiVersion": "flagger.app/v1beta1",
     "kind": "Canary",
@@ -53,3 +56,46 @@ def canary(**analysis: Any) -> dict[str, Any]:
 
 def hook(name: str, type: str, url: str = "http://flagger-loadtester.test/gate/check") -> dict[str, Any]:
     return {"name": name, "type": type, "url": url}
+
+
+class Script:
+    """Answers checks from a story: per check name, a list of results handed out in order
+    (the last one repeats); anything unscripted passes.
+
+    >>> script = Script({"request-success-rate": [ok(), fail("Halt ...")]})
+    """
+
+    def __init__(self, answers: dict[str, list[CheckResult]] | None = None) -> None:
+        self._answers = {name: list(results) for name, results in (answers or {}).items()}
+        self.asked: list[Check] = []
+        self._pass = CheckResult(ok=True)
+
+    def __call__(self, check: Check, world: World) -> CheckResult:
+        self.asked.append(check)
+        results = self._answers.get(check.name)
+        if not results:
+            return self._pass
+        return results.pop(0) if len(results) > 1 else results[0]
+
+
+def ok() -> CheckResult:
+    return CheckResult(ok=True)
+
+
+def fail(message: str = "error") -> CheckResult:
+    return CheckResult(ok=False, message=message)
+
+
+def initialized(manifest: dict[str, Any], **world: Any) -> World:
+    """A world whose canary finished initialization (the primary took 5 s to roll out)."""
+    w = World(manifest, **world)
+    w.run_until(lambda w: w.phase == "Initialized")
+    return w
+
+
+def assert_one_status_write_per_decision(world: World) -> None:
+    from canarist.engine.model import WriteStatus
+
+    for tock in world.history:
+        writes = [a for a in tock.decision.actions if isinstance(a, WriteStatus)]
+        assert len(writes) <= 1, tock
