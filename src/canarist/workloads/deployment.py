@@ -246,18 +246,19 @@ def readiness(
             ready=False,
             message=f"{WAITING}observed deployment generation less than desired generation",
         )
+    # Flagger evaluates this only when a Progressing condition exists; the API server always writes one
+    # (progressDeadlineSeconds is defaulted), so canarist does not require it.
     retriable = True
     progressing = _condition(status, "Progressing")
-    if progressing is not None:
-        available = _condition(status, "Available")
-        if (
-            available is not None
-            and available.get("status") == "False"
-            and available.get("reason") == "MinimumReplicasUnavailable"
-            and available.get("lastUpdateTime")
-        ):
-            since = parse_time(str(available["lastUpdateTime"]))
-            retriable = not (since + timedelta(seconds=progress_deadline_s) < now)
+    available = _condition(status, "Available")
+    if (
+        available is not None
+        and available.get("status") == "False"
+        and available.get("reason") == "MinimumReplicasUnavailable"
+        and available.get("lastUpdateTime")
+    ):
+        since = parse_time(str(available["lastUpdateTime"]))
+        retriable = not (since + timedelta(seconds=progress_deadline_s) < now)
     updated = int(status.get("updatedReplicas") or 0)
     replicas = int(status.get("replicas") or 0)
     available_replicas = int(status.get("availableReplicas") or 0)
