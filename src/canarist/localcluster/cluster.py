@@ -1,0 +1,226 @@
+"""`LocalCluster` (runs on the caller's event loop) and `LocalClusterThread` (runs on its own thread)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import yaml
+from aiohttp import web
+
+from canarist.localcluster.api import Api
+from canarist.localcluster.controllers import WorkloadControllers
+from canarist.localcluster.faults import Faults
+from canarist.localcluster.istio import istio_crds
+from canarist.localcluster.server import HttpFrontend
+
+T = TypeVar("T")
+DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+CONTEXT_NAME = "canarist-local"
+
+
+class LocalCluster:
+    """A Kubernetes-API-compatible server on plain HTTP, in memory.
+
+    >>> cluster = LocalCluster(readiness_delay=0.1, install_istio_crds=True)
+    >>> await cluster.start()            # port 0: a free port
+    >>> cluster.write_kubeconfig("kubeconfig")
+    >>> await cluster.stop()
+    """
+
+    def __init__(
+        self,
+        *,
+        readiness_delay: float = 0.2,
+        install_istio_crds: bool = False,
+        history_size: int = 10_000,
+        bookmark_interval: float = 5.0,
+        nodes: int = 1,
+        faults: Faults | None = None,
+        namespaces: tuple[str, ...] = DEFAULT_NAMESPACES,
+    ) -> None:
+        self.api = Api(history_size)
+        self.faults = faults if faults is not None else Faults()
+        self.bookmark_interval = bookmark_interval
+        self.controllers = WorkloadControllers(self.api, readiness_delay, nodes)
+        self.install_istio_crds = install_istio_crds
+        self._namespaces = namespaces
+        self._frontend = HttpFrontend(self)
+        self._runner: web.AppRunner | None = None
+        self.host = "127.0.0.1"
+        self.port = 0
+        self._seeded = False
+
+    @property
+    def readiness_delay(self) -> float:
+        return self.controllers.readiness_delay
+
+    @readiness_delay.setter
+    def readiness_delay(self, value: float) -> None:
+        self.controllers.readiness_delay = value
+
+    @property
+    def url(self) -> str:
+        if self._runner is None:
+            raise RuntimeError("the local cluster is not running")
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._runner is not None
+
+    def _seed(self) -> None:
+        if self._seeded:
+            return
+        self._seeded = True
+        for name in self._namespaces:
+            self.api.ensure_namespace(name)
+        if self.install_istio_crds:
+            self.install_crds(istio_crds())
+
+    def install_crds(self, crds: list[dict[str, Any]]) -> None:
+        """Create (or leave in place) these CustomResourceDefinitions; must run on the server's loop."""
+        crd_type = self.api.resolve("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+        for crd in crds:
+            if self.api.store.get(crd_type.storage_key, "", crd["metadata"]["name"]) is None:
+                self.api.create(crd_type, "", crd)
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve on host:port (0 picks a free port); returns the URL."""
+        if self._runner is not None:
+            return self.url
+        self._seed()
+        self.controllers.start()
+        runner = web.AppRunner(
+            self._frontend.app(), access_log=None, shutdown_timeout=1.0, handle_signals=False
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, reuse_address=True)
+        await site.start()
+        self._runner = runner
+        self.host = host
+        self.port = port
+        for address in runner.addresses:
+            if isinstance(address, tuple) and len(address) >= 2:
+                self.port = int(address[1])
+                break
+        return self.url
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is None:
+            return
+        self.controllers.stop()
+        self.api.store.close_watchers()
+        await asyncio.sleep(0)
+        await runner.cleanup()
+
+    def compact_history(self) -> None:
+        """Forget the watch history: a watch from any older resourceVersion then gets 410 Gone."""
+        self.api.store.compact()
+
+    def kubeconfig(self, namespace: str = "default") -> str:
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": CONTEXT_NAME, "cluster": {"server": self.url}}],
+            "users": [{"name": CONTEXT_NAME, "user": {"token": "canarist-localcluster"}}],
+            "contexts": [
+                {
+                    "name": CONTEXT_NAME,
+                    "context": {"cluster": CONTEXT_NAME, "user": CONTEXT_NAME, "namespace": namespace},
+                }
+            ],
+            "current-context": CONTEXT_NAME,
+            "preferences": {},
+        }
+        return yaml.safe_dump(config, sort_keys=False)
+
+    def write_kubeconfig(self, path: str | Path, namespace: str = "default") -> Path:
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(self.kubeconfig(namespace))
+        target.chmod(0o600)
+        return target
+
+
+class LocalClusterThread:
+    """Runs a LocalCluster on its own event loop in a daemon thread (for tests and synchronous callers).
+
+    >>> with LocalClusterThread(readiness_delay=0.1) as running:
+    ...     running.write_kubeconfig("kubeconfig"); print(running.url)
+    """
+
+    def __init__(self, cluster: LocalCluster | None = None, **options: Any) -> None:
+        self.cluster = cluster if cluster is not None else LocalCluster(**options)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return self.cluster.url
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            raise RuntimeError("the local cluster thread is not running")
+        return self._loop
+
+    def start(self, host: str = "127.0.0.1", port: int = 0, timeout: float = 10.0) -> Self:
+        if self._thread is not None:
+            return self
+        loop = asyncio.new_event_loop()
+        started = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            loop.call_soon(started.set)
+            loop.run_forever()
+
+        self._loop = loop
+        self._thread = threading.Thread(target=run, name="canarist-localcluster", daemon=True)
+        self._thread.start()
+        started.wait(timeout)
+        asyncio.run_coroutine_threadsafe(self.cluster.start(host, port), loop).result(timeout)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self.cluster.stop(), loop).result(timeout)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout)
+            if not thread.is_alive():
+                loop.close()
+            self._loop = None
+            self._thread = None
+
+    def call(self, fn: Callable[..., T], *args: Any, timeout: float = 10.0) -> T:
+        """Run fn(*args) on the server's loop (the safe way to touch its state) and return the result."""
+        loop = self.loop
+
+        async def invoke() -> T:
+            return fn(*args)
+
+        return asyncio.run_coroutine_threadsafe(invoke(), loop).result(timeout)
+
+    def compact_history(self) -> None:
+        self.call(self.cluster.compact_history)
+
+    def write_kubeconfig(self, path: str | Path, namespace: str = "default") -> Path:
+        return self.cluster.write_kubeconfig(path, namespace)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

@@ -1,0 +1,312 @@
+"""Resource types served by the local control plane: the built-in kinds and the ones CRDs add."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+Obj = dict[str, Any]
+StorageKey = tuple[str, str]  # (group, plural)
+
+ALL_VERBS: tuple[str, ...] = (
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+)
+
+
+@dataclass(frozen=True)
+class PrinterColumn:
+    """One column of the Table output (a CRD's additionalPrinterColumns entry)."""
+
+    name: str
+    type: str
+    json_path: str
+    description: str = ""
+    priority: int = 0
+    format: str = ""
+
+
+@dataclass
+class ResourceType:
+    """One served (group, version, resource)."""
+
+    group: str
+    version: str
+    plural: str
+    singular: str
+    kind: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = ALL_VERBS
+    status_subresource: bool = False
+    generation: bool = True
+    schema: Obj | None = None
+    printer_columns: tuple[PrinterColumn, ...] | None = None
+    crd_name: str | None = None
+    field_selectors: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def group_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def storage_key(self) -> StorageKey:
+        return (self.group, self.plural)
+
+    @property
+    def group_resource(self) -> str:
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    @property
+    def qualified_kind(self) -> str:
+        return f"{self.kind}.{self.group}" if self.group else self.kind
+
+    @property
+    def list_kind(self) -> str:
+        return f"{self.kind}List"
+
+    @property
+    def is_custom(self) -> bool:
+        return self.crd_name is not None
+
+
+_VERSION_RE = re.compile(r"^v(\d+)(?:(alpha|beta)(\d+))?$")
+
+
+def version_priority(version: str) -> tuple[int, int, int, str]:
+    """Sort key giving Kubernetes' version priority (v2 > v1 > v1beta2 > v1beta1 > v1alpha1 > others)."""
+    match = _VERSION_RE.match(version)
+    if not match:
+        return (3, 0, 0, version)
+    major = int(match.group(1))
+    stage = {None: 0, "beta": 1, "alpha": 2}[match.group(2)]
+    minor = int(match.group(3) or 0)
+    return (stage, -major, -minor, version)
+
+
+class Registry:
+    """The set of served resource types, keyed by (group, version, plural)."""
+
+    def __init__(self) -> None:
+        self._types: dict[tuple[str, str, str], ResourceType] = {}
+
+    def add(self, rt: ResourceType) -> None:
+        self._types[(rt.group, rt.version, rt.plural)] = rt
+
+    def remove(self, group: str, version: str, plural: str) -> None:
+        self._types.pop((group, version, plural), None)
+
+    def get(self, group: str, version: str, plural: str) -> ResourceType | None:
+        return self._types.get((group, version, plural))
+
+    def all(self) -> list[ResourceType]:
+        return list(self._types.values())
+
+    def for_storage(self, key: StorageKey) -> list[ResourceType]:
+        return [rt for rt in self._types.values() if rt.storage_key == key]
+
+    def storage_keys(self) -> set[StorageKey]:
+        return {rt.storage_key for rt in self._types.values()}
+
+    def by_kind(self, group: str, kind: str) -> ResourceType | None:
+        candidates = [rt for rt in self._types.values() if rt.group == group and rt.kind == kind]
+        candidates.sort(key=lambda rt: version_priority(rt.version))
+        return candidates[0] if candidates else None
+
+    def groups(self) -> dict[str, list[str]]:
+        """group -> served versions, highest priority first."""
+        result: dict[str, set[str]] = {}
+        for group, version, _ in self._types:
+            result.setdefault(group, set()).add(version)
+        return {g: sorted(v, key=version_priority) for g, v in sorted(result.items())}
+
+    def resources(self, group: str, version: str) -> list[ResourceType]:
+        return sorted(
+            (rt for (g, v, _), rt in self._types.items() if g == group and v == version),
+            key=lambda rt: rt.plural,
+        )
+
+
+def builtin_types() -> list[ResourceType]:
+    """The built-in kinds this server serves."""
+    return [_with_fields(rt, ("metadata.name", "metadata.namespace")) for rt in _builtin_raw()]
+
+
+def _with_fields(rt: ResourceType, common: tuple[str, ...]) -> ResourceType:
+    rt.field_selectors = common + rt.field_selectors
+    return rt
+
+
+def _builtin_raw() -> list[ResourceType]:
+    ns = ResourceType
+    return [
+        ns(
+            "",
+            "v1",
+            "namespaces",
+            "namespace",
+            "Namespace",
+            False,
+            ("ns",),
+            (),
+            generation=False,
+            status_subresource=True,
+            field_selectors=("status.phase",),
+        ),
+        ns(
+            "",
+            "v1",
+            "services",
+            "service",
+            "Service",
+            True,
+            ("svc",),
+            ("all",),
+            status_subresource=True,
+            generation=False,
+        ),
+        ns("", "v1", "configmaps", "configmap", "ConfigMap", True, ("cm",), (), generation=False),
+        ns(
+            "", "v1", "secrets", "secret", "Secret", True, (), (), generation=False, field_selectors=("type",)
+        ),
+        ns(
+            "",
+            "v1",
+            "serviceaccounts",
+            "serviceaccount",
+            "ServiceAccount",
+            True,
+            ("sa",),
+            (),
+            generation=False,
+        ),
+        ns(
+            "",
+            "v1",
+            "events",
+            "event",
+            "Event",
+            True,
+            ("ev",),
+            (),
+            generation=False,
+            field_selectors=(
+                "involvedObject.kind",
+                "involvedObject.namespace",
+                "involvedObject.name",
+                "involvedObject.uid",
+                "involvedObject.apiVersion",
+                "involvedObject.resourceVersion",
+                "involvedObject.fieldPath",
+                "reason",
+                "reportingComponent",
+                "source",
+                "type",
+            ),
+        ),
+        ns(
+            "",
+            "v1",
+            "pods",
+            "pod",
+            "Pod",
+            True,
+            ("po",),
+            ("all",),
+            status_subresource=True,
+            generation=False,
+            field_selectors=(
+                "spec.nodeName",
+                "status.phase",
+                "spec.restartPolicy",
+                "spec.schedulerName",
+                "spec.serviceAccountName",
+                "status.podIP",
+            ),
+        ),
+        ns(
+            "events.k8s.io",
+            "v1",
+            "events",
+            "event",
+            "Event",
+            True,
+            ("ev",),
+            (),
+            generation=False,
+            field_selectors=(
+                "regarding.kind",
+                "regarding.namespace",
+                "regarding.name",
+                "regarding.uid",
+                "reason",
+                "type",
+                "reportingController",
+            ),
+        ),
+        ns(
+            "apps",
+            "v1",
+            "deployments",
+            "deployment",
+            "Deployment",
+            True,
+            ("deploy",),
+            ("all",),
+            status_subresource=True,
+        ),
+        ns(
+            "apps",
+            "v1",
+            "daemonsets",
+            "daemonset",
+            "DaemonSet",
+            True,
+            ("ds",),
+            ("all",),
+            status_subresource=True,
+        ),
+        ns(
+            "apps",
+            "v1",
+            "replicasets",
+            "replicaset",
+            "ReplicaSet",
+            True,
+            ("rs",),
+            ("all",),
+            status_subresource=True,
+        ),
+        ns(
+            "autoscaling",
+            "v2",
+            "horizontalpodautoscalers",
+            "horizontalpodautoscaler",
+            "HorizontalPodAutoscaler",
+            True,
+            ("hpa",),
+            ("all",),
+            status_subresource=True,
+        ),
+        ns("coordination.k8s.io", "v1", "leases", "lease", "Lease", True, (), (), generation=False),
+        ns(
+            "apiextensions.k8s.io",
+            "v1",
+            "customresourcedefinitions",
+            "customresourcedefinition",
+            "CustomResourceDefinition",
+            False,
+            ("crd", "crds"),
+            ("api-extensions",),
+            status_subresource=True,
+        ),
+    ]
