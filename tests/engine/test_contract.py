@@ -24,6 +24,7 @@ from canarist.engine import (
 from tests.engine.conftest import SEED
 
 NOW = datetime(2024, 1, 1, 12, 0, 0, tzinfo=UTC)
+PASS = CheckResult(ok=True)
 
 
 def canary_in(phase: str, **status: Any) -> Canary:
@@ -55,7 +56,7 @@ def observe(**facts: Any) -> Observation:
     return Observation(**{**base, **facts})
 
 
-def questions(canary: Canary, obs: Observation, answer: CheckResult = CheckResult(ok=True)) -> list[Check]:
+def questions(canary: Canary, obs: Observation, answer: CheckResult = PASS) -> list[Check]:
     answers: dict[Check, CheckResult] = {}
     while isinstance(result := decide(canary, obs, answers, EngineSettings()), NeedCheck):
         answers[result.check] = answer
