@@ -204,7 +204,9 @@ class Executor:
         namespace = ctx.canary.metadata.namespace or ""
         for key, obj in configs.objects.items():
             kind = kinds.CONFIG_MAP if key.startswith("configmap/") else kinds.SECRET
-            desired = primary_config_copy(ctx.canary, obj)
+            desired = primary_config_copy(
+                ctx.canary, obj, include_label_prefixes=self._settings.include_label_prefix
+            )
             observed = self._store.get(kind, namespace, desired["metadata"]["name"])
             await self._create_or_update(kind, observed, desired)
         return configs.renamed()
@@ -251,7 +253,7 @@ class Executor:
                 continue
             if only_if_policy_differs and not router.needs_update(context, observed, desired):
                 continue
-            merged = router.merge(context, observed, desired)
+            merged = router.merge(context, observed, desired, set_routes=not only_if_policy_differs)
             if not contains(observed, merged) or not contains(merged, observed):
                 await self._replace(kind, merged)
 

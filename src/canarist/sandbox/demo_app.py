@@ -111,6 +111,9 @@ class DemoApp:
             buckets=ISTIO_DURATION_BUCKETS_MS,
             registry=self.registry,
         )
+        # Export the success series at zero from the start: the first requests then show up as a rate after
+        # one scrape instead of two, so an analysis right after the first weight step sees them.
+        self.requests_total.labels(**self._labels(200))
         self.served = 0
         self._counted = 0
         self._runner: web.AppRunner | None = None
@@ -214,11 +217,13 @@ class DemoApp:
         self._record(request, response.status, (time.perf_counter() - started) * 1000)
         return response
 
-    def _record(self, request: web.Request, status: int, elapsed_ms: float) -> None:
-        labels = {
+    def _labels(
+        self, status: int, source: str = "unknown", source_namespace: str = "unknown"
+    ) -> dict[str, str]:
+        return {
             "reporter": "destination",
-            "source_workload": request.headers.get("X-Source-Workload", "unknown"),
-            "source_workload_namespace": request.headers.get("X-Source-Namespace", "unknown"),
+            "source_workload": source,
+            "source_workload_namespace": source_namespace,
             "destination_workload": self.workload,
             "destination_workload_namespace": self.namespace,
             "destination_service_name": self.service,
@@ -227,6 +232,13 @@ class DemoApp:
             "request_protocol": "http",
             "response_code": str(status),
         }
+
+    def _record(self, request: web.Request, status: int, elapsed_ms: float) -> None:
+        labels = self._labels(
+            status,
+            request.headers.get("X-Source-Workload", "unknown"),
+            request.headers.get("X-Source-Namespace", "unknown"),
+        )
         self.requests_total.labels(**labels).inc()
         self.request_duration.labels(**labels).observe(elapsed_ms)
 
