@@ -17,6 +17,7 @@ from canarist.kube import (
     Conflict,
     Invalid,
     KubeClient,
+    KubeError,
     NotFound,
     PatchType,
     RequestLog,
@@ -501,3 +502,17 @@ async def test_request_log_counts_verbs_and_permissions(
     broken()
     await kube.list(r.CONFIG_MAP, namespace=ns)
     assert seen == ["list"]
+
+
+async def test_connect_uses_kubeconfig_env_and_explicit_paths(
+    local_cluster: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(local_cluster.kubeconfig))
+    for client in (KubeClient.connect(), KubeClient.connect(local_cluster.kubeconfig)):
+        async with client:
+            assert client.server.rstrip("/") == local_cluster.url
+            assert (await client.get(r.NAMESPACE, "default"))["metadata"]["name"] == "default"
+    monkeypatch.setenv("KUBECONFIG", "/nonexistent/kubeconfig")
+    with pytest.raises(KubeError):
+        KubeClient.connect()
