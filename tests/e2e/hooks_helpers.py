@@ -43,9 +43,11 @@ def fast_canary(
 
 
 def golden_canary(webhooks: list[dict[str, Any]], **analysis: Any) -> dict[str, Any]:
-    """A spec comparable to inventory §2.13 (Flagger's TestWebhooks "canary" case): stepWeight 100,
-    maxWeight 50, stepWeightPromotion 50, no metrics."""
-    options: dict[str, Any] = {"stepWeight": 100, "maxWeight": 50, "stepWeightPromotion": 50, "threshold": 2}
+    """A spec comparable to inventory §2.13 (Flagger's TestWebhooks "canary" case: stepWeight 100,
+    maxWeight 50, stepWeightPromotion 50), no metrics. canarist caps the last step at maxWeight where
+    Flagger overshoots it (docs/engine.md), so maxWeight 100 gives Flagger's ladder: canary weight 100, then
+    primary weight 50 and 100."""
+    options: dict[str, Any] = {"stepWeight": 100, "maxWeight": 100, "stepWeightPromotion": 50, "threshold": 2}
     options.update(analysis)
     return fast_canary(webhooks=webhooks, metrics=False, **options)
 
