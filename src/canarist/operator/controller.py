@@ -66,6 +66,22 @@ def _meta(obj: Obj) -> dict[str, Any]:
     return meta if isinstance(meta, dict) else {}
 
 
+def _older(cached: Obj, written: Obj) -> bool:
+    """Whether the cache still holds a version from before our write.
+
+    resourceVersions are opaque to clients in general; every API server we know (etcd-backed ones and the
+    local control plane) uses increasing integers, so compare them as such and otherwise trust the cache
+    once it holds any other version than the one we replaced.
+    """
+    cached_rv, written_rv = (
+        str(_meta(cached).get("resourceVersion", "")),
+        str(_meta(written).get("resourceVersion", "")),
+    )
+    if cached_rv.isdigit() and written_rv.isdigit():
+        return int(cached_rv) < int(written_rv)
+    return False
+
+
 def canary_target_keys(obj: Obj) -> Iterable[str]:
     ref = (obj.get("spec") or {}).get("targetRef") or {}
     namespace = _meta(obj).get("namespace", "")
@@ -126,12 +142,40 @@ class Controller:
         self._running = False
         self._housekeeping: asyncio.Task[None] | None = None
         self._stopping: set[asyncio.Task[None]] = set()
+        self._written: dict[tuple[str, str, str], Obj] = {}
+        self.executor.on_write = self.remember_write
 
     # ------------------------------------------------------------------ ObjectStore
 
     def get(self, kind: ResourceKind, namespace: str, name: str) -> Obj | None:
+        """The cached object, or our own newer write of it that the watch has not delivered yet.
+
+        Without this read-your-writes overlay a tick right after a Promote could see the old, ready
+        primary and move traffic back before the new pods rolled out.
+        """
         informer = self.informers.get(kind)
-        return informer.get(namespace, name) if informer is not None else None
+        cached = informer.get(namespace, name) if informer is not None else None
+        written = self._written.get((kind.plural, namespace, name))
+        if written is None:
+            return cached
+        if cached is not None and not _older(cached, written):
+            del self._written[(kind.plural, namespace, name)]
+            return cached
+        return written
+
+    def _forget_write_handler(self, kind: ResourceKind) -> Callable[[str, Obj, Obj | None], None]:
+        def forget(event_type: str, obj: Obj, old: Obj | None) -> None:
+            key = (kind.plural, str(_meta(obj).get("namespace") or ""), str(_meta(obj).get("name") or ""))
+            written = self._written.get(key)
+            if written is not None and (event_type == "DELETED" or not _older(obj, written)):
+                del self._written[key]
+
+        return forget
+
+    def remember_write(self, kind: ResourceKind, obj: Obj) -> None:
+        meta = _meta(obj)
+        if meta.get("name") and meta.get("resourceVersion"):
+            self._written[(kind.plural, str(meta.get("namespace") or ""), str(meta["name"]))] = obj
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -144,6 +188,8 @@ class Controller:
         self.informers[kinds.CANARY].add_index(BY_TARGET, canary_target_keys)
         for kind in (kinds.DEPLOYMENT, kinds.DAEMON_SET):
             self.informers[kind].add_index(BY_CONFIG, workload_config_keys)
+        for kind, informer in self.informers.items():
+            informer.add_handler(self._forget_write_handler(kind))
         await asyncio.gather(*(informer.start() for informer in self.informers.values()))
         await asyncio.gather(*(informer.wait_synced() for informer in self.informers.values()))
 

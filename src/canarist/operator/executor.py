@@ -83,6 +83,8 @@ class Executor:
         self._telemetry = telemetry
         self._alerts = alerts
         self._new_id = new_id
+        # Called with every object we wrote, so the next tick reads our own writes (see Controller.get).
+        self.on_write: Callable[[ResourceKind, Obj], None] = lambda kind, obj: None
 
     async def apply(self, canary: Canary, observed: Observed, actions: tuple[Action, ...]) -> Canary:
         """Apply ``actions`` in order; returns the canary as it stands after the status write."""
@@ -325,6 +327,7 @@ class Executor:
             )
         except KubeError as error:
             raise ActionFailed(f"status of canary {canary.key}: {error}") from error
+        self.on_write(kinds.CANARY, written)
         ctx.canary = Canary.model_validate(written)
         ctx.phase = str(new_status.get("phase") or ctx.phase)
         self._telemetry.status.labels(
@@ -365,7 +368,7 @@ class Executor:
 
     async def _create(self, kind: ResourceKind, obj: Obj) -> None:
         try:
-            await self._client.create(obj, kind=kind)
+            self.on_write(kind, await self._client.create(obj, kind=kind))
         except KubeError as error:
             if getattr(error, "reason", "") == "AlreadyExists" or type(error).__name__ == "AlreadyExists":
                 return  # the cache lagged behind our own earlier write; the next tick compares again
@@ -374,7 +377,7 @@ class Executor:
 
     async def _replace(self, kind: ResourceKind, obj: Obj) -> None:
         try:
-            await self._client.replace(obj, kind=kind)
+            self.on_write(kind, await self._client.replace(obj, kind=kind))
         except KubeError as error:
             raise ActionFailed(f"updating {kind.kind} {obj['metadata'].get('name')}: {error}") from error
         log.info("%s %s.%s updated", kind.kind, obj["metadata"].get("name"), obj["metadata"].get("namespace"))
@@ -382,7 +385,10 @@ class Executor:
     async def _patch(self, kind: ResourceKind, obj: Obj, patch: Obj) -> None:
         meta = obj.get("metadata") or {}
         try:
-            await self._client.patch(kind, meta.get("name", ""), patch, namespace=meta.get("namespace"))
+            self.on_write(
+                kind,
+                await self._client.patch(kind, meta.get("name", ""), patch, namespace=meta.get("namespace")),
+            )
         except KubeError as error:
             raise ActionFailed(f"patching {kind.kind} {meta.get('name')}: {error}") from error
 
