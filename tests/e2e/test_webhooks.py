@@ -6,20 +6,23 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from canarist.workloads.revision import webhook_checksum
 from tests.e2e.conftest import World
-from tests.e2e.harness import canary_status
+from tests.e2e.harness import canary_status, wait_for
 from tests.e2e.hooks_helpers import (
     fast_canary,
     golden_canary,
     initialize,
+    messages_of,
     posts,
     running_loadtester,
     seed_webhooks_for,
     set_image,
     settle,
+    slack_texts,
     wait_phase,
     without_readiness_waits,
 )
@@ -183,3 +186,110 @@ async def test_each_webhook_at_its_moment_with_flaggers_payload_and_event_order(
     assert event_phase["New revision detected! Scaling up podinfo.test"] == "Progressing"
     assert event_phase["Advance podinfo.test canary weight 100"] == "Progressing"
     assert event_phase["Promotion completed! Scaling down podinfo.test"] == "Succeeded"
+
+
+async def test_hooks_are_retried_after_a_500(world: World, capture_server: CaptureFactory) -> None:
+    pre = await capture_server(statuses=[500, 200], bodies=["try again", ""])
+    rollout = await capture_server(statuses=[503, 502, 202], bodies=["busy", "busy", "accepted"])
+    webhooks = [
+        {"name": "acceptance", "type": "pre-rollout", "url": pre.url, "retries": 1, "timeout": "10s"},
+        {"name": "load", "type": "rollout", "url": rollout.url, "retries": 2, "timeout": "15s"},
+    ]
+    await initialize(world, golden_canary(webhooks, threshold=1))
+    await set_image(world, "quay.io/stefanprodan/podinfo:3.1.1")
+    await wait_phase(world, "Succeeded")
+
+    # One logical call each, answered after the retries: no failed check (threshold 1 would have failed it).
+    assert len(pre.requests) == 2
+    assert pre.requests[0].body == pre.requests[1].body
+    assert len(rollout.requests) >= 3
+    assert len({r.body for r in rollout.requests[:3]}) == 1
+    messages = messages_of(world.events)
+    assert "Pre-rollout check acceptance passed" in messages
+    assert not [m for m in messages if m.startswith(("Halt", "Rolling back"))], messages
+    assert (await canary_status(world.client))["failedChecks"] == 0
+
+
+async def test_a_failing_pre_rollout_hook_counts_as_a_failed_check(
+    world: World, capture_server: CaptureFactory
+) -> None:
+    pre = await capture_server(statuses=[500], bodies=["acceptance tests failed"])
+    rollout = await capture_server(statuses=[202])
+    post = await capture_server(statuses=[200])
+    webhooks = [
+        {"name": "acceptance-test", "type": "pre-rollout", "url": pre.url, "timeout": "5s"},
+        {"name": "load-test", "url": rollout.url, "timeout": "5s"},
+        {"name": "notify", "type": "post-rollout", "url": post.url},
+    ]
+    await initialize(world, golden_canary(webhooks, threshold=2))
+    await set_image(world, "quay.io/stefanprodan/podinfo:3.1.1")
+
+    async def failed_checks() -> int:
+        return int((await canary_status(world.client)).get("failedChecks") or 0)
+
+    await wait_for(lambda: _equals(failed_checks, 1), what="failedChecks 1", timeout_s=30)
+    assert (await canary_status(world.client))["phase"] == "Progressing"
+    await wait_phase(world, "Failed")
+
+    status = await canary_status(world.client)
+    assert (status["failedChecks"], status["canaryWeight"]) == (2, 0)
+    assert len(pre.requests) == 2
+    assert rollout.requests == []  # no analysis (and no traffic) before the pre-rollout hooks pass
+    await post.wait_for(1)
+    assert [(b["phase"], b["name"]) for b in posts(post)] == [("Failed", "podinfo")]
+    await settle(0.5)
+    run = without_readiness_waits(messages_of(world.events))
+    run = run[run.index("New revision detected! Scaling up podinfo.test") :]
+    halt = "Halt podinfo.test advancement pre-rollout check acceptance-test failed acceptance tests failed"
+    assert run == [
+        "New revision detected! Scaling up podinfo.test",
+        "Starting canary analysis for podinfo.test",
+        halt,
+        "Starting canary analysis for podinfo.test",
+        halt,
+        "Rolling back podinfo.test failed checks threshold reached 2",
+        "Canary failed! Scaling down podinfo.test",
+        "Post-rollout check notify passed",
+    ]
+    kinds_of = {b["metadata"]["eventMessage"]: b["metadata"]["eventType"] for b in posts(world.events)}
+    assert kinds_of[halt] == "Warning"
+    assert kinds_of["Canary failed! Scaling down podinfo.test"] == "Warning"
+
+
+async def test_mute_alert_silences_a_gates_alert_but_not_its_event(
+    world: World, capture_server: CaptureFactory
+) -> None:
+    slack = await capture_server(statuses=[200])
+    rollout_gate = await capture_server(statuses=[403], bodies=["closed"])
+    promotion_gate = await capture_server(statuses=[403], bodies=["closed"])
+    webhooks = [
+        {"name": "muted-gate", "type": "confirm-rollout", "url": rollout_gate.url, "muteAlert": True},
+        {"name": "loud-gate", "type": "confirm-promotion", "url": promotion_gate.url},
+    ]
+    await initialize(world, golden_canary(webhooks), slack_url=slack.url, slack_channel="general")
+    await set_image(world, "quay.io/stefanprodan/podinfo:3.1.1")
+    await wait_phase(world, "Waiting")
+    await rollout_gate.wait_for(2, timeout_s=15)  # retried every interval while closed
+
+    rollout_gate.respond_with([200])
+    await wait_phase(world, "WaitingPromotion")
+    await promotion_gate.wait_for(2, timeout_s=15)
+    promotion_gate.respond_with([200])
+    await wait_phase(world, "Succeeded")
+    await settle(0.5)
+
+    messages = messages_of(world.events)
+    assert messages.count("Halt podinfo.test advancement waiting for approval muted-gate") == 1
+    assert messages.count("Halt podinfo.test advancement waiting for promotion approval loud-gate") == 1
+    assert "Confirm-rollout check muted-gate passed" in messages
+    assert "Confirm-promotion check loud-gate passed" in messages
+    assert slack_texts(slack) == [
+        "New Deployment detected, initialization completed.",
+        "New revision detected, progressing canary analysis.",
+        "Canary promotion is waiting for approval.",
+        "Canary analysis completed successfully, promotion finished.",
+    ]
+
+
+async def _equals(read: Callable[[], Awaitable[int]], value: int) -> bool:
+    return await read() == value
