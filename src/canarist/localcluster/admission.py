@@ -324,7 +324,18 @@ def crd_types(crd: Obj) -> list[ResourceType]:
                 schema=(version.get("schema") or {}).get("openAPIV3Schema"),
                 printer_columns=columns,
                 crd_name=str((crd.get("metadata") or {}).get("name")),
+                scale=_scale_paths((version.get("subresources") or {}).get("scale")),
                 field_selectors=("metadata.name", "metadata.namespace"),
             )
         )
     return result
+
+
+def _scale_paths(scale: Any) -> tuple[str, str, str] | None:
+    if not isinstance(scale, dict) or not scale.get("specReplicasPath"):
+        return None
+    return (
+        str(scale["specReplicasPath"]),
+        str(scale.get("statusReplicasPath") or ""),
+        str(scale.get("labelSelectorPath") or ""),
+    )

@@ -409,6 +409,79 @@ class Api:
         obj, warnings = self._update(rt, old, patched, subresource, dry_run, field_validation)
         return obj, warnings, False
 
+    # ------------------------------------------------------------------ the scale subresource
+
+    def get_scale(self, rt: ResourceType, ns: str, name: str) -> Obj:
+        return self._scale_of(rt, self._current(rt, ns, name))
+
+    def _scale_of(self, rt: ResourceType, obj: Obj) -> Obj:
+        spec_path, status_path, selector_path = rt.scale or (".spec.replicas", ".status.replicas", "")
+        meta = obj["metadata"]
+        status: Obj = {"replicas": int(_path_get(obj, status_path) or 0)}
+        if selector_path:
+            selector = _path_get(obj, selector_path)
+            if selector:
+                status["selector"] = str(selector)
+        else:
+            text = selector_string((obj.get("spec") or {}).get("selector"))
+            if text:
+                status["selector"] = text
+        scale_meta = {
+            k: meta[k]
+            for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+            if k in meta
+        }
+        return {
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": scale_meta,
+            "spec": {"replicas": int(_path_get(obj, spec_path) or 0)},
+            "status": status,
+        }
+
+    def update_scale(self, rt: ResourceType, ns: str, name: str, body: Any, *, dry_run: bool = False) -> Obj:
+        old = self._current(rt, ns, name)
+        if not isinstance(body, dict):
+            raise ApiError.bad_request("the body of the request must be a Scale object")
+        expected = (body.get("metadata") or {}).get("resourceVersion")
+        if expected and str(expected) != str(old["metadata"]["resourceVersion"]):
+            raise ApiError.stale(rt.group_resource, name, rt.group)
+        replicas = (body.get("spec") or {}).get("replicas", 0)
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise ApiError.invalid(
+                "Scale.autoscaling",
+                name,
+                [
+                    FieldError(
+                        "spec.replicas", "FieldValueInvalid", "must be greater than or equal to 0", replicas
+                    )
+                ],
+                "autoscaling",
+                "scale",
+            )
+        new = copy.deepcopy(old)
+        spec_path = (rt.scale or (".spec.replicas", "", ""))[0]
+        _path_set(new, spec_path, replicas)
+        obj, _ = self._update(rt, old, new, None, dry_run, "Ignore")
+        return self._scale_of(rt, obj)
+
+    def patch_scale(
+        self, rt: ResourceType, ns: str, name: str, content_type: str, raw: bytes, *, dry_run: bool = False
+    ) -> Obj:
+        current = self.get_scale(rt, ns, name)
+        patch_type = content_type.split(";", 1)[0].strip().lower()
+        try:
+            document = yaml.safe_load(raw) if patch_type == APPLY else json.loads(raw or b"null")
+            if patch_type == JSON_PATCH:
+                patched = json_patch(current, document)
+            elif patch_type in PATCH_TYPES:
+                patched = merge_patch(current, document)
+            else:
+                raise ApiError(415, "UnsupportedMediaType", f"unsupported patch type {patch_type}")
+        except (ValueError, yaml.YAMLError, PatchError) as exc:
+            raise ApiError.bad_request(f"error applying patch to Scale: {exc}") from exc
+        return self.update_scale(rt, ns, name, patched, dry_run=dry_run)
+
     def write_status(self, rt: ResourceType, ns: str, name: str, status: Obj) -> Obj | None:
         """The controllers' status write (the same path as PUT .../status)."""
         old = self.store.get(rt.storage_key, ns if rt.namespaced else "", name)
@@ -608,3 +681,38 @@ def _strip_rv(obj: Obj) -> Obj:
     meta.pop("resourceVersion", None)
     out["metadata"] = meta
     return out
+
+
+def _path_get(obj: Any, path: str) -> Any:
+    for piece in [p for p in path.split(".") if p]:
+        obj = obj.get(piece) if isinstance(obj, dict) else None
+    return obj
+
+
+def _path_set(obj: Obj, path: str, value: Any) -> None:
+    pieces = [p for p in path.split(".") if p]
+    for piece in pieces[:-1]:
+        child = obj.get(piece)
+        if not isinstance(child, dict):
+            child = {}
+            obj[piece] = child
+        obj = child
+    obj[pieces[-1]] = value
+
+
+def selector_string(selector: Any) -> str:
+    """A metav1.LabelSelector as the query-string form (`a=b,c in (d,e)`)."""
+    if not isinstance(selector, dict):
+        return ""
+    parts = [f"{k}={v}" for k, v in (selector.get("matchLabels") or {}).items()]
+    for expr in selector.get("matchExpressions") or []:
+        op, key, values = expr.get("operator"), expr.get("key"), ",".join(expr.get("values") or [])
+        if op == "In":
+            parts.append(f"{key} in ({values})")
+        elif op == "NotIn":
+            parts.append(f"{key} notin ({values})")
+        elif op == "Exists":
+            parts.append(str(key))
+        elif op == "DoesNotExist":
+            parts.append(f"!{key}")
+    return ",".join(parts)

@@ -52,6 +52,7 @@ class ResourceType:
     printer_columns: tuple[PrinterColumn, ...] | None = None
     crd_name: str | None = None
     field_selectors: tuple[str, ...] = ()
+    scale: tuple[str, str, str] | None = None  # specReplicasPath, statusReplicasPath, labelSelectorPath
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -138,7 +139,11 @@ class Registry:
 
 def builtin_types() -> list[ResourceType]:
     """The built-in kinds this server serves."""
-    return [_with_fields(rt, ("metadata.name", "metadata.namespace")) for rt in _builtin_raw()]
+    types = [_with_fields(rt, ("metadata.name", "metadata.namespace")) for rt in _builtin_raw()]
+    for rt in types:
+        if rt.group == "apps" and rt.plural in ("deployments", "replicasets"):
+            rt.scale = (".spec.replicas", ".status.replicas", "")
+    return types
 
 
 def _with_fields(rt: ResourceType, common: tuple[str, ...]) -> ResourceType:

@@ -16,6 +16,7 @@ from aiohttp import web
 from canarist.localcluster import table
 from canarist.localcluster.errors import ApiError
 from canarist.localcluster.faults import FAULT_STATUS
+from canarist.localcluster.protobuf import ProtobufError, decode_object
 from canarist.localcluster.resources import ResourceType, version_priority
 from canarist.localcluster.selectors import FieldSelector, LabelSelector
 from canarist.localcluster.store import Watcher, WatchEvent
@@ -199,6 +200,18 @@ class HttpFrontend:
                 hashlib.sha256(f"{rt.group}/{rt.version}/{rt.kind}".encode()).digest()[:8]
             ).decode()
             resources.append(entry)
+            if rt.scale is not None:
+                resources.append(
+                    {
+                        "name": f"{rt.plural}/scale",
+                        "singularName": "",
+                        "namespaced": rt.namespaced,
+                        "group": "autoscaling",
+                        "version": "v1",
+                        "kind": "Scale",
+                        "verbs": ["get", "patch", "update"],
+                    }
+                )
             if rt.status_subresource:
                 resources.append(
                     {
@@ -315,7 +328,9 @@ class HttpFrontend:
         rt = self.api.resolve(group, version, rest[0])
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
-        if sub is not None and not (sub == "status" and rt.status_subresource):
+        if sub is not None and not (
+            (sub == "status" and rt.status_subresource) or (sub == "scale" and rt.scale)
+        ):
             raise self._unknown_path()
         if namespace is not None and not rt.namespaced:
             raise self._unknown_path()
@@ -348,6 +363,25 @@ class HttpFrontend:
         validation = query.get("fieldValidation") or "Warn"
         if verb == "watch":
             return await self._watch(request, req)
+        if req.subresource == "scale":
+            if verb == "get":
+                return json_response(self.api.get_scale(rt, ns, str(req.name)))
+            if verb == "update":
+                return json_response(
+                    self.api.update_scale(rt, ns, str(req.name), await _read_body(request), dry_run=dry_run)
+                )
+            if verb == "patch":
+                return json_response(
+                    self.api.patch_scale(
+                        rt,
+                        ns,
+                        str(req.name),
+                        request.headers.get("Content-Type", ""),
+                        await request.read(),
+                        dry_run=dry_run,
+                    )
+                )
+            raise ApiError.method_not_allowed()
         if verb == "get":
             obj = self.api.get(rt, ns, str(req.name))
             if _wants_table(request):
@@ -629,7 +663,17 @@ def _wants_table(request: web.Request) -> bool:
 async def _read_body(request: web.Request) -> Any:
     raw = await request.read()
     content_type = request.headers.get("Content-Type", "")
-    if "protobuf" in content_type or "cbor" in content_type:
+    if "protobuf" in content_type:
+        try:
+            return decode_object(raw)
+        except ProtobufError as exc:
+            raise ApiError(
+                415,
+                "UnsupportedMediaType",
+                f"the body of the request was in an unknown format - "
+                f"accepted media types include: application/json, application/yaml ({exc})",
+            ) from exc
+    if "cbor" in content_type:
         raise ApiError(
             415,
             "UnsupportedMediaType",
