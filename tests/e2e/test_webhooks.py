@@ -4,19 +4,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
+
+from canarist.cli.main import main
+from canarist.kube import resources as kinds
 from canarist.workloads.revision import webhook_checksum
 from tests.e2e.conftest import World
-from tests.e2e.harness import canary_status, wait_for
+from tests.e2e.harness import NAMESPACE, canary_status, wait_for
 from tests.e2e.hooks_helpers import (
+    KEY,
     fast_canary,
     golden_canary,
     initialize,
     messages_of,
+    post_json,
     posts,
     running_loadtester,
     seed_webhooks_for,
@@ -293,3 +300,119 @@ async def test_mute_alert_silences_a_gates_alert_but_not_its_event(
 
 async def _equals(read: Callable[[], Awaitable[int]], value: int) -> bool:
     return await read() == value
+
+
+# ---------------------------------------------------------------------------------------------- gates
+
+
+async def test_loadtester_gates_hold_and_release_the_canary(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with running_loadtester() as tester:
+        gate = f"{tester.url}gate/check"
+        webhooks = [
+            {"name": "approve-rollout", "type": "confirm-rollout", "url": gate},
+            {"name": "approve-promotion", "type": "confirm-promotion", "url": gate},
+        ]
+        await initialize(world, golden_canary(webhooks, stepWeight=50))
+        await set_image(world, "quay.io/stefanprodan/podinfo:3.1.1")
+        await wait_phase(world, "Waiting")
+        await settle(4.0)  # a few more intervals: still held, target not scaled up
+        assert (await canary_status(world.client))["phase"] == "Waiting"
+        assert await cli("gate", "check", KEY, "--url", tester.url) == 1
+        assert capsys.readouterr().out == "podinfo.test: closed\n"
+
+        assert await cli("gate", "open", KEY, "--url", tester.url) == 0
+        assert capsys.readouterr().out == "gate podinfo.test opened\n"
+        await wait_phase(world, "Progressing", timeout_s=15)
+        # Close it again before the analysis reaches the promotion gate.
+        assert await post_json(f"{tester.url}gate/close", payload()) == (202, "gate podinfo.test closed")
+        await wait_phase(world, "WaitingPromotion", timeout_s=30)
+        await settle(4.0)
+        assert (await canary_status(world.client))["phase"] == "WaitingPromotion"
+        # The traffic stays on the canary (the status weight is 0 there, as Flagger's setStatusPhase does).
+        assert await route_weights(world) == [0, 100]
+        primary = await world.client.get(kinds.DEPLOYMENT, "podinfo-primary", namespace=NAMESPACE)
+        assert primary["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":3.1.0")
+
+        assert await post_json(f"{tester.url}gate/open", payload()) == (202, "gate podinfo.test opened")
+        await wait_phase(world, "Succeeded", timeout_s=30)
+
+    primary = await world.client.get(kinds.DEPLOYMENT, "podinfo-primary", namespace=NAMESPACE)
+    assert primary["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":3.1.1")
+    messages = without_readiness_waits(messages_of(world.events))
+    assert messages.count("Halt podinfo.test advancement waiting for approval approve-rollout") == 1
+    assert (
+        messages.count("Halt podinfo.test advancement waiting for promotion approval approve-promotion") == 1
+    )
+    run = messages[messages.index("Halt podinfo.test advancement waiting for approval approve-rollout") :]
+    assert run == [
+        "Halt podinfo.test advancement waiting for approval approve-rollout",
+        "Confirm-rollout check approve-rollout passed",
+        "New revision detected! Scaling up podinfo.test",
+        "Starting canary analysis for podinfo.test",
+        "Advance podinfo.test canary weight 50",
+        "Advance podinfo.test canary weight 100",
+        "Halt podinfo.test advancement waiting for promotion approval approve-promotion",
+        "Confirm-promotion check approve-promotion passed",
+        "Copying podinfo.test template spec to podinfo-primary.test",
+        "Advance podinfo.test primary weight 50",
+        "Advance podinfo.test primary weight 100",
+        "Promotion completed! Scaling down podinfo.test",
+    ]
+
+
+async def test_a_rollback_hook_rolls_the_canary_back(world: World) -> None:
+    async with running_loadtester() as tester:
+        webhooks = [
+            {"name": "approve-promotion", "type": "confirm-promotion", "url": f"{tester.url}gate/check"},
+            {"name": "manual-rollback", "type": "rollback", "url": f"{tester.url}rollback/check"},
+        ]
+        await initialize(world, golden_canary(webhooks))
+        await set_image(world, "quay.io/stefanprodan/podinfo:3.1.1")
+        await wait_phase(world, "WaitingPromotion")
+        assert await route_weights(world) == [0, 100]
+
+        assert await post_json(f"{tester.url}rollback/open", payload()) == (
+            202,
+            "rollback podinfo.test opened",
+        )
+        await wait_phase(world, "Failed", timeout_s=15)
+
+    status = await canary_status(world.client)
+    assert status["canaryWeight"] == 0
+    assert await route_weights(world) == [100, 0]
+    primary = await world.client.get(kinds.DEPLOYMENT, "podinfo-primary", namespace=NAMESPACE)
+    assert primary["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":3.1.0")
+    target = await world.client.get(kinds.DEPLOYMENT, "podinfo", namespace=NAMESPACE)
+    assert target["spec"]["replicas"] == 0
+
+    await settle(0.5)
+    bodies = posts(world.events)
+    messages = [b["metadata"]["eventMessage"] for b in bodies]
+    assert "Rollback hook manual-rollback not signaling a rollback" in messages
+    tail = messages[messages.index("Rollback check manual-rollback passed") :]
+    assert tail == [
+        "Rollback check manual-rollback passed",
+        "Rolling back podinfo.test manual webhook invoked",
+        "Canary failed! Scaling down podinfo.test",
+    ]
+    types = {b["metadata"]["eventMessage"]: b["metadata"]["eventType"] for b in bodies}
+    assert types["Rolling back podinfo.test manual webhook invoked"] == "Warning"
+    assert types["Rollback hook manual-rollback not signaling a rollback"] == "Normal"
+
+
+def payload() -> dict[str, Any]:
+    """What a webhook (or `canarist gate`) posts for podinfo.test."""
+    return {"name": "podinfo", "namespace": NAMESPACE, "phase": "", "checksum": ""}
+
+
+async def cli(*argv: str) -> int:
+    """`canarist ...` in a worker thread (the CLI runs its own event loop)."""
+    return await asyncio.to_thread(main, list(argv))
+
+
+async def route_weights(world: World) -> list[int]:
+    """[primary, canary] weights of the VirtualService the operator wrote."""
+    vs = await world.client.get(kinds.VIRTUAL_SERVICE, "podinfo", namespace=NAMESPACE)
+    return [int(d["weight"]) for d in vs["spec"]["http"][0]["route"]]
