@@ -156,7 +156,11 @@ class Api:
 
     def _admit(self, rt: ResourceType, obj: Obj, old: Obj | None, field_validation: str) -> list[str]:
         """Default and validate `obj` in place; returns warnings; raises 422/400."""
-        name = str(_meta(obj).get("name") or "")
+        meta = _meta(obj)
+        for key in ("labels", "annotations", "finalizers", "ownerReferences"):
+            if key in meta and not meta[key]:
+                del meta[key]  # ObjectMeta's omitempty fields
+        name = str(meta.get("name") or "")
         errors: list[FieldError] = []
         warnings: list[str] = []
         if old is None:
@@ -665,6 +669,8 @@ class Api:
         for g, v, p in self._crd_types.pop(name, []):
             self.registry.remove(g, v, p)
             self.store.objects.pop((g, p), None)
+            for watcher in self.store.watchers.pop((g, p), set()):
+                watcher.close()
         for callback in self.on_registry_change:
             callback()
 
