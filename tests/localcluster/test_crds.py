@@ -38,14 +38,16 @@ async def test_resource_is_served_once_its_crd_exists_and_removed_when_deleted(l
         assert crd["status"]["acceptedNames"]["kind"] == "Canary"
         _, resources = await request(session, "GET", f"{url}/apis/flagger.app/v1beta1")
         entry = next(r for r in resources["resources"] if r["name"] == "canaries")
-        assert (
-            entry["kind"] == "Canary" and entry["shortNames"] == ["canary"] and entry["categories"] == ["all"]
-        )
+        assert entry["kind"] == "Canary"
+        assert entry["shortNames"] == ["canary"]
+        assert entry["categories"] == ["all"]
         assert any(r["name"] == "canaries/status" for r in resources["resources"])
         status, created = await request(session, "POST", url + CANARIES, canary())
-        assert status == 201 and created["metadata"]["generation"] == 1
+        assert status == 201
+        assert created["metadata"]["generation"] == 1
         status, listed = await request(session, "GET", url + CANARIES)
-        assert listed["kind"] == "CanaryList" and len(listed["items"]) == 1
+        assert listed["kind"] == "CanaryList"
+        assert len(listed["items"]) == 1
         status, _ = await request(
             session,
             "DELETE",
@@ -109,14 +111,16 @@ async def test_schema_rejections_name_the_field(local_cluster, mutate, field, re
         mutate(body["spec"])
         status, error = await request(session, "POST", local_cluster.url + CANARIES, body)
         assert status == 422, error
-        assert error["reason"] == "Invalid" and error["kind"] == "Status"
+        assert error["reason"] == "Invalid"
+        assert error["kind"] == "Status"
         assert error["message"].startswith(f'Canary.flagger.app "podinfo" is invalid: {field}')
         assert error["details"]["causes"][0] == {
             **error["details"]["causes"][0],
             "field": field,
             "reason": reason,
         }
-        assert error["details"]["group"] == "flagger.app" and error["details"]["kind"] == "canaries"
+        assert error["details"]["group"] == "flagger.app"
+        assert error["details"]["kind"] == "canaries"
 
 
 async def test_pruning_defaults_and_preserved_fields(local_cluster):
@@ -133,7 +137,8 @@ async def test_pruning_defaults_and_preserved_fields(local_cluster):
         async with session.post(local_cluster.url + CANARIES, json=body) as response:
             created = await response.json()
             warnings = response.headers.getall("Warning", [])
-        assert "unknownField" not in created["spec"] and "topLevel" not in created
+        assert "unknownField" not in created["spec"]
+        assert "topLevel" not in created
         assert "alsoUnknown" not in created["spec"]["analysis"]
         assert "extra" not in created["spec"]["analysis"]["webhooks"][0]
         assert created["spec"]["service"]["headers"] == {"anything": {"goes": [1, 2]}}
@@ -143,7 +148,8 @@ async def test_pruning_defaults_and_preserved_fields(local_cluster):
         status, error = await request(
             session, "POST", local_cluster.url + CANARIES + "?fieldValidation=Strict", body
         )
-        assert status == 400 and error["reason"] == "BadRequest"
+        assert status == 400
+        assert error["reason"] == "BadRequest"
         assert 'unknown field "spec.unknownField"' in error["message"]
 
 
@@ -163,7 +169,8 @@ async def test_status_subresource_semantics(local_cluster):
             MERGE,
         )
         assert with_status["status"] == {"phase": "Progressing", "canaryWeight": 10}
-        assert "suspend" not in with_status["spec"] and with_status["metadata"]["generation"] == 1
+        assert "suspend" not in with_status["spec"]
+        assert with_status["metadata"]["generation"] == 1
         _, main = await request(
             session,
             "PATCH",
@@ -171,7 +178,8 @@ async def test_status_subresource_semantics(local_cluster):
             {"status": {"phase": "Failed"}, "spec": {"suspend": True}},
             MERGE,
         )
-        assert main["status"]["phase"] == "Progressing" and main["spec"]["suspend"] is True
+        assert main["status"]["phase"] == "Progressing"
+        assert main["spec"]["suspend"] is True
         assert main["metadata"]["generation"] == 2
         _, meta_only = await request(
             session, "PATCH", f"{url}/podinfo", {"metadata": {"labels": {"a": "b"}}}, MERGE
@@ -180,13 +188,16 @@ async def test_status_subresource_semantics(local_cluster):
         status, bad = await request(
             session, "PATCH", f"{url}/podinfo/status", {"status": {"phase": "Bogus"}}, MERGE
         )
-        assert status == 422 and bad["details"]["causes"][0]["field"] == "status.phase"
+        assert status == 422
+        assert bad["details"]["causes"][0]["field"] == "status.phase"
         current = meta_only
         current["status"] = {"phase": "Succeeded"}
         status, replaced = await request(session, "PUT", f"{url}/podinfo/status", current)
-        assert status == 200 and replaced["status"] == {"phase": "Succeeded"}
+        assert status == 200
+        assert replaced["status"] == {"phase": "Succeeded"}
         status, stale = await request(session, "PUT", f"{url}/podinfo/status", current)
-        assert status == 409 and stale["reason"] == "Conflict"
+        assert status == 409
+        assert stale["reason"] == "Conflict"
 
 
 async def test_table_output_uses_printer_columns(local_cluster):
@@ -209,7 +220,8 @@ async def test_table_output_uses_printer_columns(local_cluster):
         )
         headers = {"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"}
         _, table = await request(session, "GET", url, headers=headers)
-        assert table["kind"] == "Table" and table["apiVersion"] == "meta.k8s.io/v1"
+        assert table["kind"] == "Table"
+        assert table["apiVersion"] == "meta.k8s.io/v1"
         names = [(c["name"], c["priority"]) for c in table["columnDefinitions"]]
         assert names == [
             ("Name", 0),
@@ -253,7 +265,8 @@ def test_kubectl_apply_crd_and_get_with_printer_columns(local_cluster):
         in local_cluster.kubectl("apply", "-f", "-", input=json.dumps(changed), check=True).stdout
     )
     got = json.loads(local_cluster.kubectl("get", "canary", "podinfo", "-o", "json", check=True).stdout)
-    assert got["spec"]["analysis"]["stepWeight"] == 20 and got["status"]["phase"] == "Progressing"
+    assert got["spec"]["analysis"]["stepWeight"] == 20
+    assert got["status"]["phase"] == "Progressing"
     assert got["metadata"]["generation"] == 2
 
 
@@ -263,11 +276,13 @@ def test_kubectl_apply_rejects_invalid_custom_resource_naming_the_field(local_cl
     bad["spec"]["analysis"]["stepWeight"] = "ten"
     done = local_cluster.kubectl("apply", "-f", "-", input=json.dumps(bad))
     assert done.returncode != 0
-    assert "spec.analysis.stepWeight" in done.stderr and "must be of type number" in done.stderr
+    assert "spec.analysis.stepWeight" in done.stderr
+    assert "must be of type number" in done.stderr
     unknown = canary()
     unknown["spec"]["bogus"] = True
     strict = local_cluster.kubectl("apply", "-f", "-", input=json.dumps(unknown))
-    assert strict.returncode != 0 and 'unknown field "spec.bogus"' in strict.stderr
+    assert strict.returncode != 0
+    assert 'unknown field "spec.bogus"' in strict.stderr
 
 
 async def test_istio_crds_serve_every_version(local_cluster):
@@ -287,10 +302,12 @@ async def test_istio_crds_serve_every_version(local_cluster):
     base = f"{local_cluster.url}/apis/networking.istio.io/%s/namespaces/default/virtualservices"
     async with aiohttp.ClientSession() as session:
         status, created = await request(session, "POST", base % "v1beta1", vs)
-        assert status == 201 and created["apiVersion"] == "networking.istio.io/v1beta1"
+        assert status == 201
+        assert created["apiVersion"] == "networking.istio.io/v1beta1"
         for version in ("v1", "v1alpha3"):
             _, got = await request(session, "GET", (base % version) + "/podinfo")
-            assert got["apiVersion"] == f"networking.istio.io/{version}" and got["spec"] == vs["spec"]
+            assert got["apiVersion"] == f"networking.istio.io/{version}"
+            assert got["spec"] == vs["spec"]
 
 
 @pytest.mark.localcluster(install_istio_crds=True)
@@ -317,4 +334,5 @@ async def test_invalid_crd_is_rejected(local_cluster):
             f"{local_cluster.url}/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
             bad,
         )
-    assert status == 422 and error["details"]["causes"][0]["field"] == "metadata.name"
+    assert status == 422
+    assert error["details"]["causes"][0]["field"] == "metadata.name"

@@ -12,37 +12,43 @@ from tests.localcluster.helpers import configmap, request
 async def test_discovery_documents(local_cluster):
     async with aiohttp.ClientSession() as session:
         status, version = await request(session, "GET", f"{local_cluster.url}/version/")
-        assert status == 200 and version["major"] == "1" and version["gitVersion"].startswith("v1.")
+        assert status == 200
+        assert version["major"] == "1"
+        assert version["gitVersion"].startswith("v1.")
         _, api = await request(session, "GET", f"{local_cluster.url}/api")
-        assert api["kind"] == "APIVersions" and api["versions"] == ["v1"]
+        assert api["kind"] == "APIVersions"
+        assert api["versions"] == ["v1"]
         _, core = await request(session, "GET", f"{local_cluster.url}/api/v1/")
         by_name = {r["name"]: r for r in core["resources"]}
         assert by_name["configmaps"]["shortNames"] == ["cm"]
         assert by_name["configmaps"]["namespaced"] is True
         assert by_name["namespaces"]["namespaced"] is False
-        assert "watch" in by_name["services"]["verbs"] and by_name["services"]["categories"] == ["all"]
+        assert "watch" in by_name["services"]["verbs"]
+        assert by_name["services"]["categories"] == ["all"]
         assert by_name["pods/status"]["verbs"] == ["get", "patch", "update"]
         _, groups = await request(session, "GET", f"{local_cluster.url}/apis")
         names = {g["name"] for g in groups["groups"]}
         assert {"apps", "autoscaling", "coordination.k8s.io", "apiextensions.k8s.io"} <= names
         _, apps = await request(session, "GET", f"{local_cluster.url}/apis/apps/v1")
         deployments = next(r for r in apps["resources"] if r["name"] == "deployments")
-        assert deployments["kind"] == "Deployment" and deployments["shortNames"] == ["deploy"]
+        assert deployments["kind"] == "Deployment"
+        assert deployments["shortNames"] == ["deploy"]
         _, hpa = await request(session, "GET", f"{local_cluster.url}/apis/autoscaling/v2")
         assert hpa["resources"][0]["name"] == "horizontalpodautoscalers"
         status, body = await request(session, "GET", f"{local_cluster.url}/apis/nothing.example.com/v1")
-        assert status == 404 and body["reason"] == "NotFound"
+        assert status == 404
+        assert body["reason"] == "NotFound"
 
 
 def test_kubectl_api_resources_and_versions(local_cluster):
     done = local_cluster.kubectl("api-resources", check=True)
-    assert (
-        "deployments" in done.stdout
-        and "leases" in done.stdout
-        and "customresourcedefinitions" in done.stdout
-    )
+    assert "deployments" in done.stdout
+    assert "leases" in done.stdout
+    assert "customresourcedefinitions" in done.stdout
     versions = local_cluster.kubectl("api-versions", check=True).stdout.split()
-    assert "apps/v1" in versions and "autoscaling/v2" in versions and "v1" in versions
+    assert "apps/v1" in versions
+    assert "autoscaling/v2" in versions
+    assert "v1" in versions
     assert "Server Version: v1.32" in local_cluster.kubectl("version", check=True).stdout
 
 
@@ -52,21 +58,30 @@ async def test_create_get_list_replace_delete_with_metadata(local_cluster):
         status, created = await request(session, "POST", base, configmap("one", {"a": "1"}, {"app": "x"}))
         assert status == 201
         meta = created["metadata"]
-        assert meta["namespace"] == "default" and meta["uid"] and meta["creationTimestamp"].endswith("Z")
-        assert int(meta["resourceVersion"]) > 0 and "generation" not in meta
+        assert meta["namespace"] == "default"
+        assert meta["uid"]
+        assert meta["creationTimestamp"].endswith("Z")
+        assert int(meta["resourceVersion"]) > 0
+        assert "generation" not in meta
         status, got = await request(session, "GET", f"{base}/one")
-        assert status == 200 and got == created and got["kind"] == "ConfigMap" and got["apiVersion"] == "v1"
+        assert status == 200
+        assert got == created
+        assert got["kind"] == "ConfigMap"
+        assert got["apiVersion"] == "v1"
         status, listed = await request(session, "GET", base)
-        assert listed["kind"] == "ConfigMapList" and listed["apiVersion"] == "v1"
+        assert listed["kind"] == "ConfigMapList"
+        assert listed["apiVersion"] == "v1"
         assert [i["metadata"]["name"] for i in listed["items"]] == ["one"]
         assert int(listed["metadata"]["resourceVersion"]) >= int(meta["resourceVersion"])
         got["data"] = {"a": "2"}
         status, replaced = await request(session, "PUT", f"{base}/one", got)
-        assert status == 200 and replaced["data"] == {"a": "2"}
+        assert status == 200
+        assert replaced["data"] == {"a": "2"}
         assert int(replaced["metadata"]["resourceVersion"]) > int(meta["resourceVersion"])
         assert replaced["metadata"]["uid"] == meta["uid"]
         status, deleted = await request(session, "DELETE", f"{base}/one")
-        assert status == 200 and deleted["status"] == "Success"
+        assert status == 200
+        assert deleted["status"] == "Success"
         status, missing = await request(session, "GET", f"{base}/one")
         assert status == 404
         assert missing == {
@@ -121,14 +136,17 @@ async def test_generate_name_and_cluster_scoped_namespace(local_cluster):
             {"metadata": {"generateName": "gen-"}, "data": {}},
         )
         assert status == 201
-        assert created["metadata"]["name"].startswith("gen-") and len(created["metadata"]["name"]) == 9
+        assert created["metadata"]["name"].startswith("gen-")
+        assert len(created["metadata"]["name"]) == 9
         status, ns = await request(
             session,
             "POST",
             f"{local_cluster.url}/api/v1/namespaces",
             {"metadata": {"name": "team-a", "namespace": "ignored"}},
         )
-        assert status == 201 and "namespace" not in ns["metadata"] and ns["status"]["phase"] == "Active"
+        assert status == 201
+        assert "namespace" not in ns["metadata"]
+        assert ns["status"]["phase"] == "Active"
 
 
 async def test_pagination_with_limit_and_continue(local_cluster):
@@ -155,13 +173,16 @@ def test_kubectl_create_get_replace_delete(local_cluster):
         in local_cluster.kubectl("create", "-f", "-", input=manifest, check=True).stdout
     )
     table = local_cluster.kubectl("get", "configmaps", check=True).stdout
-    assert table.split("\n")[0].split() == ["NAME", "DATA", "AGE"] and "kc" in table
+    assert table.split("\n")[0].split() == ["NAME", "DATA", "AGE"]
+    assert "kc" in table
     got = json.loads(local_cluster.kubectl("get", "cm", "kc", "-o", "json", check=True).stdout)
     got["data"]["k"] = "w"
     local_cluster.kubectl("replace", "-f", "-", input=json.dumps(got), check=True)
     assert local_cluster.kubectl("get", "cm", "kc", "-o", "jsonpath={.data.k}", check=True).stdout == "w"
     stale = local_cluster.kubectl("replace", "-f", "-", input=json.dumps(got))
-    assert stale.returncode != 0 and "the object has been modified" in stale.stderr
+    assert stale.returncode != 0
+    assert "the object has been modified" in stale.stderr
     assert 'configmap "kc" deleted' in local_cluster.kubectl("delete", "cm", "kc", check=True).stdout
     missing = local_cluster.kubectl("get", "cm", "kc")
-    assert missing.returncode != 0 and 'configmaps "kc" not found' in missing.stderr
+    assert missing.returncode != 0
+    assert 'configmaps "kc" not found' in missing.stderr

@@ -39,7 +39,8 @@ async def test_deterministic_failures_per_verb(local_cluster):
             )
             assert (status, body["reason"]) == (409, "Conflict")
         async with session.get(base) as response:
-            assert response.status == 429 and response.headers["Retry-After"] == "1"
+            assert response.status == 429
+            assert response.headers["Retry-After"] == "1"
             assert (await response.json())["details"]["retryAfterSeconds"] == 1
         status, _ = await request(
             session, "PATCH", f"{base}/f", {"data": {"a": "1"}}, "application/merge-patch+json"
@@ -57,15 +58,17 @@ async def test_error_rates_through_the_http_endpoint(local_cluster):
             url + FAULTS,
             {"seed": 7, "errors": [{"verb": "get", "code": 503, "rate": 0.5}], "latency": 0.001},
         )
-        assert status == 200 and settings["errors"] == [{"verb": "get", "code": 503, "rate": 0.5}]
+        assert status == 200
+        assert settings["errors"] == [{"verb": "get", "code": 503, "rate": 0.5}]
         await request(session, "POST", url + CMS, configmap("r"))
         codes = [(await request(session, "GET", f"{url}{CMS}/r"))[0] for _ in range(40)]
         assert set(codes) == {200, 503}
         status, cleared = await request(session, "DELETE", url + FAULTS)
-        assert cleared["errors"] == [] and cleared["latency"] == 0.0
+        assert cleared["errors"] == []
+        assert cleared["latency"] == 0.0
         codes = [(await request(session, "GET", f"{url}{CMS}/r"))[0] for _ in range(10)]
         assert set(codes) == {200}
-        status, bad = await request(
+        status, _bad = await request(
             session, "PUT", url + FAULTS, {"errors": [{"verb": "get", "code": 418, "rate": 1}]}
         )
         assert status == 400
@@ -91,15 +94,20 @@ async def test_watch_streams_are_dropped_after_seconds(local_cluster):
 def test_kubectl_sees_injected_errors(local_cluster):
     local_cluster.server.faults.fail("list", 500)
     done = local_cluster.kubectl("get", "configmaps")
-    assert done.returncode != 0 and "injected failure" in done.stderr
+    assert done.returncode != 0
+    assert "injected failure" in done.stderr
 
 
 def test_error_spec_parsing():
     assert parse_error_spec("patch:409:0.2").to_dict() == {"verb": "patch", "code": 409, "rate": 0.2}
-    for bad in ("patch:409", "fly:500:0.1", "get:404:0.1"):
-        with pytest.raises(ValueError):
+    for bad, why in (
+        ("patch:409", "VERB:CODE:RATE"),
+        ("fly:500:0.1", "unknown verb"),
+        ("get:404:0.1", "unsupported fault code"),
+    ):
+        with pytest.raises(ValueError, match=why):
             parse_error_spec(bad)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="rate must be between 0 and 1"):
         Faults().add_error("get", 500, 1.5)
 
 
@@ -107,14 +115,17 @@ async def test_python_api_on_the_callers_loop(tmp_path):
     cluster = LocalCluster(install_istio_crds=True)
     url = await cluster.start(port=0)
     try:
-        assert url == cluster.url and url.startswith("http://127.0.0.1:")
+        assert url == cluster.url
+        assert url.startswith("http://127.0.0.1:")
         path = cluster.write_kubeconfig(tmp_path / "nested" / "kubeconfig")
-        assert path.exists() and url in path.read_text()
+        assert path.exists()
+        assert url in path.read_text()
         async with aiohttp.ClientSession() as session:
             status, listed = await request(
                 session, "GET", f"{url}/apis/networking.istio.io/v1alpha3/gateways"
             )
-            assert status == 200 and listed["kind"] == "GatewayList"
+            assert status == 200
+            assert listed["kind"] == "GatewayList"
     finally:
         await cluster.stop()
     assert not cluster.running
@@ -170,7 +181,8 @@ def test_cli_serves_writes_kubeconfig_and_stops_on_ctrl_c(tmp_path):
         first = process.stdout.readline()
         assert "serving the Kubernetes API at http://127.0.0.1:" in first, process.stderr
         banner = "".join(process.stdout.readline() for _ in range(5))
-        assert str(kubeconfig.resolve()) in banner and "kubectl" in banner
+        assert str(kubeconfig.resolve()) in banner
+        assert "kubectl" in banner
         done = subprocess.run(
             [
                 kubectl_path(),
@@ -230,5 +242,6 @@ def test_cli_rejects_bad_fault_flags(tmp_path):
         text=True,
         timeout=30,
     )
-    assert done.returncode == 2 and "unsupported fault code" in done.stderr
+    assert done.returncode == 2
+    assert "unsupported fault code" in done.stderr
     assert not Path(tmp_path / "k").exists()

@@ -41,7 +41,8 @@ def test_kubectl_create_generators(local_cluster):
         "expose", "deployment", "web", "--port=80", "--target-port=8080", "-n", "demo", check=True
     )
     ns = json.loads(local_cluster.kubectl("get", "ns", "demo", "-o", "json", check=True).stdout)
-    assert ns["status"]["phase"] == "Active" and "generateName" not in ns["metadata"]
+    assert ns["status"]["phase"] == "Active"
+    assert "generateName" not in ns["metadata"]
     cm = json.loads(
         local_cluster.kubectl("get", "cm", "settings", "-n", "demo", "-o", "json", check=True).stdout
     )
@@ -49,18 +50,23 @@ def test_kubectl_create_generators(local_cluster):
     secret = json.loads(
         local_cluster.kubectl("get", "secret", "creds", "-n", "demo", "-o", "json", check=True).stdout
     )
-    assert base64.b64decode(secret["data"]["password"]) == b"hunter2" and secret["type"] == "Opaque"
+    assert base64.b64decode(secret["data"]["password"]) == b"hunter2"
+    assert secret["type"] == "Opaque"
     deploy = json.loads(
         local_cluster.kubectl("get", "deploy", "web", "-n", "demo", "-o", "json", check=True).stdout
     )
-    assert deploy["spec"]["replicas"] == 2 and deploy["spec"]["selector"] == {"matchLabels": {"app": "web"}}
+    assert deploy["spec"]["replicas"] == 2
+    assert deploy["spec"]["selector"] == {"matchLabels": {"app": "web"}}
     container = deploy["spec"]["template"]["spec"]["containers"][0]
-    assert container["image"] == "nginx:1.25" and container["ports"] == [{"containerPort": 8080}]
+    assert container["image"] == "nginx:1.25"
+    assert container["ports"] == [{"containerPort": 8080}]
     svc = json.loads(
         local_cluster.kubectl("get", "svc", "web", "-n", "demo", "-o", "json", check=True).stdout
     )
-    assert svc["spec"]["ports"][0]["port"] == 80 and svc["spec"]["ports"][0]["targetPort"] == 8080
-    assert svc["spec"]["selector"] == {"app": "web"} and svc["spec"]["clusterIP"].startswith("10.96.")
+    assert svc["spec"]["ports"][0]["port"] == 80
+    assert svc["spec"]["ports"][0]["targetPort"] == 8080
+    assert svc["spec"]["selector"] == {"app": "web"}
+    assert svc["spec"]["clusterIP"].startswith("10.96.")
 
 
 def test_kubectl_scale_uses_the_scale_subresource(local_cluster):
@@ -91,17 +97,23 @@ async def test_scale_subresource_over_http(local_cluster):
     async with aiohttp.ClientSession() as session:
         await request(session, "POST", url, deployment)
         status, scale = await request(session, "GET", f"{url}/s/scale")
-        assert status == 200 and scale["kind"] == "Scale" and scale["apiVersion"] == "autoscaling/v1"
-        assert scale["spec"] == {"replicas": 1} and scale["status"]["selector"] == "app=s"
+        assert status == 200
+        assert scale["kind"] == "Scale"
+        assert scale["apiVersion"] == "autoscaling/v1"
+        assert scale["spec"] == {"replicas": 1}
+        assert scale["status"]["selector"] == "app=s"
         status, patched = await request(
             session, "PATCH", f"{url}/s/scale", {"spec": {"replicas": 5}}, "application/merge-patch+json"
         )
-        assert status == 200 and patched["spec"]["replicas"] == 5
+        assert status == 200
+        assert patched["spec"]["replicas"] == 5
         _, got = await request(session, "GET", f"{url}/s")
-        assert got["spec"]["replicas"] == 5 and got["metadata"]["generation"] == 2
+        assert got["spec"]["replicas"] == 5
+        assert got["metadata"]["generation"] == 2
         scale["spec"]["replicas"] = 2
         status, conflict = await request(session, "PUT", f"{url}/s/scale", scale)
-        assert status == 409 and conflict["reason"] == "Conflict"
+        assert status == 409
+        assert conflict["reason"] == "Conflict"
         _, apps = await request(session, "GET", local_cluster.url + "/apis/apps/v1")
         entry = next(r for r in apps["resources"] if r["name"] == "deployments/scale")
         assert (entry["group"], entry["version"], entry["kind"]) == ("autoscaling", "v1", "Scale")

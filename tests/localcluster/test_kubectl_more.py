@@ -46,7 +46,8 @@ async def test_delete_collection_with_selector(local_cluster):
         for name, tier in (("a", "web"), ("b", "web"), ("c", "db")):
             await request(session, "POST", base, configmap(name, labels={"tier": tier}))
         status, body = await request(session, "DELETE", f"{base}?labelSelector=tier%3Dweb")
-        assert status == 200 and body["status"] == "Success"
+        assert status == 200
+        assert body["status"] == "Success"
         _, listed = await request(session, "GET", base)
         assert [i["metadata"]["name"] for i in listed["items"]] == ["c"]
 
@@ -65,7 +66,7 @@ async def test_deleting_a_crd_deletes_its_objects_and_ends_their_watches(local_c
             )
         )
         await asyncio.sleep(0.2)
-        status, crd = await request(session, "DELETE", f"{crds}/canaries.flagger.app")
+        status, _crd = await request(session, "DELETE", f"{crds}/canaries.flagger.app")
         assert status == 200
         events = await asyncio.wait_for(reader, 10)
         assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("DELETED", "podinfo")]

@@ -121,18 +121,22 @@ async def test_json_patch_with_test_operation_and_merge_patch(local_cluster):
             {"op": "add", "path": "/metadata/labels", "value": {"k8s.io~1x": "y"}},
         ]
         status, patched = await request(session, "PATCH", f"{base}/p", ops, JSONP)
-        assert status == 200 and patched["data"] == {"a": "x", "b": "2"}
+        assert status == 200
+        assert patched["data"] == {"a": "x", "b": "2"}
         status, failed = await request(session, "PATCH", f"{base}/p", ops[:2], JSONP)
-        assert status == 422 and failed["reason"] == "Invalid" and "test" in failed["message"]
+        assert status == 422
+        assert failed["reason"] == "Invalid"
+        assert "test" in failed["message"]
         status, merged = await request(session, "PATCH", f"{base}/p", {"data": {"a": None, "c": "3"}}, MERGE)
         assert merged["data"] == {"b": "2", "c": "3"}
         status, stale = await request(
             session, "PATCH", f"{base}/p", {"metadata": {"resourceVersion": rv}, "data": {"z": "1"}}, MERGE
         )
-        assert status == 409 and stale["reason"] == "Conflict"
+        assert status == 409
+        assert stale["reason"] == "Conflict"
         status, _ = await request(session, "PATCH", f"{base}/missing", {"data": {}}, MERGE)
         assert status == 404
-        status, unsupported = await request(session, "PATCH", f"{base}/p", {"data": {}}, "application/xml")
+        status, _unsupported = await request(session, "PATCH", f"{base}/p", {"data": {}}, "application/xml")
         assert status == 415
 
 
@@ -187,7 +191,8 @@ def test_kubectl_patch_types_and_client_side_apply(local_cluster):
     got = json.loads(local_cluster.kubectl("get", "deploy", "podinfo", "-o", "json", check=True).stdout)
     app = got["spec"]["template"]["spec"]["containers"][0]
     assert [e["name"] for e in app["env"]] == ["A", "B", "Z"]
-    assert got["spec"]["replicas"] == 3 and got["metadata"]["annotations"]["team"] == "a"
+    assert got["spec"]["replicas"] == 3
+    assert got["metadata"]["annotations"]["team"] == "a"
     # client-side apply: the three-way strategic merge keeps fields set by others and removes dropped ones
     changed = deployment(image="ghcr.io/stefanprodan/podinfo:6.0.1")
     changed["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "A", "value": "1"}]
@@ -215,10 +220,12 @@ async def test_finalizers_hold_deletion_until_removed(local_cluster):
         body["metadata"]["finalizers"] = ["canarist.dev/finalizer"]
         await request(session, "POST", base, body)
         status, deleting = await request(session, "DELETE", f"{base}/held")
-        assert status == 200 and deleting["metadata"]["deletionTimestamp"]
+        assert status == 200
+        assert deleting["metadata"]["deletionTimestamp"]
         status, still = await request(session, "GET", f"{base}/held")
-        assert status == 200 and still["metadata"]["deletionTimestamp"]
-        status, forbidden = await request(
+        assert status == 200
+        assert still["metadata"]["deletionTimestamp"]
+        status, _forbidden = await request(
             session,
             "PATCH",
             f"{base}/held",
@@ -291,7 +298,8 @@ async def test_orphan_propagation_keeps_dependents(local_cluster):
         await request(session, "DELETE", local_cluster.url + CMS + "/owner", {"propagationPolicy": "Orphan"})
         await asyncio.sleep(0.1)
         status, kept = await request(session, "GET", local_cluster.url + CMS + "/kept")
-        assert status == 200 and "ownerReferences" not in kept["metadata"]
+        assert status == 200
+        assert "ownerReferences" not in kept["metadata"]
 
 
 async def test_namespace_deletion_removes_its_contents(local_cluster):
@@ -303,12 +311,18 @@ async def test_namespace_deletion_removes_its_contents(local_cluster):
         held["metadata"]["finalizers"] = ["x/y"]
         await request(session, "POST", f"{url}/api/v1/namespaces/gone/configmaps", held)
         status, ns = await request(session, "DELETE", f"{url}/api/v1/namespaces/gone")
-        assert status == 200 and ns["status"]["phase"] == "Terminating"
+        assert status == 200
+        assert ns["status"]["phase"] == "Terminating"
         await _eventually_missing(session, f"{url}/api/v1/namespaces/gone/configmaps/a")
         status, forbidden = await request(
             session, "POST", f"{url}/api/v1/namespaces/gone/configmaps", configmap("new")
         )
-        assert status == 403 and forbidden["reason"] == "Forbidden"
+        assert status == 403
+        assert forbidden["reason"] == "Forbidden"
+        assert forbidden["message"] == (
+            'configmaps "new" is forbidden: unable to create new content in namespace gone '
+            "because it is being terminated"
+        )
         status, _ = await request(session, "GET", f"{url}/api/v1/namespaces/gone")
         assert status == 200
         await request(
@@ -326,7 +340,8 @@ def test_kubectl_delete_and_wait_for_deletion(local_cluster):
     local_cluster.kubectl("delete", "configmap", "bye", "--wait=true", check=True)
     local_cluster.kubectl("apply", "-f", "-", input=json.dumps(configmap("later")), check=True)
     done = local_cluster.kubectl("wait", "--for=delete", "configmap/later", "--timeout=1s")
-    assert done.returncode != 0 and "timed out" in done.stderr
+    assert done.returncode != 0
+    assert "timed out" in done.stderr
 
 
 async def test_label_and_field_selectors_in_lists(local_cluster):
@@ -354,7 +369,8 @@ async def test_label_and_field_selectors_in_lists(local_cluster):
             "web",
         ]
         status, bad = await request(session, "GET", f"{base}?fieldSelector=data.x%3D1")
-        assert status == 400 and bad["reason"] == "BadRequest"
+        assert status == 400
+        assert bad["reason"] == "BadRequest"
         events = local_cluster.url + "/api/v1/namespaces/default/events"
         for n, kind in enumerate(["Deployment", "Canary"]):
             await request(

@@ -32,7 +32,8 @@ async def test_watch_resumes_from_resource_version(local_cluster):
             ]
             assert events[1]["object"]["data"] == {"a": "2"}
             versions = [int(e["object"]["metadata"]["resourceVersion"]) for e in events]
-            assert versions == sorted(versions) and versions[0] > int(rv)
+            assert versions == sorted(versions)
+            assert versions[0] > int(rv)
 
 
 async def test_watch_without_version_starts_with_synthetic_added(local_cluster):

@@ -62,7 +62,8 @@ def test_kubectl_rollout_status_and_wait(local_cluster):
     assert status["status"]["updatedReplicas"] == status["status"]["availableReplicas"] == 2
     lines = local_cluster.kubectl("get", "deploy", "-o", "wide", check=True).stdout.splitlines()
     assert lines[0].split()[:5] == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
-    assert lines[1].split()[:2] == ["app", "2/2"] and "nginx:1.26" in lines[1]
+    assert lines[1].split()[:2] == ["app", "2/2"]
+    assert "nginx:1.26" in lines[1]
     local_cluster.kubectl(
         "wait", "--for=jsonpath={.status.readyReplicas}=2", "deployment/app", "--timeout=20s", check=True
     )
@@ -79,8 +80,10 @@ async def test_deployment_status_moves_like_the_controller(local_cluster):
         events = await watch_events(session, f"{url}?watch=true&resourceVersion={rv}", 3)
         assert [e["type"] for e in events] == ["ADDED", "MODIFIED", "MODIFIED"]
         rolling, ready = events[1]["object"]["status"], events[2]["object"]["status"]
-        assert rolling["observedGeneration"] == 1 and rolling["updatedReplicas"] == 3
-        assert rolling["unavailableReplicas"] == 3 and "readyReplicas" not in rolling
+        assert rolling["observedGeneration"] == 1
+        assert rolling["updatedReplicas"] == 3
+        assert rolling["unavailableReplicas"] == 3
+        assert "readyReplicas" not in rolling
         assert _conditions(events[1]["object"]) == {
             "Available": ("False", "MinimumReplicasUnavailable"),
             "Progressing": ("True", "ReplicaSetUpdated"),
@@ -103,8 +106,10 @@ async def test_deployment_status_moves_like_the_controller(local_cluster):
         )
         events = await watch_events(session, f"{url}?watch=true&resourceVersion={rv}", 3)
         mid, end = events[1]["object"], events[2]["object"]
-        assert mid["metadata"]["generation"] == 2 and mid["status"]["observedGeneration"] == 2
-        assert mid["status"]["replicas"] == 6 and mid["status"]["updatedReplicas"] == 3
+        assert mid["metadata"]["generation"] == 2
+        assert mid["status"]["observedGeneration"] == 2
+        assert mid["status"]["replicas"] == 6
+        assert mid["status"]["updatedReplicas"] == 3
         assert mid["status"]["availableReplicas"] == 3
         assert _conditions(mid)["Available"] == ("True", "MinimumReplicasAvailable")
         assert _conditions(mid)["Progressing"] == ("True", "ReplicaSetUpdated")
@@ -133,14 +138,16 @@ async def test_never_ready_rollout_exceeds_its_progress_deadline(local_cluster, 
         }
         assert stuck["status"].get("availableReplicas", 0) == 0
         message = next(c["message"] for c in stuck["status"]["conditions"] if c["type"] == "Progressing")
-        assert message.startswith('ReplicaSet "app-') and message.endswith('" has timed out progressing.')
+        assert message.startswith('ReplicaSet "app-')
+        assert message.endswith('" has timed out progressing.')
 
 
 def test_kubectl_rollout_status_fails_on_progress_deadline(local_cluster):
     body = workload(image="nginx:never-ready", progressDeadlineSeconds=1)
     local_cluster.kubectl("apply", "-f", "-", input=json.dumps(body), check=True)
     done = local_cluster.kubectl("rollout", "status", "deployment/app", "--timeout=20s")
-    assert done.returncode != 0 and 'deployment "app" exceeded its progress deadline' in done.stderr
+    assert done.returncode != 0
+    assert 'deployment "app" exceeded its progress deadline' in done.stderr
 
 
 async def test_scale_to_zero_and_back(local_cluster):
@@ -170,7 +177,8 @@ async def test_daemonset_and_hpa_status(local_cluster):
             session, f"{base}/agent", lambda o: o.get("status", {}).get("numberAvailable")
         )
         assert ready["status"]["desiredNumberScheduled"] == ready["status"]["updatedNumberScheduled"] == 1
-        assert ready["status"]["numberReady"] == 1 and ready["status"]["observedGeneration"] == 1
+        assert ready["status"]["numberReady"] == 1
+        assert ready["status"]["observedGeneration"] == 1
         hpa = {
             "apiVersion": "autoscaling/v2",
             "kind": "HorizontalPodAutoscaler",

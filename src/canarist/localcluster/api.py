@@ -121,7 +121,7 @@ class Api:
             raise self._not_found(rt, name)
         return obj
 
-    def _require_namespace(self, rt: ResourceType, ns: str, creating: bool) -> None:
+    def _require_namespace(self, rt: ResourceType, ns: str, creating: bool, name: str = "") -> None:
         if not rt.namespaced:
             return
         namespace = self.store.get(("", "namespaces"), "", ns)
@@ -131,7 +131,7 @@ class Api:
             raise ApiError(
                 403,
                 "Forbidden",
-                f'{rt.group_resource} "..." is forbidden: unable to create new '
+                f'{rt.group_resource} "{name}" is forbidden: unable to create new '
                 f"content in namespace {ns} because it is being terminated",
                 {"kind": rt.plural, "group": rt.group} if rt.group else {"kind": rt.plural},
             )
@@ -199,7 +199,9 @@ class Api:
             meta["namespace"] = ns
         else:
             meta.pop("namespace", None)
-        self._require_namespace(rt, ns, creating=True)
+        self._require_namespace(
+            rt, ns, creating=True, name=str(meta.get("name") or meta.get("generateName") or "")
+        )
         if not meta.get("name"):
             prefix = meta.get("generateName")
             if not prefix:
