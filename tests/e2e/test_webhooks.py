@@ -416,3 +416,92 @@ async def route_weights(world: World) -> list[int]:
     """[primary, canary] weights of the VirtualService the operator wrote."""
     vs = await world.client.get(kinds.VIRTUAL_SERVICE, "podinfo", namespace=NAMESPACE)
     return [int(d["weight"]) for d in vs["spec"]["http"][0]["route"]]
+
+
+# ---------------------------------------------------------------------------------------------- more moments
+
+
+async def test_a_failing_acceptance_test_in_the_loadtester_rolls_the_canary_back(world: World) -> None:
+    async with running_loadtester() as tester:
+        hooks = seed_webhooks_for(tester.url, world.canary_app.url)
+        hooks[0]["metadata"]["cmd"] = hooks[0]["metadata"]["cmd"].replace("grep token", "grep no-such-field")
+        await initialize(world, fast_canary(webhooks=hooks, stepWeight=25, threshold=1))
+        await set_image(world, "quay.io/stefanprodan/podinfo:3.1.1")
+        await wait_phase(world, "Failed")
+    await settle(0.5)
+    cmd = f"curl -sd 'test' {world.canary_app.url}/token | grep no-such-field"
+    messages = without_readiness_waits(messages_of(world.events))
+    run = messages[messages.index("New revision detected! Scaling up podinfo.test") :]
+    assert run == [
+        "New revision detected! Scaling up podinfo.test",
+        "Starting canary analysis for podinfo.test",
+        f"Halt podinfo.test advancement pre-rollout check acceptance-test failed command {cmd} failed: "
+        "exit status 1",
+        "Rolling back podinfo.test failed checks threshold reached 1",
+        "Canary failed! Scaling down podinfo.test",
+    ]
+    assert not [o for o in tester.completed if o.command.startswith("hey ")]  # no load before acceptance
+
+
+async def test_a_closed_traffic_increase_gate_holds_the_weight_and_alerts_every_interval(
+    world: World, capture_server: CaptureFactory
+) -> None:
+    slack = await capture_server(statuses=[200])
+    gate = await capture_server(statuses=[403], bodies=["not yet"])
+    webhooks = [{"name": "traffic-gate", "type": "confirm-traffic-increase", "url": gate.url}]
+    await initialize(
+        world, golden_canary(webhooks, stepWeight=50), slack_url=slack.url, slack_channel="general"
+    )
+    await set_image(world, "quay.io/stefanprodan/podinfo:3.1.1")
+    await gate.wait_for(3, timeout_s=20)
+    status = await canary_status(world.client)
+    assert (status["phase"], status["canaryWeight"], status["failedChecks"]) == ("Progressing", 0, 0)
+    assert await route_weights(world) == [100, 0]
+    assert {b["phase"] for b in posts(gate)} == {"Progressing"}
+
+    gate.respond_with([200])
+    await wait_phase(world, "Succeeded")
+    await settle(0.5)
+    halt = "Halt podinfo.test advancement waiting for traffic increase approval traffic-gate"
+    halts = messages_of(world.events).count(halt)
+    assert halts >= 3  # every interval while closed, as Flagger does
+    waiting = slack_texts(slack).count("Canary traffic increase is waiting for approval.")
+    assert waiting == halts
+    assert "Confirm-traffic-increase check traffic-gate passed" in messages_of(world.events)
+
+
+async def test_later_runs_report_the_phase_they_start_from_and_post_rollout_failures(
+    world: World, capture_server: CaptureFactory
+) -> None:
+    gate = await capture_server(statuses=[200])
+    load = await capture_server(statuses=[202])
+    post = await capture_server(statuses=[500], bodies=["post failed"])
+    webhooks = [
+        {"name": "gate", "type": "confirm-rollout", "url": gate.url},
+        {"name": "load-test", "url": load.url},
+        {"name": "notify", "type": "post-rollout", "url": post.url},
+    ]
+    await initialize(world, golden_canary(webhooks, threshold=1))
+    await set_image(world, "quay.io/stefanprodan/podinfo:3.1.1")
+    await wait_phase(world, "Progressing", timeout_s=15)
+    await wait_phase(world, "Succeeded")  # a failing post-rollout hook does not change the outcome
+    load.respond_with([500], ["load failed"])
+    await set_image(world, "quay.io/stefanprodan/podinfo:3.1.2")
+    await wait_phase(world, "Progressing", timeout_s=15)
+    await wait_phase(world, "Failed")
+    load.respond_with([202])
+    await set_image(world, "quay.io/stefanprodan/podinfo:3.1.3")
+    await gate.wait_for(3, timeout_s=15)
+    await wait_phase(world, "Progressing", timeout_s=15)
+
+    assert [b["phase"] for b in posts(gate)] == ["Initialized", "Succeeded", "Failed"]
+    assert [b["phase"] for b in posts(post)] == ["Succeeded", "Failed"]
+    bodies = posts(world.events)
+    messages = [b["metadata"]["eventMessage"] for b in bodies]
+    assert messages.count("Post-rollout hook notify failed post failed") == 2
+    assert "Halt podinfo.test advancement external check load-test failed load failed" in messages
+    by_message = {b["metadata"]["eventMessage"]: b for b in bodies}
+    failed = by_message["Canary failed! Scaling down podinfo.test"]
+    assert (failed["phase"], failed["metadata"]["eventType"]) == ("Failed", "Warning")
+    post_failed = by_message["Post-rollout hook notify failed post failed"]
+    assert post_failed["metadata"]["eventType"] == "Warning"
