@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import time
 
 import aiohttp
 import pytest
@@ -167,8 +168,15 @@ async def test_watch_after_explicit_compaction_is_410(local_cluster):
         assert events[0]["object"]["code"] == 410
 
 
-def test_kubectl_get_watch_with_timeout(local_cluster):
+def _watchers(local_cluster) -> int:
+    return local_cluster.call(
+        lambda: len(local_cluster.server.api.store.watchers.get(("", "configmaps"), ()))
+    )
+
+
+def test_kubectl_get_watch_sees_changes(local_cluster):
     local_cluster.kubectl("apply", "-f", "-", input=json.dumps(configmap("watched", {"a": "1"})), check=True)
+    local_cluster.server.faults.drop_watch_after_events = 1  # the stream ends after the change: kubectl exits
     watcher = subprocess.Popen(
         [
             local_cluster.kubectl_bin,
@@ -179,7 +187,7 @@ def test_kubectl_get_watch_with_timeout(local_cluster):
             "get",
             "configmaps",
             "-w",
-            "--request-timeout=3s",
+            "--request-timeout=20s",
             "-o",
             "json",
         ],
@@ -188,9 +196,10 @@ def test_kubectl_get_watch_with_timeout(local_cluster):
         text=True,
     )
     try:
-        import time
-
-        time.sleep(1.0)
+        for _ in range(400):
+            if _watchers(local_cluster):
+                break
+            time.sleep(0.025)
         local_cluster.kubectl(
             "patch",
             "configmap",
@@ -201,7 +210,7 @@ def test_kubectl_get_watch_with_timeout(local_cluster):
             json.dumps({"data": {"a": "2"}}),
             check=True,
         )
-        out, err = watcher.communicate(timeout=20)
+        out, err = watcher.communicate(timeout=30)
     finally:
         watcher.kill()
     decoder = json.JSONDecoder()
@@ -215,7 +224,8 @@ def test_kubectl_get_watch_with_timeout(local_cluster):
 
 def test_kubectl_get_watch_table_output(local_cluster):
     local_cluster.kubectl("apply", "-f", "-", input=json.dumps(configmap("t1", {"a": "1"})), check=True)
-    done = local_cluster.kubectl("get", "configmaps", "-w", "--request-timeout=2s")
+    local_cluster.server.faults.drop_watch_after_events = 0
+    done = local_cluster.kubectl("get", "configmaps", "-w", "--request-timeout=20s")
     lines = [line.split() for line in done.stdout.strip().splitlines()]
     assert lines[0] == ["NAME", "DATA", "AGE"]
     assert lines[1][:2] == ["t1", "1"]

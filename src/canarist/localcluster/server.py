@@ -604,6 +604,8 @@ class HttpFrontend:
             interval = self.cluster.bookmark_interval
             next_bookmark = started + interval if bookmarks else None
             while True:
+                if drop_events is not None and sent >= drop_events:
+                    break
                 if chunks:
                     if drop_events is not None and sent + len(chunks) >= drop_events:
                         chunks = chunks[: max(0, drop_events - sent)]
