@@ -226,18 +226,10 @@ def test_cli_serves_writes_kubeconfig_and_stops_on_ctrl_c(tmp_path):
         process.kill()
 
 
-def test_cli_rejects_bad_fault_flags(tmp_path):
+@pytest.mark.parametrize("entry", [["-m", "canarist", "localcluster"], ["-m", "canarist.localcluster"]])
+def test_cli_rejects_bad_fault_flags(tmp_path, entry):
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "canarist",
-            "localcluster",
-            "--error-rate",
-            "get:999:1",
-            "--kubeconfig",
-            str(tmp_path / "k"),
-        ],
+        [sys.executable, *entry, "--error-rate", "get:999:1", "--kubeconfig", str(tmp_path / "k")],
         capture_output=True,
         text=True,
         timeout=30,
