@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
 async def demo(options: DemoOptions) -> int:
     """Start, play, report, stop (or keep running until Ctrl-C with --keep). The exit code."""
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_quiet_cancellations)
     interrupted = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, interrupted.set)
@@ -104,6 +105,14 @@ async def demo(options: DemoOptions) -> int:
     finally:
         await sandbox.stop()
     return code
+
+
+def _quiet_cancellations(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """Cancelled helper futures nobody awaited (the loadtester's output readers when hey is killed at
+    shutdown) are not worth a traceback; everything else goes to the default handler."""
+    if isinstance(context.get("exception"), asyncio.CancelledError):
+        return
+    loop.default_exception_handler(context)
 
 
 class _Interrupted(Exception):

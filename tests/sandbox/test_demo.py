@@ -1,0 +1,72 @@
+"""The demo itself, end to end: the sandbox (local control plane, a real Envoy, demo-app pods, a real
+Prometheus, the loadtester with hey, the operator as a subprocess) plays the walkthrough at a 2 s interval.
+
+Asserts the two outcomes (promotion, then rollback), that the share of user requests the apps counted for
+the canary tracks the weight canarist set at every step, and that traffic went back to the primary within
+threshold x interval + one interval of the fault starting.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from canarist.sandbox.demo import DemoOptions, Sandbox, missing_prerequisites, play_story, summary_lines
+from canarist.sandbox.liveview import LiveView
+
+INTERVAL_S = 2.0
+
+
+async def test_the_demo_promotes_then_rolls_back(tmp_path: Path) -> None:
+    assert missing_prerequisites() == []
+    stream = io.StringIO()
+    options = DemoOptions(interval_s=INTERVAL_S, workdir=tmp_path / "demo", live=False, stream=stream)
+    sandbox = Sandbox(options)
+    pids: list[int] = []
+    try:
+        await sandbox.start()
+        pids = [sandbox.envoy.pid, sandbox.prometheus.pid, sandbox.operator.pid if sandbox.operator else 0]
+        with LiveView(stream, live=False) as view:
+            result = await play_story(sandbox, options, view)
+    finally:
+        await sandbox.stop()
+    output = stream.getvalue() + "\n".join(summary_lines(result))
+    print(output)
+
+    assert result.promoted, output
+    assert result.rolled_back, output
+    assert result.ok, output
+    # Every check of the summary passed (weights stepped 5..50, primary image, halts...).
+    assert [text for text, ok in result.checks if not ok] == [], output
+
+    # The share of user requests reaching the canary (counted by the apps) tracks the weight at each step.
+    progressing = [s for s in result.steps if s.weight > 0]
+    assert {s.weight for s in progressing} >= set(range(5, 55, 5)), output
+    for step in progressing:
+        assert abs(step.share - step.weight) <= 5.0, f"{step}: share {step.share:.1f}%\n{output}"
+
+    # Rollback: all traffic back on the primary within threshold x interval + one interval of the fault
+    # starting, plus one Prometheus scrape interval (1 s) for the first errors to be seen; Flagger (and
+    # canarist) roll back on the tick *after* the threshold-th failed check, see docs/sandbox.md.
+    assert result.rollback_s is not None
+    assert result.rollback_s <= 10 * INTERVAL_S + INTERVAL_S + 1.0, output
+    assert result.total_s < 90, output
+
+    # The HTML report exists and is self-contained.
+    assert result.report_path is not None
+    page = result.report_path.read_text()
+    assert "<svg" in page
+    assert "Rolling back podinfo.test failed checks threshold reached 10" in page
+    assert "<script src" not in page
+    assert "<link" not in page
+
+    # Every subprocess is gone after stop.
+    assert all(pid > 0 for pid in pids)
+    assert [pid for pid in pids if _running(pid)] == []
+
+
+def _running(pid: int) -> bool:
+    try:
+        return " Z " not in Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
