@@ -306,8 +306,7 @@ class Api:
         old_meta = old["metadata"]
         if subresource == "status":
             status = new.get("status")
-            new = {k: v for k, v in old.items() if k != "status"}
-            new["metadata"] = dict(old_meta)
+            new = copy.deepcopy({k: v for k, v in old.items() if k != "status"})
             if status is not None:
                 new["status"] = status
             self._check_kind(rt, new)

@@ -88,6 +88,7 @@ class Rollout:
     started: float = 0.0
     ready_at: float | None = None  # monotonic; None: never
     timer: asyncio.TimerHandle | None = None
+    uid: str = ""
 
 
 class WorkloadControllers:
@@ -155,7 +156,12 @@ class WorkloadControllers:
         is_deployment = key[0] == DEPLOYMENTS
         desired = int(spec.get("replicas", 1)) if is_deployment else self.nodes
         digest = template_hash(template)
-        rollout = self.rollouts.setdefault(key, Rollout())
+        rollout = self.rollouts.get(key)
+        uid = str(obj["metadata"].get("uid") or "")
+        if rollout is None or rollout.uid != uid:  # a new object under an old name starts from scratch
+            if rollout is not None and rollout.timer is not None:
+                rollout.timer.cancel()
+            rollout = self.rollouts[key] = Rollout(uid=uid)
         now = time.monotonic()
         if rollout.target_hash != digest or rollout.target_count != desired:
             rollout.target_hash, rollout.target_count, rollout.started = digest, desired, now
