@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from canarist.kube import resources as kinds
 from canarist.kube.client import KubeClient
 from canarist.localcluster.cluster import LocalClusterThread
 from canarist.operator.settings import OperatorSettings
@@ -38,8 +39,11 @@ class World:
         return process
 
     async def apply_podinfo(self, canary: dict[str, Any]) -> None:
-        for name in ("namespace.yaml", "deployment.yaml", "hpa.yaml"):
-            await apply(self.client, load_example(name))
+        """Namespace, Deployment (unless the test created its own), HPA, then the Canary."""
+        await apply(self.client, load_example("namespace.yaml"))
+        if await self.client.get_or_none(kinds.DEPLOYMENT, "podinfo", namespace=NAMESPACE) is None:
+            await apply(self.client, load_example("deployment.yaml"))
+        await apply(self.client, load_example("hpa.yaml"))
         await apply(self.client, canary)
 
 

@@ -154,7 +154,16 @@ class OperatorProcess:
     async def stop(self) -> None:
         self._stop.set()
         if self._task is not None:
-            await asyncio.wait_for(self._task, 30)
+            done, _ = await asyncio.wait({self._task}, timeout=30)
+            if not done:
+                stacks = "\n".join(
+                    f"{task.get_name()}: {task.get_stack(limit=3)}"
+                    for task in asyncio.all_tasks()
+                    if not task.done()
+                )
+                self._task.cancel()
+                raise AssertionError(f"the operator did not stop within 30 s; pending tasks:\n{stacks}")
+            self._task.result()
         if self.client is not None:
             await self.client.close()
 

@@ -1,0 +1,198 @@
+"""The canary lifecycle end to end: every path of issue 4 through the real operator, the local control
+plane, a real Prometheus and real traffic."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from canarist.kube import resources as kinds
+from tests.e2e.conftest import World
+from tests.e2e.harness import NAMESPACE, apply, canary_status, event_messages, load_example, wait_for
+from tests.e2e.test_seed_walkthrough import fast_seed, phase_is, set_image
+
+RUN_TIMEOUT_S = 120
+
+
+async def initialized(world: World, canary: dict[str, Any]) -> None:
+    await world.start_operator()
+    await world.apply_podinfo(canary)
+    await wait_for(lambda: phase_is(world, "Initialized"), what="Initialized", timeout_s=60)
+
+
+async def reaches(world: World, phase: str) -> None:
+    await wait_for(lambda: phase_is(world, phase), what=phase, timeout_s=RUN_TIMEOUT_S, poll_s=0.3)
+
+
+async def event_seen(world: World, message: str) -> None:
+    async def seen() -> bool:
+        return message in event_messages(world.events)
+
+    await wait_for(seen, what=f"event {message!r}", timeout_s=RUN_TIMEOUT_S, poll_s=0.2)
+
+
+def run_events(world: World) -> list[str]:
+    """Events from the last "New revision detected" on, without the readiness waits (timing-dependent)."""
+    messages = [m for m in event_messages(world.events) if " not ready: waiting for rollout" not in m]
+    starts = [i for i, m in enumerate(messages) if m.startswith("New revision detected! Scaling up")]
+    return messages[starts[-1] :] if starts else messages
+
+
+async def primary_image(world: World) -> str:
+    primary = await world.client.get(kinds.DEPLOYMENT, "podinfo-primary", namespace=NAMESPACE)
+    return str(primary["spec"]["template"]["spec"]["containers"][0]["image"])
+
+
+async def test_promotion_emits_flaggers_event_sequence_for_the_seed_spec(world: World) -> None:
+    await initialized(world, fast_seed())
+    await set_image(world, "quay.io/stefanprodan/podinfo:3.1.1")
+    await reaches(world, "Succeeded")
+    # Flagger's sequence for interval/threshold/maxWeight 50/stepWeight 5 (inventory §2.2, §2.5, §2.8).
+    assert run_events(world) == [
+        "New revision detected! Scaling up podinfo.test",
+        "Starting canary analysis for podinfo.test",
+        *[f"Advance podinfo.test canary weight {w}" for w in range(5, 55, 5)],
+        "Copying podinfo.test template spec to podinfo-primary.test",
+        "Routing all traffic to primary",
+        "Promotion completed! Scaling down podinfo.test",
+    ]
+
+
+async def test_no_data_is_never_a_pass(world: World) -> None:
+    await initialized(world, fast_seed(stepWeight=10, threshold=2))
+    await world.traffic.stop()  # nobody calls the app: the canary has no metrics at all
+    await set_image(world, "quay.io/stefanprodan/podinfo:3.1.1")
+    await reaches(world, "Failed")
+    halts = [m for m in run_events(world) if m.startswith("Halt")]
+    assert (
+        halts
+        == [
+            "Halt advancement no values found for istio metric request-success-rate probably "
+            "podinfo.test is not receiving traffic: running query failed: no values found"
+        ]
+        * 2
+    )
+    assert "Rolling back podinfo.test failed checks threshold reached 2" in run_events(world)
+    assert (await primary_image(world)).endswith(":3.1.0")
+
+
+async def test_latency_rolls_back(world: World) -> None:
+    await initialized(world, fast_seed(stepWeight=10, threshold=2))
+    world.canary_app.set_knobs(latency_ms=700)
+    await set_image(world, "quay.io/stefanprodan/podinfo:3.1.1")
+    await reaches(world, "Failed")
+    halts = [m for m in run_events(world) if m.startswith("Halt")]
+    assert len(halts) == 2
+    for halt in halts:
+        assert halt.startswith("Halt podinfo.test advancement request duration ")
+        assert halt.endswith(" > 500ms")
+    assert run_events(world)[-1] == "Canary failed! Scaling down podinfo.test"
+
+
+async def test_new_revision_mid_analysis_restarts_the_run(world: World) -> None:
+    await initialized(world, fast_seed(stepWeight=10))
+    await set_image(world, "quay.io/stefanprodan/podinfo:3.1.1")
+    await event_seen(world, "Advance podinfo.test canary weight 10")
+    await set_image(world, "quay.io/stefanprodan/podinfo:3.1.2")
+    await event_seen(world, "New revision detected! Restarting analysis for podinfo.test")
+    await reaches(world, "Succeeded")
+    assert (await primary_image(world)).endswith(":3.1.2")
+    messages = event_messages(world.events)
+    restart = messages.index("New revision detected! Restarting analysis for podinfo.test")
+    after = messages[restart:]
+    # The restarted run starts from zero again.
+    assert after.index("Starting canary analysis for podinfo.test") < after.index(
+        "Advance podinfo.test canary weight 10"
+    )
+
+
+async def test_a_configmap_change_starts_a_run_and_reaches_the_primary(world: World) -> None:
+    await apply(world.client, load_example("namespace.yaml"))
+    await world.client.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "podinfo-config", "namespace": NAMESPACE},
+            "data": {"color": "blue"},
+        },
+        kind=kinds.CONFIG_MAP,
+    )
+    deployment = load_example("deployment.yaml")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    container["envFrom"] = [{"configMapRef": {"name": "podinfo-config"}}]
+    await apply(world.client, deployment)
+    await initialized(world, fast_seed(stepWeight=25))
+    copy = await world.client.get(kinds.CONFIG_MAP, "podinfo-config-primary", namespace=NAMESPACE)
+    assert copy["data"] == {"color": "blue"}
+
+    await world.client.patch(
+        kinds.CONFIG_MAP, "podinfo-config", {"data": {"color": "green"}}, namespace=NAMESPACE
+    )
+    await event_seen(world, "New revision detected! Scaling up podinfo.test")
+    await reaches(world, "Succeeded")
+
+    copy = await world.client.get(kinds.CONFIG_MAP, "podinfo-config-primary", namespace=NAMESPACE)
+    assert copy["data"] == {"color": "green"}
+    primary = await world.client.get(kinds.DEPLOYMENT, "podinfo-primary", namespace=NAMESPACE)
+    env_from = primary["spec"]["template"]["spec"]["containers"][0]["envFrom"]
+    assert env_from == [{"configMapRef": {"name": "podinfo-config-primary"}}]
+    status = await canary_status(world.client)
+    assert set(status["trackedConfigs"]) == {"configmap/podinfo-config"}
+
+
+async def test_skip_analysis_promotes_without_checks(world: World) -> None:
+    canary = fast_seed()
+    canary["spec"]["skipAnalysis"] = True
+    await initialized(world, canary)
+    await world.traffic.stop()  # no metrics at all: an analysis would fail, a skipped one must not care
+    await set_image(world, "quay.io/stefanprodan/podinfo:3.1.1")
+    await reaches(world, "Succeeded")
+    events = run_events(world)
+    assert events[-1] == "Promotion completed! Canary analysis was skipped for podinfo.test"
+    assert not [m for m in events if m.startswith(("Halt", "Advance", "Starting canary analysis"))]
+    assert (await primary_image(world)).endswith(":3.1.1")
+
+
+async def test_suspend_pauses_and_resume_continues(world: World) -> None:
+    await initialized(world, fast_seed(stepWeight=25))
+    await world.client.patch(kinds.CANARY, "podinfo", {"spec": {"suspend": True}}, namespace=NAMESPACE)
+    await event_seen(world, "skipping canary run as object is suspended")
+    await set_image(world, "quay.io/stefanprodan/podinfo:3.1.1")
+    await asyncio.sleep(4)  # more than one analysis interval
+    assert (await canary_status(world.client))["phase"] == "Initialized"
+    assert "New revision detected! Scaling up podinfo.test" not in event_messages(world.events)
+
+    await world.client.patch(kinds.CANARY, "podinfo", {"spec": {"suspend": False}}, namespace=NAMESPACE)
+    await reaches(world, "Succeeded")
+    assert (await primary_image(world)).endswith(":3.1.1")
+
+
+async def test_a_canary_that_never_becomes_ready_is_rolled_back_at_the_deadline(world: World) -> None:
+    canary = fast_seed()
+    canary["spec"]["progressDeadlineSeconds"] = 4
+    await initialized(world, canary)
+    patch = {"spec": {"progressDeadlineSeconds": 2}}
+    await world.client.patch(kinds.DEPLOYMENT, "podinfo", patch, namespace=NAMESPACE)
+    await set_image(world, "quay.io/stefanprodan/podinfo:never-ready")
+    await reaches(world, "Failed")
+    events = run_events(world)
+    deadline = [m for m in events if m.startswith("Rolling back podinfo.test progress deadline exceeded")]
+    assert len(deadline) == 1, event_messages(world.events)
+    assert events[-1] == "Canary failed! Scaling down podinfo.test"
+    assert (await primary_image(world)).endswith(":3.1.0")
+
+
+async def test_an_operator_restarted_mid_run_finishes_the_run_without_repeating_a_step(world: World) -> None:
+    first = await world.start_operator()
+    await world.apply_podinfo(fast_seed(stepWeight=10))
+    await wait_for(lambda: phase_is(world, "Initialized"), what="Initialized", timeout_s=60)
+    await set_image(world, "quay.io/stefanprodan/podinfo:3.1.1")
+    await event_seen(world, "Advance podinfo.test canary weight 20")
+    await first.stop()
+    world.operators.remove(first)
+    await asyncio.sleep(1)
+    await world.start_operator()
+    await reaches(world, "Succeeded")
+    advances = [m for m in run_events(world) if m.startswith("Advance podinfo.test canary weight")]
+    assert advances == [f"Advance podinfo.test canary weight {w}" for w in range(10, 60, 10)]
+    assert (await primary_image(world)).endswith(":3.1.1")
