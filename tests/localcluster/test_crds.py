@@ -336,3 +336,17 @@ async def test_invalid_crd_is_rejected(local_cluster):
         )
     assert status == 422
     assert error["details"]["causes"][0]["field"] == "metadata.name"
+
+
+async def test_date_time_format_is_checked(local_cluster):
+    url = local_cluster.url + CANARIES
+    async with aiohttp.ClientSession() as session:
+        await _install(session, local_cluster.url)
+        await request(session, "POST", url, canary())
+        good = {"status": {"lastTransitionTime": "2024-05-01T10:00:00Z"}}
+        status, _ = await request(session, "PATCH", f"{url}/podinfo/status", good, MERGE)
+        assert status == 200
+        bad = {"status": {"lastTransitionTime": "yesterday"}}
+        status, error = await request(session, "PATCH", f"{url}/podinfo/status", bad, MERGE)
+        assert status == 422
+        assert error["details"]["causes"][0]["field"] == "status.lastTransitionTime"

@@ -229,3 +229,21 @@ def test_kubectl_get_watch_table_output(local_cluster):
     lines = [line.split() for line in done.stdout.strip().splitlines()]
     assert lines[0] == ["NAME", "DATA", "AGE"]
     assert lines[1][:2] == ["t1", "1"]
+
+
+async def test_abandoned_watch_is_released(local_cluster):
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{local_cluster.url}{CMS}?watch=true") as response,
+    ):
+        assert response.status == 200
+        for _ in range(200):
+            if _watchers(local_cluster) == 1:
+                break
+            await asyncio.sleep(0.02)
+        assert _watchers(local_cluster) == 1
+    for _ in range(300):  # released by the server's liveness check, without any event on the stream
+        if _watchers(local_cluster) == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert _watchers(local_cluster) == 0

@@ -13,6 +13,10 @@ from canarist.localcluster.errors import FieldError
 Obj = dict[str, Any]
 
 _ROOT_KEEP = ("apiVersion", "kind", "metadata")
+_FORMATS: dict[str, re.Pattern[str]] = {
+    "date-time": re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"),
+    "date": re.compile(r"^\d{4}-\d{2}-\d{2}$"),
+}
 
 
 @dataclass
@@ -182,6 +186,13 @@ def _value_checks(value: Any, schema: Obj, path: str, result: SchemaResult, skip
             FieldError(path, "FieldValueNotSupported", f"supported values: {supported}", value)
         )
     if isinstance(value, str):
+        fmt = schema.get("format")
+        if fmt in _FORMATS and value and not _FORMATS[fmt].match(value):
+            result.errors.append(
+                FieldError(
+                    path, "FieldValueInvalid", f'{path} in body must be of type {fmt}: "{value}"', value
+                )
+            )
         pattern = schema.get("pattern")
         if isinstance(pattern, str) and not _regex(pattern).search(value):
             result.errors.append(

@@ -40,6 +40,7 @@ KUBE_VERSION = {
 }
 EXTENSION_PREFIX = "localcluster.canarist.dev"
 JSON_TYPE = "application/json"
+_LIVENESS_TICK = 1.0  # seconds between checks that an idle watch's client is still connected
 
 
 def _dumps(obj: Any) -> bytes:
@@ -616,14 +617,17 @@ class HttpFrontend:
                     sent += len(chunks)
                     chunks = []
                 now = loop.time()
-                deadlines = [d for d in (end, next_bookmark) if d is not None]
-                wait = max(0.0, min(deadlines) - now) if deadlines else None
+                deadlines = [d for d in (end, next_bookmark, now + _LIVENESS_TICK) if d is not None]
+                wait = max(0.0, min(deadlines) - now)
                 try:
                     event_or_none = await asyncio.wait_for(watcher.queue.get(), wait)
                 except TimeoutError:
                     now = loop.time()
                     if end is not None and now >= end:
                         break
+                    transport = request.transport
+                    if transport is None or transport.is_closing():
+                        break  # the client went away
                     if next_bookmark is not None and now >= next_bookmark:
                         bookmark = {
                             "kind": rt.kind,
