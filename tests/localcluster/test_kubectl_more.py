@@ -76,3 +76,13 @@ async def test_deleting_a_crd_deletes_its_objects_and_ends_their_watches(local_c
         assert status == 201
         _, relisted = await request(session, "GET", canaries)
         assert relisted["items"] == []
+
+
+def test_kubectl_delete_dry_run_keeps_the_object(local_cluster):
+    local_cluster.kubectl("apply", "-f", "-", input=json.dumps(configmap("keep")), check=True)
+    done = local_cluster.kubectl("delete", "cm", "keep", "--dry-run=server", check=True)
+    assert "server dry run" in done.stdout
+    assert (
+        local_cluster.kubectl("get", "cm", "keep", "-o", "name", check=True).stdout.strip()
+        == "configmap/keep"
+    )

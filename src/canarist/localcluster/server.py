@@ -427,6 +427,7 @@ class HttpFrontend:
             )
             return json_response(obj, 201 if created else 200, warnings)
         options = await _delete_options(request)
+        dry_run = dry_run or "All" in (options.get("dryRun") or [])
         if verb == "delete":
             obj, gone = self.api.delete(rt, ns, str(req.name), options, dry_run=dry_run)
             if gone:
