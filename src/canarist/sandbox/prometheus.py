@@ -22,7 +22,6 @@ import socket
 import subprocess
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Any
 
 import aiohttp
 
-__all__ = ["PROMETHEUS_INSTALL", "PrometheusError", "PrometheusProcess", "free_port"]
+__all__ = ["PROMETHEUS_INSTALL", "PrometheusError", "PrometheusProcess", "PrometheusQuery", "free_port"]
 
 PROMETHEUS_INSTALL = "sudo apt-get install -y --no-install-recommends prometheus"
 
@@ -146,26 +145,11 @@ class PrometheusProcess:
         self._write_targets()
 
     async def query(self, q: str) -> dict[str, Any]:
-        async with (
-            aiohttp.ClientSession() as session,
-            session.get(
-                f"{self.url}/api/v1/query", params={"query": q}, timeout=aiohttp.ClientTimeout(total=5)
-            ) as response,
-        ):
-            answer: dict[str, Any] = await response.json(content_type=None)
-            return answer
+        return await PrometheusQuery(self.url).query(q)
 
     async def value(self, q: str) -> float | None:
         """The first sample of ``q`` as a number, or ``None`` (no data, NaN or an error)."""
-        try:
-            answer = await self.query(q)
-        except (aiohttp.ClientError, TimeoutError, ValueError):
-            return None
-        result = (answer.get("data") or {}).get("result")
-        if answer.get("status") != "success" or not isinstance(result, list) or not result:
-            return None
-        value = float(result[0]["value"][1])
-        return None if math.isnan(value) else value
+        return await PrometheusQuery(self.url).value(q)
 
     def stop(self) -> None:
         process, self.process = self.process, None
@@ -177,3 +161,46 @@ class PrometheusProcess:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+class PrometheusQuery:
+    """Instant queries against any Prometheus URL."""
+
+    def __init__(self, url: str, timeout_s: float = 5.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout_s = timeout_s
+
+    async def query(self, q: str) -> dict[str, Any]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(
+                f"{self.url}/api/v1/query",
+                params={"query": q},
+                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+            ) as response,
+        ):
+            answer: dict[str, Any] = await response.json(content_type=None)
+            return answer
+
+    async def vector(self, q: str) -> list[tuple[dict[str, str], float]]:
+        """``(labels, value)`` of every sample of ``q``; empty on no data or an error."""
+        try:
+            answer = await self.query(q)
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return []
+        result = (answer.get("data") or {}).get("result")
+        if answer.get("status") != "success" or not isinstance(result, list):
+            return []
+        out: list[tuple[dict[str, str], float]] = []
+        for item in result:
+            try:
+                value = float(item["value"][1])
+            except (KeyError, IndexError, TypeError, ValueError):
+                continue
+            if not math.isnan(value):
+                out.append(({str(k): str(v) for k, v in (item.get("metric") or {}).items()}, value))
+        return out
+
+    async def value(self, q: str) -> float | None:
+        samples = await self.vector(q)
+        return samples[0][1] if samples else None
