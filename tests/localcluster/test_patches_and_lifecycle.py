@@ -391,3 +391,35 @@ async def test_label_and_field_selectors_in_lists(local_cluster):
             f"{events}?fieldSelector=involvedObject.kind%3DCanary,involvedObject.name%3Dpodinfo",
         )
         assert [i["metadata"]["name"] for i in listed["items"]] == ["e1"]
+
+
+async def test_unknown_fields_of_typed_objects_are_dropped_or_rejected(local_cluster):
+    body = deployment()
+    body["spec"]["replica"] = 3
+    body["metadata"]["labelz"] = {"a": "b"}
+    body["extra"] = True
+    async with aiohttp.ClientSession() as session:
+        async with session.post(local_cluster.url + DEPLOYMENTS, json=body) as response:
+            created = await response.json()
+            warnings = response.headers.getall("Warning", [])
+        assert response.status == 201
+        assert "replica" not in created["spec"]
+        assert "labelz" not in created["metadata"]
+        assert "extra" not in created
+        assert sorted(warnings) == sorted(
+            f'299 - "unknown field \\"{p}\\""' for p in ("metadata.labelz", "extra", "spec.replica")
+        )
+        body["metadata"]["name"] = "strict"
+        status, error = await request(
+            session, "POST", local_cluster.url + DEPLOYMENTS + "?fieldValidation=Strict", body
+        )
+        assert status == 400
+        assert 'unknown field "spec.replica"' in error["message"]
+
+
+def test_kubectl_apply_rejects_unknown_fields_of_builtin_kinds(local_cluster):
+    body = deployment()
+    body["spec"]["replica"] = 3
+    done = local_cluster.kubectl("apply", "-f", "-", input=json.dumps(body))
+    assert done.returncode != 0
+    assert 'unknown field "spec.replica"' in done.stderr

@@ -339,3 +339,147 @@ def _scale_paths(scale: Any) -> tuple[str, str, str] | None:
         str(scale.get("statusReplicasPath") or ""),
         str(scale.get("labelSelectorPath") or ""),
     )
+
+
+# Known fields of the typed built-in objects: anything else is dropped (with a warning, or a 400 under
+# fieldValidation=Strict), as the real server's typed decoding does. Only the top level, `metadata` and `spec`
+# are checked; deeper levels (pod templates, status) are kept as sent.
+OBJECT_META_FIELDS = frozenset(
+    {
+        "name",
+        "generateName",
+        "namespace",
+        "selfLink",
+        "uid",
+        "resourceVersion",
+        "generation",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "labels",
+        "annotations",
+        "ownerReferences",
+        "finalizers",
+        "managedFields",
+    }
+)
+_COMMON = frozenset({"apiVersion", "kind", "metadata"})
+_WITH_SPEC = _COMMON | {"spec", "status"}
+KNOWN_FIELDS: dict[str, tuple[frozenset[str], frozenset[str] | None]] = {
+    "Deployment": (
+        _WITH_SPEC,
+        frozenset(
+            {
+                "replicas",
+                "selector",
+                "template",
+                "strategy",
+                "minReadySeconds",
+                "revisionHistoryLimit",
+                "paused",
+                "progressDeadlineSeconds",
+            }
+        ),
+    ),
+    "DaemonSet": (
+        _WITH_SPEC,
+        frozenset({"selector", "template", "updateStrategy", "minReadySeconds", "revisionHistoryLimit"}),
+    ),
+    "ReplicaSet": (_WITH_SPEC, frozenset({"replicas", "minReadySeconds", "selector", "template"})),
+    "Service": (
+        _WITH_SPEC,
+        frozenset(
+            {
+                "ports",
+                "selector",
+                "clusterIP",
+                "clusterIPs",
+                "type",
+                "externalIPs",
+                "sessionAffinity",
+                "loadBalancerIP",
+                "loadBalancerSourceRanges",
+                "externalName",
+                "externalTrafficPolicy",
+                "healthCheckNodePort",
+                "publishNotReadyAddresses",
+                "sessionAffinityConfig",
+                "ipFamilies",
+                "ipFamilyPolicy",
+                "allocateLoadBalancerNodePorts",
+                "loadBalancerClass",
+                "internalTrafficPolicy",
+                "trafficDistribution",
+            }
+        ),
+    ),
+    "ConfigMap": (_COMMON | {"data", "binaryData", "immutable"}, None),
+    "Secret": (_COMMON | {"data", "stringData", "type", "immutable"}, None),
+    "Namespace": (_WITH_SPEC, frozenset({"finalizers"})),
+    "ServiceAccount": (_COMMON | {"secrets", "imagePullSecrets", "automountServiceAccountToken"}, None),
+    "HorizontalPodAutoscaler": (
+        _WITH_SPEC,
+        frozenset({"scaleTargetRef", "minReplicas", "maxReplicas", "metrics", "behavior"}),
+    ),
+    "Lease": (
+        _COMMON | {"spec"},
+        frozenset(
+            {
+                "holderIdentity",
+                "leaseDurationSeconds",
+                "acquireTime",
+                "renewTime",
+                "leaseTransitions",
+                "strategy",
+                "preferredHolder",
+            }
+        ),
+    ),
+    "CustomResourceDefinition": (
+        _WITH_SPEC,
+        frozenset({"group", "names", "scope", "versions", "conversion", "preserveUnknownFields"}),
+    ),
+}
+_EVENT_FIELDS = _COMMON | {
+    "involvedObject",
+    "reason",
+    "message",
+    "source",
+    "firstTimestamp",
+    "lastTimestamp",
+    "count",
+    "type",
+    "eventTime",
+    "series",
+    "action",
+    "related",
+    "reportingComponent",
+    "reportingInstance",
+}
+
+
+def prune_known_fields(rt: ResourceType, obj: Obj) -> list[str]:
+    """Drop the fields a typed object cannot hold; returns their paths."""
+    pruned: list[str] = []
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        for key in [k for k in meta if k not in OBJECT_META_FIELDS]:
+            pruned.append(f"metadata.{key}")
+            del meta[key]
+    if rt.is_custom:
+        return pruned
+    known = KNOWN_FIELDS.get(rt.kind)
+    if rt.kind == "Event" and rt.group == "":
+        known = (_EVENT_FIELDS, None)
+    if known is None:
+        return pruned
+    top, spec_fields = known
+    for key in [k for k in obj if k not in top]:
+        pruned.append(key)
+        del obj[key]
+    spec = obj.get("spec")
+    if spec_fields is not None and isinstance(spec, dict):
+        for key in [k for k in spec if k not in spec_fields]:
+            pruned.append(f"spec.{key}")
+            del spec[key]
+    return pruned

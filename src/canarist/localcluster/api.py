@@ -165,16 +165,18 @@ class Api:
         warnings: list[str] = []
         if old is None:
             errors.extend(admission.validate_name(rt.kind, name))
+        pruned = admission.prune_known_fields(rt, obj)
         if rt.schema is not None:
             result = validate_object(obj, rt.schema)
             errors.extend(result.errors)
-            if result.pruned:
-                if field_validation == "Strict":
-                    fields = ", ".join(f'unknown field "{p}"' for p in result.pruned)
-                    raise ApiError.bad_request(f"strict decoding error: {fields}")
-                if field_validation != "Ignore":
-                    warnings.extend(f'unknown field "{p}"' for p in result.pruned)
-        else:
+            pruned.extend(result.pruned)
+        if pruned:
+            if field_validation == "Strict":
+                fields = ", ".join(f'unknown field "{p}"' for p in pruned)
+                raise ApiError.bad_request(f"strict decoding error: {fields}")
+            if field_validation != "Ignore":
+                warnings.extend(f'unknown field "{p}"' for p in pruned)
+        if rt.schema is None:
             errors.extend(admission.admit_builtin(rt, obj, old, self._allocate_ip))
         if errors:
             raise ApiError.invalid(rt.qualified_kind, name, errors, rt.group, rt.plural)
