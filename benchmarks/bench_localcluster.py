@@ -15,7 +15,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -47,7 +49,7 @@ def start_server(workdir: Path) -> tuple[subprocess.Popen[str], str]:
 
 
 async def hammer(
-    session: aiohttp.ClientSession, seconds: float, concurrency: int, make_request: object
+    session: aiohttp.ClientSession, seconds: float, concurrency: int, make_request: Callable[[], Any]
 ) -> float:
     count = 0
     deadline = time.perf_counter() + seconds
@@ -55,7 +57,7 @@ async def hammer(
     async def worker() -> None:
         nonlocal count
         while time.perf_counter() < deadline:
-            async with make_request() as response:  # type: ignore[operator]
+            async with make_request() as response:
                 await response.read()
                 if response.status >= 300:
                     raise SystemExit(f"unexpected status {response.status}")
@@ -109,7 +111,7 @@ async def watch_fanout(
     return sum(received) / elapsed, writes
 
 
-async def _get_json(session: aiohttp.ClientSession, url: str) -> tuple[int, dict[str, object]]:
+async def _get_json(session: aiohttp.ClientSession, url: str) -> tuple[int, dict[str, Any]]:
     async with session.get(url) as response:
         return response.status, await response.json()
 
