@@ -247,3 +247,17 @@ async def test_abandoned_watch_is_released(local_cluster):
             break
         await asyncio.sleep(0.02)
     assert _watchers(local_cluster) == 0
+
+
+async def test_watch_list_initial_events_end_with_a_bookmark(local_cluster):
+    base = local_cluster.url + CMS
+    async with aiohttp.ClientSession() as session:
+        await request(session, "POST", base, configmap("one"))
+        url = f"{base}?watch=true&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan"
+        events = await watch_events(session, url, 2)
+        assert [e["type"] for e in events] == ["ADDED", "BOOKMARK"]
+        marker = events[1]["object"]["metadata"]
+        assert marker["annotations"] == {"k8s.io/initial-events-end": "true"}
+        assert int(marker["resourceVersion"]) >= int(events[0]["object"]["metadata"]["resourceVersion"])
+        status, _ = await request(session, "GET", f"{base}?watch=true&sendInitialEvents=true")
+        assert status == 400

@@ -522,7 +522,11 @@ class HttpFrontend:
         initial: list[tuple[str, Obj]] = []
         replay: list[WatchEvent] = []
         gone_message: str | None = None
-        if rv_param in ("", "0"):
+        send_initial = _truthy(query.get("sendInitialEvents"))
+        if send_initial and not bookmarks:
+            raise ApiError.bad_request("sendInitialEvents requires allowWatchBookmarks=true")
+        initial_rv = str(store.rv)
+        if rv_param in ("", "0") or send_initial:
             initial = [("ADDED", obj) for obj in self.api.list_objects(rt, ns_filter, labels, fields)]
         else:
             try:
@@ -595,6 +599,16 @@ class HttpFrontend:
                 return response
             sent = 0
             chunks = [encode(kind, obj, None) for kind, obj in initial]
+            if send_initial:  # the WatchList protocol: a bookmark marks the end of the initial state
+                end_marker = {
+                    "kind": rt.kind,
+                    "apiVersion": rt.group_version,
+                    "metadata": {
+                        "resourceVersion": initial_rv,
+                        "annotations": {"k8s.io/initial-events-end": "true"},
+                    },
+                }
+                chunks.append(_dumps({"type": "BOOKMARK", "object": end_marker}) + b"\n")
             for event in replay:
                 translated = translate(event)
                 if translated is not None:
