@@ -151,3 +151,12 @@ def test_snapshot_panel_and_table() -> None:
         "Progressing",
         "25",
     ]
+
+
+def test_demo_without_prerequisites_says_how_to_install(tmp_path: Path) -> None:
+    env = {"PATH": str(tmp_path), "HOME": str(tmp_path)}  # neither prometheus nor hey on PATH
+    done = subprocess.run(_canarist("demo"), capture_output=True, text=True, timeout=60, env=env, check=False)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "apt-get install -y --no-install-recommends prometheus" in done.stderr
+    assert "apt-get install -y --no-install-recommends hey" in done.stderr

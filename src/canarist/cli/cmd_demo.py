@@ -102,6 +102,10 @@ async def demo(options: DemoOptions) -> int:
     except _Interrupted:
         print("interrupted; stopping the sandbox", file=sys.stderr)
         code = 130
+    except (RuntimeError, OSError) as error:  # EnvoyError, PrometheusError, an operator that did not start
+        print(f"canarist demo: {error}", file=sys.stderr)
+        print(f"files and logs: {sandbox.workdir}", file=sys.stderr)
+        code = 1
     finally:
         await sandbox.stop()
     return code

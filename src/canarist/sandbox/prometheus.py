@@ -46,7 +46,7 @@ def free_port() -> int:
 
 
 def prometheus_config(sd_file: Path, scrape_interval_s: float = 1.0) -> dict[str, Any]:
-    interval = f"{scrape_interval_s:g}s"
+    interval = f"{round(scrape_interval_s * 1000)}ms"  # Prometheus durations take no fractions
     return {
         "global": {"scrape_interval": interval, "scrape_timeout": interval, "evaluation_interval": interval},
         "scrape_configs": [
