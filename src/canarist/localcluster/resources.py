@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 Obj = dict[str, Any]
@@ -53,7 +53,6 @@ class ResourceType:
     crd_name: str | None = None
     field_selectors: tuple[str, ...] = ()
     scale: tuple[str, str, str] | None = None  # specReplicasPath, statusReplicasPath, labelSelectorPath
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def group_version(self) -> str:
@@ -114,14 +113,6 @@ class Registry:
 
     def for_storage(self, key: StorageKey) -> list[ResourceType]:
         return [rt for rt in self._types.values() if rt.storage_key == key]
-
-    def storage_keys(self) -> set[StorageKey]:
-        return {rt.storage_key for rt in self._types.values()}
-
-    def by_kind(self, group: str, kind: str) -> ResourceType | None:
-        candidates = [rt for rt in self._types.values() if rt.group == group and rt.kind == kind]
-        candidates.sort(key=lambda rt: version_priority(rt.version))
-        return candidates[0] if candidates else None
 
     def groups(self) -> dict[str, list[str]]:
         """group -> served versions, highest priority first."""

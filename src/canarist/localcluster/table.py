@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -349,8 +350,6 @@ def _cell(column: PrinterColumn, obj: Obj) -> Any:
     if column.type == "date":
         return age(value)
     if isinstance(value, dict | list):
-        import json
-
         return json.dumps(value, separators=(",", ":"))
     if column.type == "string":
         if isinstance(value, bool):
