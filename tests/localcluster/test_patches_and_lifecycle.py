@@ -423,3 +423,69 @@ def test_kubectl_apply_rejects_unknown_fields_of_builtin_kinds(local_cluster):
     done = local_cluster.kubectl("apply", "-f", "-", input=json.dumps(body))
     assert done.returncode != 0
     assert 'unknown field "spec.replica"' in done.stderr
+
+
+async def test_strategic_merge_patch_directives(local_cluster):
+    base = local_cluster.url + DEPLOYMENTS
+    async with aiohttp.ClientSession() as session:
+        body = deployment()
+        body["metadata"]["finalizers"] = ["a/one"]
+        await request(session, "POST", base, body)
+        patch = {
+            "metadata": {"finalizers": ["b/two"]},
+            "spec": {
+                "strategy": {"$retainKeys": ["type"], "type": "Recreate"},
+                "template": {
+                    "spec": {
+                        "$setElementOrder/containers": [{"name": "sidecar"}, {"name": "app"}],
+                        "containers": [{"name": "app", "args": ["--x", "--y"]}],
+                    }
+                },
+            },
+        }
+        status, patched = await request(session, "PATCH", f"{base}/podinfo", patch, SMP)
+        assert status == 200, patched
+        assert patched["metadata"]["finalizers"] == ["a/one", "b/two"]
+        assert patched["spec"]["strategy"] == {"type": "Recreate"}
+        containers = patched["spec"]["template"]["spec"]["containers"]
+        assert [c["name"] for c in containers] == ["sidecar", "app"]
+        assert containers[1]["args"] == ["--x", "--y"]
+        drop = {
+            "metadata": {"$deleteFromPrimitiveList/finalizers": ["a/one"]},
+            "spec": {
+                "template": {
+                    "spec": {"containers": [{"name": "app", "$deleteFromPrimitiveList/args": ["--x"]}]}
+                }
+            },
+        }
+        _, dropped = await request(session, "PATCH", f"{base}/podinfo", drop, SMP)
+        assert dropped["metadata"]["finalizers"] == ["b/two"]
+        assert dropped["spec"]["template"]["spec"]["containers"][1]["args"] == ["--y"]
+        status, error = await request(
+            session,
+            "PATCH",
+            f"{base}/podinfo",
+            {"spec": {"template": {"spec": {"containers": [{"image": "no-name"}]}}}},
+            SMP,
+        )
+        assert status == 400
+        assert "merge key" in error["message"]
+
+
+async def test_json_patch_move_copy_remove(local_cluster):
+    base = local_cluster.url + CMS
+    async with aiohttp.ClientSession() as session:
+        await request(session, "POST", base, configmap("ops", {"a": "1", "b": "2"}))
+        ops = [
+            {"op": "copy", "from": "/data/a", "path": "/data/c"},
+            {"op": "move", "from": "/data/b", "path": "/data/d"},
+            {"op": "remove", "path": "/data/a"},
+        ]
+        status, patched = await request(session, "PATCH", f"{base}/ops", ops, JSONP)
+        assert status == 200
+        assert patched["data"] == {"c": "1", "d": "2"}
+        status, error = await request(
+            session, "PATCH", f"{base}/ops", [{"op": "remove", "path": "/data/zz"}], JSONP
+        )
+        assert status == 422
+        assert error["reason"] == "Invalid"
