@@ -84,10 +84,21 @@ def _passed(value: float, metric_value: float, query: str) -> CheckResult:
 
 
 def _failed(
-    message: str, value: float | None = None, *, query: str = "", severity: Severity = "warning"
+    message: str,
+    value: float | None = None,
+    *,
+    query: str = "",
+    severity: Severity = "warning",
+    metric_value: float | None = None,
 ) -> CheckResult:
+    """``metric_value`` defaults to ``value``; a duration passes it in seconds, as the gauge reports."""
     return CheckResult(
-        ok=False, value=value, message=message, severity=severity, metric_value=value, query=query
+        ok=False,
+        value=value,
+        message=message,
+        severity=severity,
+        metric_value=value if metric_value is None else metric_value,
+        query=query,
     )
 
 
@@ -245,6 +256,7 @@ async def _builtin_check(
             f"Halt {canary.key} advancement request duration {go_duration_ms(ms)} {op} {go_duration_ms(bound_ms)}",
             float(ms),
             query=query,
+            metric_value=ms / 1000,
         )
     return CheckResult(ok=True, value=float(ms), message="", metric_value=ms / 1000, query=query)
 

@@ -82,6 +82,17 @@ def _older(cached: Obj, written: Obj) -> bool:
     return False
 
 
+def next_wake(decision: Decision, now: datetime) -> datetime | None:
+    """When the worker must tick again on its own (changes wake it anyway).
+
+    A due time that has already passed means the engine had its chance at paced work in this tick and
+    had none to do (a canary at rest): sleep until a change or the resync instead of ticking in a loop.
+    """
+    if decision.next_due_at is None or decision.next_due_at <= now:
+        return None
+    return decision.next_due_at
+
+
 def canary_target_keys(obj: Obj) -> Iterable[str]:
     ref = (obj.get("spec") or {}).get("targetRef") or {}
     namespace = _meta(obj).get("namespace", "")
@@ -337,12 +348,15 @@ class Controller:
             await self.executor.apply(canary, observed, decision.actions)
         except ActionFailed as error:
             await self.executor.event(canary, "Warning", str(error), canary.status.phase or "")
+        elapsed = (self._clock() - started).total_seconds()
         if decision.paced:
             state.last_paced_at = started
-        self._telemetry.reconcile_seconds.labels(namespace=namespace).observe(
-            (self._clock() - started).total_seconds()
-        )
-        return TickOutcome(again=decision.again, next_due_at=decision.next_due_at)
+            # Flagger observes the ticks that reach the analysis step; paced ticks are those.
+            self._telemetry.duration.labels(name=canary.spec.target_ref.name, namespace=namespace).observe(
+                elapsed
+            )
+        self._telemetry.reconcile_seconds.labels(namespace=namespace).observe(elapsed)
+        return TickOutcome(again=decision.again, next_due_at=next_wake(decision, started))
 
     async def _decide(self, canary: Canary, observed: Any) -> Decision:
         answers: dict[Any, Any] = {}

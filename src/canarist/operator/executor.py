@@ -33,7 +33,7 @@ from canarist.hooks.client import call_webhook
 from canarist.hooks.payload import build_event_payload, build_payload
 from canarist.kube import resources as kinds
 from canarist.kube.client import KubeClient, contains
-from canarist.kube.errors import KubeError
+from canarist.kube.errors import Conflict, KubeError
 from canarist.kube.events import EventRecorder
 from canarist.kube.resources import ResourceKind
 from canarist.operator.alerts import AlertSender
@@ -322,9 +322,7 @@ class Executor:
             obj["status"] = dict(new_status)
 
         try:
-            written = await self._client.update_status(
-                kinds.CANARY, canary.metadata.name or "", canary.metadata.namespace, mutate
-            )
+            written = await self._put_status(canary, new_status, mutate)
         except KubeError as error:
             raise ActionFailed(f"status of canary {canary.key}: {error}") from error
         self.on_write(kinds.CANARY, written)
@@ -333,6 +331,18 @@ class Executor:
         self._telemetry.status.labels(
             name=canary.spec.target_ref.name, namespace=canary.metadata.namespace or ""
         ).set(status_value(ctx.phase))
+
+    async def _put_status(self, canary: Canary, status: Obj, mutate: Callable[[Obj], None]) -> Obj:
+        """PUT the status over the version we decided on (no read); re-read and re-apply only on a conflict."""
+        cached = self._store.get(kinds.CANARY, canary.metadata.namespace or "", canary.metadata.name or "")
+        if cached is not None:
+            try:
+                return await self._client.replace_status({**cached, "status": status}, kind=kinds.CANARY)
+            except Conflict:
+                pass
+        return await self._client.update_status(
+            kinds.CANARY, canary.metadata.name or "", canary.metadata.namespace, mutate
+        )
 
     async def _post_rollout(self, ctx: TickContext, phase: str) -> None:
         canary = ctx.canary

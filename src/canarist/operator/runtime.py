@@ -97,6 +97,7 @@ class Operator:
             identity=self.identity,
         )
         lost = asyncio.Event()
+        stopping = asyncio.Event()  # a shutdown we asked for, not a lost election
 
         async def on_started() -> None:
             log.info("leader election won by %s", self.identity)
@@ -104,14 +105,17 @@ class Operator:
 
         async def on_stopped() -> None:
             self.telemetry.leader.set(0)
-            if self.leading:
+            if self.leading and not stopping.is_set():
                 log.error("leader election lost by %s", self.identity)
                 lost.set()
+            self.leading = False
 
         task = asyncio.create_task(election.run(on_started, on_stopped))
         stop_wait = asyncio.create_task(stop.wait())
         lost_wait = asyncio.create_task(lost.wait())
         await asyncio.wait({stop_wait, lost_wait, task}, return_when=asyncio.FIRST_COMPLETED)
+        if not lost.is_set():
+            stopping.set()
         stop_wait.cancel()
         lost_wait.cancel()
         # Stop acting first (in-flight ticks finish), then release the Lease so a standby takes over at once.

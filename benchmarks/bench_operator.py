@@ -1,0 +1,271 @@
+"""Operator benchmarks (issue 4): a script, not a test. Prints a table; run it with
+
+    .venv/bin/python benchmarks/bench_operator.py [--canaries 1000] [--progressing 20] [--changes 40]
+
+P1  target change -> "New revision detected" event, p50/p99, at analysis interval 30 s (goal < 1 s)
+P2  wall time of a full run vs interval x steps (goal: within 2 s of that minimum)
+P4  1,000 steady-state canaries + 20 progressing: operator CPU share of one core, RSS
+P5  API requests per tick (goal: 0 reads per tick, <= 3 writes per step)
+
+The local control plane runs as a separate process (`canarist localcluster`), so the operator's CPU and
+memory are measured alone, in this process. Events reach the operator's `--event-webhook`, an aiohttp sink
+here, which timestamps them on arrival.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import copy
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from canarist.api.crds import crds
+from canarist.kube import resources as kinds
+from canarist.kube.client import KubeClient, RequestRecord
+from canarist.operator.runtime import Operator
+from canarist.operator.settings import OperatorSettings
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "podinfo"
+NAMESPACE = "bench"
+
+
+class EventSink:
+    """The operator's event webhook: records (arrival time, canary, message)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[float, str, str]] = []
+        self.arrived = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/", self._post)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}/"
+
+    async def _post(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.events.append((time.monotonic(), body["name"], body["metadata"]["eventMessage"]))
+        self.arrived.set()
+        return web.Response(status=202)
+
+    async def wait_for(self, name: str, prefix: str, since: float, timeout: float = 60) -> float:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for at, canary, message in self.events:
+                if at >= since and canary == name and message.startswith(prefix):
+                    return at
+            self.arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.arrived.wait(), max(0.0, deadline - time.monotonic()))
+        raise TimeoutError(f"no event {prefix!r} for {name} within {timeout}s")
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+def start_cluster(workdir: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    kubeconfig = workdir / "kubeconfig"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "canarist", "localcluster", "--kubeconfig", str(kubeconfig), "--readiness-delay", "0.2", "--istio-crds"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        if kubeconfig.exists():
+            return process, kubeconfig
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("the local control plane did not start")
+
+
+def workload(name: str) -> list[dict[str, Any]]:
+    deployment = yaml.safe_load((EXAMPLES / "deployment.yaml").read_text())
+    deployment["metadata"].update(name=name, namespace=NAMESPACE, labels={"app": name})
+    deployment["spec"]["selector"]["matchLabels"] = {"app": name}
+    deployment["spec"]["template"]["metadata"]["labels"] = {"app": name}
+    deployment["spec"]["replicas"] = 1
+    return [deployment]
+
+
+def canary(name: str, interval: str, step_weight: int = 10) -> dict[str, Any]:
+    return {
+        "apiVersion": "flagger.app/v1beta1",
+        "kind": "Canary",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "service": {"port": 9898},
+            "analysis": {"interval": interval, "threshold": 5, "maxWeight": 50, "stepWeight": step_weight},
+        },
+    }
+
+
+async def create_canaries(client: KubeClient, names: list[str], interval: str) -> None:
+    semaphore = asyncio.Semaphore(16)
+
+    async def one(name: str) -> None:
+        async with semaphore:
+            for obj in workload(name):
+                await client.create(copy.deepcopy(obj))
+            await client.create(canary(name, interval))
+
+    await asyncio.gather(*(one(name) for name in names))
+
+
+async def wait_phase(client: KubeClient, names: list[str], phase: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        listed = await client.list(kinds.CANARY, namespace=NAMESPACE)
+        done = {c["metadata"]["name"] for c in listed.items if (c.get("status") or {}).get("phase") == phase}
+        if set(names) <= done:
+            return
+        await asyncio.sleep(0.5)
+    raise TimeoutError(f"canaries not {phase} within {timeout}s")
+
+
+async def set_image(client: KubeClient, name: str, tag: str) -> None:
+    patch = {"spec": {"template": {"spec": {"containers": [{"name": "podinfod", "image": f"podinfo:{tag}"}]}}}}
+    await client.patch(kinds.DEPLOYMENT, name, patch, namespace=NAMESPACE, patch_type="strategic")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def bench_p1(client: KubeClient, sink: EventSink, changes: int) -> dict[str, float]:
+    """Latency from a target change to the "New revision detected" event, interval 30 s."""
+    name = "p1"
+    await create_canaries(client, [name], "30s")
+    await wait_phase(client, [name], "Initialized", 60)
+    latencies = []
+    for i in range(changes):
+        sent = time.monotonic()
+        await set_image(client, name, f"1.0.{i}")
+        arrived = await sink.wait_for(name, "New revision detected!", sent)
+        latencies.append(arrived - sent)
+        await asyncio.sleep(0.05)
+    return {"p50_s": percentile(latencies, 0.5), "p99_s": percentile(latencies, 0.99), "n": len(latencies)}
+
+
+async def bench_p2(client: KubeClient, sink: EventSink) -> dict[str, float]:
+    """A full run at interval 2 s, stepWeight 10, maxWeight 50: 5 weight steps + 1 promotion step."""
+    name = "p2"
+    await create_canaries(client, [name], "2s")
+    await wait_phase(client, [name], "Initialized", 60)
+    sent = time.monotonic()
+    await set_image(client, name, "2.0.0")
+    detected = await sink.wait_for(name, "New revision detected! Scaling up", sent)
+    done = await sink.wait_for(name, "Promotion completed!", detected, timeout=120)
+    minimum = 2.0 * 6
+    return {"run_s": done - detected, "minimum_s": minimum, "over_minimum_s": done - detected - minimum}
+
+
+async def bench_p4_p5(
+    client: KubeClient, operator: Operator, requests: list[RequestRecord], steady: int, progressing: int
+) -> dict[str, float]:
+    names = [f"app-{i:04d}" for i in range(steady)]
+    started = time.monotonic()
+    await create_canaries(client, names, "10s")
+    await wait_phase(client, names, "Initialized", 600)
+    setup_s = time.monotonic() - started
+    moving = names[:progressing]
+    ticks_before = sum(s.worker.ticks for s in operator.controller._canaries.values())
+    requests.clear()
+    cpu_before = time.process_time()
+    wall_before = time.monotonic()
+    for name in moving:
+        await set_image(client, name, "3.0.0")
+    window = 30.0
+    await asyncio.sleep(window)
+    cpu = time.process_time() - cpu_before
+    wall = time.monotonic() - wall_before
+    ticks = sum(s.worker.ticks for s in operator.controller._canaries.values()) - ticks_before
+    verbs = Counter(r.verb for r in requests if r.resource != "events")
+    reads = sum(n for verb, n in verbs.items() if verb in ("get", "list"))
+    writes = sum(n for verb, n in verbs.items() if verb in ("create", "update", "patch", "delete"))
+    status = await client.list(kinds.CANARY, namespace=NAMESPACE)
+    weights = sum((c.get("status") or {}).get("canaryWeight", 0) // 10 for c in status.items)
+    return {
+        "setup_s": setup_s,
+        "cpu_share": cpu / wall,
+        "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "ticks": ticks,
+        "reads_per_tick": reads / max(1, ticks),
+        "writes": writes,
+        "weight_steps_seen": weights,
+        "writes_per_step": writes / max(1, weights),
+    }
+
+
+async def main(args: argparse.Namespace) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="canarist-bench-"))
+    cluster, kubeconfig = start_cluster(workdir)
+    sink = EventSink()
+    await sink.start()
+    client = KubeClient.from_kubeconfig(kubeconfig)
+    operator_client = KubeClient.from_kubeconfig(kubeconfig)
+    requests: list[RequestRecord] = []
+    operator_client.add_request_hook(requests.append)
+    try:
+        for crd in crds():
+            await client.create(crd)
+        await client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+        settings = OperatorSettings(
+            metrics_server="http://127.0.0.1:1",
+            min_analysis_interval_s=1.0,
+            event_webhook=sink.url,
+            mesh_provider="kubernetes" if args.provider == "kubernetes" else "istio",
+            port=0,
+            log_level="error",
+        )
+        stop = asyncio.Event()
+        operator = Operator(settings, operator_client, http_host="127.0.0.1")
+        task = asyncio.create_task(operator.run(stop))
+        while not (operator.controller.synced and operator.leading):
+            await asyncio.sleep(0.05)
+        results: dict[str, dict[str, float]] = {}
+        results["P1 change -> event"] = await bench_p1(client, sink, args.changes)
+        results["P2 full run"] = await bench_p2(client, sink)
+        if args.canaries:
+            results["P4/P5 scale"] = await bench_p4_p5(client, operator, requests, args.canaries, args.progressing)
+        stop.set()
+        await task
+        for title, values in results.items():
+            print(f"{title}: " + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()))
+    finally:
+        await client.close()
+        await operator_client.close()
+        await sink.stop()
+        cluster.terminate()
+        cluster.wait(10)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--canaries", type=int, default=1000)
+    parser.add_argument("--progressing", type=int, default=20)
+    parser.add_argument("--changes", type=int, default=40)
+    parser.add_argument("--provider", default="istio")
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    asyncio.run(main(parser.parse_args()))
