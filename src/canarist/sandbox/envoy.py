@@ -184,6 +184,19 @@ class EnvoyProcess:
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             return ""
 
+    def stats(self, name_filter: str) -> dict[str, int]:
+        """Counters and gauges whose name matches the regex ``name_filter`` (admin ``/stats``)."""
+        out: dict[str, int] = {}
+        for line in self.admin_get(f"/stats?filter={name_filter}").splitlines():
+            name, _, value = line.partition(": ")
+            if value.strip().isdigit():
+                out[name.strip()] = int(value)
+        return out
+
+    def rejected_updates(self) -> int:
+        """How many LDS/CDS/RDS updates Envoy rejected (a configuration it could not use)."""
+        return sum(self.stats("update_rejected").values())
+
     def log_tail(self, chars: int = 3000) -> str:
         with contextlib.suppress(OSError):
             return self.log_file.read_text(errors="replace")[-chars:]
