@@ -95,6 +95,9 @@ class Operator:
             self.settings.leader_election_lease_namespace,
             name=LEASE_NAME,
             identity=self.identity,
+            lease_duration=self.settings.leader_election_lease_duration_s,
+            renew_deadline=self.settings.leader_election_renew_deadline_s,
+            retry_period=self.settings.leader_election_retry_period_s,
         )
         lost = asyncio.Event()
         stopping = asyncio.Event()  # a shutdown we asked for, not a lost election

@@ -57,6 +57,11 @@ class OperatorSettings:
     ingress_class: str = ""
     enable_leader_election: bool = False
     leader_election_namespace: str = "kube-system"
+    # Flagger holds its Lease 60 s; canarist defaults to 15 s so a standby takes over within 15 s of the
+    # leader dying (a leader that stops cleanly releases the Lease and hands over at once).
+    leader_election_lease_duration_s: float = 15.0
+    leader_election_renew_deadline_s: float = 10.0
+    leader_election_retry_period_s: float = 2.0
     enable_config_tracking: bool = True
     cluster_name: str = ""
     no_cross_namespace_refs: bool = False
@@ -157,6 +162,27 @@ def add_operator_flags(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "ingress-class", default="", help="Contour ingress class")
     add_bool_flag(parser, "enable-leader-election", False, "run with a Lease so only one replica acts")
     add_flag(parser, "leader-election-namespace", default=d.leader_election_namespace, help="Lease namespace")
+    add_flag(
+        parser,
+        "leader-election-lease-duration",
+        type=parse_seconds,
+        default=d.leader_election_lease_duration_s,
+        help="how long a Lease is valid without renewal (default 15s): the longest a dead leader blocks",
+    )
+    add_flag(
+        parser,
+        "leader-election-renew-deadline",
+        type=parse_seconds,
+        default=d.leader_election_renew_deadline_s,
+        help="the leader steps down when it could not renew for this long (default 10s)",
+    )
+    add_flag(
+        parser,
+        "leader-election-retry-period",
+        type=parse_seconds,
+        default=d.leader_election_retry_period_s,
+        help="how often candidates try to acquire or renew (default 2s)",
+    )
     add_bool_flag(parser, "enable-config-tracking", True, "track ConfigMaps and Secrets used by the target")
     add_flag(parser, "cluster-name", default="", help="added to alerts as the Cluster field")
     add_bool_flag(parser, "no-cross-namespace-refs", False, "reject references to other namespaces")
@@ -201,6 +227,9 @@ def settings_from_args(
         "ingress_class": args.ingress_class,
         "enable_leader_election": args.enable_leader_election,
         "leader_election_namespace": args.leader_election_namespace,
+        "leader_election_lease_duration_s": args.leader_election_lease_duration,
+        "leader_election_renew_deadline_s": args.leader_election_renew_deadline,
+        "leader_election_retry_period_s": args.leader_election_retry_period,
         "enable_config_tracking": args.enable_config_tracking,
         "cluster_name": args.cluster_name,
         "no_cross_namespace_refs": args.no_cross_namespace_refs,
