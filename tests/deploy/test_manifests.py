@@ -10,7 +10,6 @@ import sys
 from typing import Any
 
 import pytest
-import yaml
 
 from canarist.cli.main import build_parser
 from canarist.operator.settings import settings_from_args
@@ -174,37 +173,8 @@ def served_groups(handle: LocalClusterHandle) -> set[str]:
 
 @pytest.mark.localcluster(install_istio_crds=True)
 def test_install_yaml_applies_to_the_local_control_plane(local_cluster: LocalClusterHandle) -> None:
-    text = INSTALL_YAML.read_text()
-    rbac_served = RBAC_GROUP in served_groups(local_cluster)
-    if rbac_served:
-        applied = text
-        skipped: list[str] = []
-    else:
-        # The local control plane does not serve rbac.authorization.k8s.io (no authorizer to feed): apply
-        # everything else, and prove that the RBAC documents are the only ones kubectl rejects.
-        docs = documents(text)
-        rest = [d for d in docs if not d["apiVersion"].startswith(f"{RBAC_GROUP}/")]
-        skipped = sorted(f"{d['kind']}/{d['metadata']['name']}" for d in docs if d not in rest)
-        assert skipped == [
-            "ClusterRole/canarist",
-            "ClusterRoleBinding/canarist",
-            "Role/canarist-leader-election",
-            "RoleBinding/canarist-leader-election",
-        ]
-        whole = local_cluster.kubectl("apply", "-f", str(INSTALL_YAML))
-        assert whole.returncode != 0
-        rejected = [
-            line for line in whole.stderr.splitlines() if line.startswith("resource mapping not found")
-        ]
-        assert len(rejected) == 4, whole.stderr
-        assert all(f'in version "{RBAC_GROUP}/v1"' in line for line in rejected), whole.stderr
-        assert all(
-            line.startswith(("resource mapping not found", "ensure CRDs are installed first"))
-            for line in whole.stderr.splitlines()
-            if line.strip()
-        ), whole.stderr
-        applied = "---\n".join(yaml.safe_dump(d) for d in rest)
-
+    assert RBAC_GROUP in served_groups(local_cluster)
+    applied = INSTALL_YAML.read_text()
     first = local_cluster.kubectl("apply", "-f", "-", input=applied)
     assert first.returncode == 0, first.stderr
     assert first.stderr == ""
@@ -237,5 +207,5 @@ def test_install_yaml_applies_to_the_local_control_plane(local_cluster: LocalClu
     )
     created = local_cluster.kubectl("apply", "-f", "-", input=canary)
     assert created.returncode == 0, created.stderr
-    if skipped:
-        print(f"not applied (the local control plane does not serve {RBAC_GROUP}): {', '.join(skipped)}")
+    roles = local_cluster.kubectl("get", "clusterrole/canarist", "-o", "name", check=True)
+    assert roles.stdout.strip() == "clusterrole.rbac.authorization.k8s.io/canarist"

@@ -139,6 +139,12 @@ def test_seed_rollback_after_ten_failed_checks() -> None:
         ("New revision detected, progressing canary analysis.", "info"),
         ("Failed checks threshold reached 10", "error"),
     ]
+    # The check that reaches the threshold rolls back in the same tick (Flagger waits one more interval).
+    times = {event.message: at for at, event in world.events}
+    assert (
+        times["Rolling back podinfo.test failed checks threshold reached 10"]
+        == times[f"Halt podinfo.test advancement request duration {DURATIONS[-1]} > 500ms"]
+    )
     assert world.events[-1][1].type == "Warning"
     assert world.events[-1][1].phase == "Failed"
     assert world.routes == Routes(100, 0)

@@ -272,6 +272,9 @@ def _analysis_step(t: Tick, routes: Routes) -> None:
     passed = _pre_rollout(t) if first_step else _run_analysis(t)
     if not passed:
         t.set_failed_checks(t.status.failed_checks + 1)
+        if t.status.failed_checks >= t.canary.threshold():
+            # The check that reaches the threshold rolls back at once; Flagger waits one more interval.
+            _rollback(t)
         return
     plan = plan_for(t.canary, t.settings)
     for warning in plan.warnings:

@@ -704,10 +704,9 @@ async def play_story(sandbox: Sandbox, options: DemoOptions, view: LiveView) -> 
     result.steps = [s for s in recorder.steps if s.canary + s.primary >= 20]
     expected = list(range(step_weight, max_weight + 1, step_weight)) if step_weight else []
     run1_steps = result.weights_seen
-    # Flagger rolls back on the tick after the threshold-th failed check, and the first failing check is the
-    # first tick after the errors are scraped: threshold x interval + one interval, plus up to one scrape
-    # interval for the first errors to reach Prometheus.
-    result.rollback_bound_s = threshold * interval + interval + sandbox.prometheus.scrape_interval_s
+    # canarist rolls back on the tick of the threshold-th failed check; the first failing check is at most
+    # one interval after the fault starts: threshold x interval + one interval.
+    result.rollback_bound_s = threshold * interval + interval
     primary = await client.get_or_none(kinds.DEPLOYMENT, PRIMARY, namespace=NAMESPACE)
     primary_image = ""
     if primary is not None:
@@ -741,7 +740,7 @@ async def play_story(sandbox: Sandbox, options: DemoOptions, view: LiveView) -> 
     checks.append(("run 2 rolled back (phase Failed)", result.rolled_back))
     checks.append(
         (
-            f"traffic back on the primary within threshold x interval + interval + scrape interval = "
+            f"traffic back on the primary within threshold x interval + interval = "
             f"{result.rollback_bound_s:g}s of the fault",
             result.rollback_s is not None
             and result.rolled_back
