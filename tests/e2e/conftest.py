@@ -80,5 +80,8 @@ async def world(tmp_path: Path, prometheus_server: Any, capture_server: Any) -> 
         for app in (primary_app, canary_app):
             prometheus_server.remove_target(app.metrics_target)
             await app.stop()
+            # The next test's apps report the same workload names: drop these samples so they cannot leak
+            # into its rate windows (the apps are stopped, so no later scrape brings them back).
+            await prometheus_server.delete_series(f'{{instance="{app.metrics_target}"}}')
         await client.close()
         cluster.stop()

@@ -196,3 +196,20 @@ async def test_an_operator_restarted_mid_run_finishes_the_run_without_repeating_
     advances = [m for m in run_events(world) if m.startswith("Advance podinfo.test canary weight")]
     assert advances == [f"Advance podinfo.test canary weight {w}" for w in range(10, 60, 10)]
     assert (await primary_image(world)).endswith(":3.1.1")
+
+
+async def test_a_second_canary_on_the_same_target_is_refused_with_a_warning(world: World) -> None:
+    await initialized(world, fast_seed())
+    second = fast_seed()
+    second["metadata"]["name"] = "podinfo-again"
+    await apply(world.client, second)
+    expected = (
+        "Deployment podinfo.test is already the target of canary podinfo.test; "
+        "podinfo-again.test will not run until it targets another workload"
+    )
+    await event_seen(world, expected)
+    await asyncio.sleep(3)  # a few more ticks: the warning is not repeated, the second canary stays idle
+    assert event_messages(world.events).count(expected) == 1
+    again = await world.client.get(kinds.CANARY, "podinfo-again", namespace=NAMESPACE)
+    assert (again.get("status") or {}).get("phase") in (None, "")
+    assert (await canary_status(world.client))["phase"] == "Initialized"

@@ -113,6 +113,7 @@ class CanaryState:
     worker: CanaryWorker
     last_paced_at: datetime | None = None
     last_invalid: str = ""
+    duplicate_warning: str = ""
     generation: int = 0
     problems: list[str] = field(default_factory=list)
 
@@ -331,16 +332,18 @@ class Controller:
         if canary is None:
             return TickOutcome()
         duplicates = self.duplicates_of(canary)
-        if duplicates:
-            await self.executor.event(
-                canary,
-                "Warning",
-                f"canaries {', '.join([canary.key, *duplicates])} target the same {canary.spec.target_ref.kind} "
-                f"{canary.spec.target_ref.name}; only the oldest one runs",
-                canary.status.phase or "",
+        oldest = self._oldest(canary, duplicates) if duplicates else canary.key
+        if oldest != canary.key:
+            # Two canaries driving one workload would fight over it: only the oldest runs; say so once.
+            message = (
+                f"{canary.spec.target_ref.kind} {canary.spec.target_ref.name}.{namespace} is already the target of "
+                f"canary {oldest}; {canary.key} will not run until it targets another workload"
             )
-            if self._oldest(canary, duplicates) != canary.key:
-                return TickOutcome()
+            if state.duplicate_warning != message:
+                state.duplicate_warning = message
+                log.error(message, extra={"canary": canary.key})
+                await self.executor.event(canary, "Warning", message, canary.status.phase or "")
+            return TickOutcome()
         started = self._clock()
         observed = observe(canary, self, self._settings, started, state.last_paced_at)
         decision = await self._decide(canary, observed)
