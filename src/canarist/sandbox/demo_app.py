@@ -114,6 +114,7 @@ class DemoApp:
         # Export the success series at zero from the start: the first requests then show up as a rate after
         # one scrape instead of two, so an analysis right after the first weight step sees them.
         self.requests_total.labels(**self._labels(200))
+        self.request_duration.labels(**self._labels(200))
         self.served = 0
         self._counted = 0
         self._runner: web.AppRunner | None = None
