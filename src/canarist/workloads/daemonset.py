@@ -12,20 +12,20 @@ from typing import Any
 
 from canarist.api import Canary
 from canarist.engine.model import Readiness
-from canarist.workloads._meta import Obj, controller_ref, deep, filter_metadata, get_path, include_by_prefix
-from canarist.workloads.deployment import (
-    PRIMARY_SUFFIX,
-    WAITING,
-    parse_time,
-    primary_labels,
-    primary_pod_spec,
-    ready_threshold_replicas,
-    template_annotations,
-)
+from canarist.workloads import primary
+from canarist.workloads._meta import Obj, get_path
+from canarist.workloads.deployment import WAITING, parse_time, ready_threshold_replicas
+from canarist.workloads.primary import PrimaryInputs, PrimaryKind
 from canarist.workloads.revision import SCALE_TO_ZERO_LABEL
 from canarist.workloads.selector import DEFAULT_SELECTOR_LABELS
 
-COPIED_SPEC_FIELDS = ("minReadySeconds", "revisionHistoryLimit", "updateStrategy")
+DAEMON_SET = PrimaryKind(
+    kind="DaemonSet",
+    copied_spec_fields=("minReadySeconds", "revisionHistoryLimit", "updateStrategy"),
+    has_replicas=False,
+    dropped_node_selector=SCALE_TO_ZERO_LABEL,
+)
+COPIED_SPEC_FIELDS = DAEMON_SET.copied_spec_fields
 
 
 def strategy_error(target: Mapping[str, Any]) -> str | None:
@@ -36,30 +36,6 @@ def strategy_error(target: Mapping[str, Any]) -> str | None:
     name = get_path(target, "metadata", "name") or ""
     namespace = get_path(target, "metadata", "namespace") or ""
     return f"daemonset {name}.{namespace} must have RollingUpdate strategy but have {kind}"
-
-
-def _template(
-    target: Mapping[str, Any],
-    label: str,
-    primary_value: str,
-    flagger_id: str,
-    configs_renamed: Collection[str],
-    selector_labels: Collection[str],
-) -> Obj:
-    meta = get_path(target, "spec", "template", "metadata") or {}
-    spec = primary_pod_spec(target, configs_renamed, selector_labels)
-    node_selector = spec.get("nodeSelector")
-    if isinstance(node_selector, dict):
-        node_selector.pop(SCALE_TO_ZERO_LABEL, None)
-        if not node_selector:
-            del spec["nodeSelector"]
-    return {
-        "metadata": {
-            "labels": primary_labels(meta.get("labels"), label, primary_value),
-            "annotations": template_annotations(meta.get("annotations"), flagger_id),
-        },
-        "spec": spec,
-    }
 
 
 def build_primary(
@@ -74,34 +50,16 @@ def build_primary(
     selector_labels: Collection[str] = DEFAULT_SELECTOR_LABELS,
 ) -> Obj:
     """The primary DaemonSet ``<target>-primary`` (same metadata rules as the Deployment primary)."""
-    meta = target.get("metadata") or {}
-    spec = target.get("spec") or {}
-    primary_value = f"{selector_value}{PRIMARY_SUFFIX}"
-    out_spec: Obj = {k: deep(spec[k]) for k in COPIED_SPEC_FIELDS if spec.get(k) is not None}
-    out_spec["selector"] = {"matchLabels": {selector_label: primary_value}}
-    out_spec["template"] = _template(
-        target, selector_label, primary_value, flagger_id, configs_renamed, selector_labels
+    inputs = PrimaryInputs(
+        selector_label, selector_value, flagger_id, include_label_prefixes, configs_renamed, selector_labels
     )
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "DaemonSet",
-        "metadata": {
-            "name": canary.primary_name(),
-            "namespace": canary.metadata.namespace or meta.get("namespace", ""),
-            "labels": primary_labels(
-                include_by_prefix(meta.get("labels"), include_label_prefixes), selector_label, primary_value
-            ),
-            "annotations": filter_metadata(meta.get("annotations")),
-            "ownerReferences": [controller_ref(canary)],
-        },
-        "spec": out_spec,
-    }
+    return primary.build(DAEMON_SET, canary, target, inputs)
 
 
 def promote(
     canary: Canary,
     target: Mapping[str, Any],
-    primary: Mapping[str, Any],
+    primary_obj: Mapping[str, Any],
     selector_label: str,
     selector_value: str,
     *,
@@ -111,25 +69,10 @@ def promote(
     selector_labels: Collection[str] = DEFAULT_SELECTOR_LABELS,
 ) -> Obj:
     """The observed primary DaemonSet with the target's template and spec fields copied over."""
-    out: Obj = deep(dict(primary))
-    spec = target.get("spec") or {}
-    out_spec = out.setdefault("spec", {})
-    primary_value = f"{selector_value}{PRIMARY_SUFFIX}"
-    for key in COPIED_SPEC_FIELDS:
-        if spec.get(key) is not None:
-            out_spec[key] = deep(spec[key])
-        else:
-            out_spec.pop(key, None)
-    out_spec["template"] = _template(
-        target, selector_label, primary_value, flagger_id, configs_renamed, selector_labels
+    inputs = PrimaryInputs(
+        selector_label, selector_value, flagger_id, include_label_prefixes, configs_renamed, selector_labels
     )
-    meta = target.get("metadata") or {}
-    out_meta = out.setdefault("metadata", {})
-    out_meta["annotations"] = include_by_prefix(meta.get("annotations"), include_label_prefixes)
-    out_meta["labels"] = primary_labels(
-        include_by_prefix(meta.get("labels"), include_label_prefixes), selector_label, primary_value
-    )
-    return out
+    return primary.promote(DAEMON_SET, canary, target, primary_obj, inputs)
 
 
 def readiness(

@@ -12,90 +12,41 @@ from typing import Any
 
 from canarist.api import Canary
 from canarist.engine.model import Readiness
-from canarist.workloads._meta import (
-    Obj,
-    controller_ref,
-    deep,
-    filter_metadata,
-    get_path,
-    include_by_prefix,
+from canarist.workloads import primary
+from canarist.workloads._meta import Obj, get_path
+from canarist.workloads.primary import (
+    FLAGGER_ID,
+    PRIMARY_SUFFIX,
+    PrimaryInputs,
+    PrimaryKind,
+    primary_labels,
+    primary_pod_spec,
+    template_annotations,
 )
-from canarist.workloads.configs import rename_pod_spec_refs
 from canarist.workloads.selector import DEFAULT_SELECTOR_LABELS
 
-#: pod-template annotation set to a fresh id on every create/promote, forcing a rollout of the primary.
-FLAGGER_ID = "flagger-id"
-PRIMARY_SUFFIX = "-primary"
+__all__ = [
+    "COPIED_SPEC_FIELDS",
+    "DEPLOYMENT",
+    "FLAGGER_ID",
+    "PRIMARY_SUFFIX",
+    "build_primary",
+    "primary_labels",
+    "primary_pod_spec",
+    "promote",
+    "readiness",
+    "scale_up_replicas",
+    "scaled",
+    "template_annotations",
+]
+
+DEPLOYMENT = PrimaryKind(
+    kind="Deployment",
+    copied_spec_fields=("progressDeadlineSeconds", "minReadySeconds", "revisionHistoryLimit", "strategy"),
+    has_replicas=True,
+)
 #: spec fields copied from the target to the primary on create and promote.
-COPIED_SPEC_FIELDS = ("progressDeadlineSeconds", "minReadySeconds", "revisionHistoryLimit", "strategy")
-
-
-def primary_labels(labels: Mapping[str, str] | None, label: str, value: str) -> dict[str, str]:
-    """``labels`` with the selector label set to ``value`` (Flagger's makePrimaryLabels)."""
-    out = {k: v for k, v in (labels or {}).items() if k != label}
-    out[label] = value
-    return out
-
-
-def template_annotations(annotations: Mapping[str, str] | None, flagger_id: str) -> dict[str, str]:
-    out = {k: v for k, v in (annotations or {}).items() if k != FLAGGER_ID}
-    out[FLAGGER_ID] = flagger_id
-    return out
-
-
-def _suffix_selector(
-    selector: dict[str, Any] | None, target_name: str, selector_labels: Collection[str]
-) -> None:
-    """Rename ``<selector label>: <target name>`` to ``<target name>-primary`` in a label selector."""
-    if not isinstance(selector, dict):
-        return
-    for expression in selector.get("matchExpressions") or []:
-        if expression.get("key") in selector_labels:
-            values = expression.get("values") or []
-            for i, value in enumerate(values):
-                if value == target_name:
-                    values[i] = target_name + PRIMARY_SUFFIX
-                    break
-    match_labels = selector.get("matchLabels") or {}
-    for key, value in list(match_labels.items()):
-        if key in selector_labels and value == target_name:
-            match_labels[key] = target_name + PRIMARY_SUFFIX
-
-
-def primary_pod_spec(
-    target: Mapping[str, Any], configs_renamed: Collection[str], selector_labels: Collection[str]
-) -> Obj:
-    """The target's pod spec with config refs pointing at ``-primary`` copies, and topology spread /
-    pod anti-affinity selectors that reference the target name renamed to ``<target>-primary``."""
-    pod_spec = get_path(target, "spec", "template", "spec") or {}
-    spec = rename_pod_spec_refs(pod_spec, configs_renamed)
-    name = str(get_path(target, "metadata", "name") or "")
-    for constraint in spec.get("topologySpreadConstraints") or []:
-        _suffix_selector(constraint.get("labelSelector"), name, selector_labels)
-    anti = get_path(spec, "affinity", "podAntiAffinity") or {}
-    for term in anti.get("preferredDuringSchedulingIgnoredDuringExecution") or []:
-        _suffix_selector(get_path(term, "podAffinityTerm", "labelSelector"), name, selector_labels)
-    for term in anti.get("requiredDuringSchedulingIgnoredDuringExecution") or []:
-        _suffix_selector(term.get("labelSelector"), name, selector_labels)
-    return spec
-
-
-def _template(
-    target: Mapping[str, Any],
-    selector_label: str,
-    primary_value: str,
-    flagger_id: str,
-    configs_renamed: Collection[str],
-    selector_labels: Collection[str],
-) -> Obj:
-    meta = get_path(target, "spec", "template", "metadata") or {}
-    return {
-        "metadata": {
-            "labels": primary_labels(meta.get("labels"), selector_label, primary_value),
-            "annotations": template_annotations(meta.get("annotations"), flagger_id),
-        },
-        "spec": primary_pod_spec(target, configs_renamed, selector_labels),
-    }
+COPIED_SPEC_FIELDS = DEPLOYMENT.copied_spec_fields
 
 
 def build_primary(
@@ -115,39 +66,16 @@ def build_primary(
     generates it). ``configs_renamed`` holds the ``configmap/<name>``/``secret/<name>`` keys of the tracked
     configs whose ``-primary`` copies exist.
     """
-    meta = target.get("metadata") or {}
-    spec = target.get("spec") or {}
-    primary_value = f"{selector_value}{PRIMARY_SUFFIX}"
-    replicas = spec.get("replicas")
-    out_spec: Obj = {}
-    for key in COPIED_SPEC_FIELDS:
-        if spec.get(key) is not None:
-            out_spec[key] = deep(spec[key])
-    out_spec["replicas"] = replicas if isinstance(replicas, int) and replicas > 0 else 1
-    out_spec["selector"] = {"matchLabels": {selector_label: primary_value}}
-    out_spec["template"] = _template(
-        target, selector_label, primary_value, flagger_id, configs_renamed, selector_labels
+    inputs = PrimaryInputs(
+        selector_label, selector_value, flagger_id, include_label_prefixes, configs_renamed, selector_labels
     )
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {
-            "name": canary.primary_name(),
-            "namespace": canary.metadata.namespace or meta.get("namespace", ""),
-            "labels": primary_labels(
-                include_by_prefix(meta.get("labels"), include_label_prefixes), selector_label, primary_value
-            ),
-            "annotations": filter_metadata(meta.get("annotations")),
-            "ownerReferences": [controller_ref(canary)],
-        },
-        "spec": out_spec,
-    }
+    return primary.build(DEPLOYMENT, canary, target, inputs)
 
 
 def promote(
     canary: Canary,
     target: Mapping[str, Any],
-    primary: Mapping[str, Any],
+    primary_obj: Mapping[str, Any],
     selector_label: str,
     selector_value: str,
     *,
@@ -156,33 +84,11 @@ def promote(
     configs_renamed: Collection[str] = frozenset(),
     selector_labels: Collection[str] = DEFAULT_SELECTOR_LABELS,
 ) -> Obj:
-    """The observed primary with the target's template and spec fields copied over (Flagger's Promote).
-
-    Replicas are copied only when the canary has no autoscalerRef. Object labels and annotations come from
-    the target, filtered by ``-include-label-prefix``; the selector label keeps ``<value>-primary``.
-    The selector is never changed (it is immutable).
-    """
-    out: Obj = deep(dict(primary))
-    spec = target.get("spec") or {}
-    out_spec = out.setdefault("spec", {})
-    primary_value = f"{selector_value}{PRIMARY_SUFFIX}"
-    for key in COPIED_SPEC_FIELDS:
-        if spec.get(key) is not None:
-            out_spec[key] = deep(spec[key])
-        else:
-            out_spec.pop(key, None)
-    if canary.spec.autoscaler_ref is None and spec.get("replicas") is not None:
-        out_spec["replicas"] = spec["replicas"]
-    out_spec["template"] = _template(
-        target, selector_label, primary_value, flagger_id, configs_renamed, selector_labels
+    """The observed primary Deployment with the target's template and spec fields copied over."""
+    inputs = PrimaryInputs(
+        selector_label, selector_value, flagger_id, include_label_prefixes, configs_renamed, selector_labels
     )
-    meta = target.get("metadata") or {}
-    out_meta = out.setdefault("metadata", {})
-    out_meta["annotations"] = include_by_prefix(meta.get("annotations"), include_label_prefixes)
-    out_meta["labels"] = primary_labels(
-        include_by_prefix(meta.get("labels"), include_label_prefixes), selector_label, primary_value
-    )
-    return out
+    return primary.promote(DEPLOYMENT, canary, target, primary_obj, inputs)
 
 
 # ---------------------------------------------------------------------------------------------- readiness
