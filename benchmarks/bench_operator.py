@@ -20,7 +20,6 @@ import contextlib
 import copy
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -67,8 +66,8 @@ class EventSink:
         self.arrived.set()
         return web.Response(status=202)
 
-    async def wait_for(self, name: str, prefix: str, since: float, timeout: float = 60) -> float:
-        deadline = time.monotonic() + timeout
+    async def wait_for(self, name: str, prefix: str, since: float, timeout_s: float = 60) -> float:
+        deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             for at, canary, message in self.events:
                 if at >= since and canary == name and message.startswith(prefix):
@@ -76,7 +75,7 @@ class EventSink:
             self.arrived.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.arrived.wait(), max(0.0, deadline - time.monotonic()))
-        raise TimeoutError(f"no event {prefix!r} for {name} within {timeout}s")
+        raise TimeoutError(f"no event {prefix!r} for {name} within {timeout_s}s")
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -86,7 +85,17 @@ class EventSink:
 def start_cluster(workdir: Path) -> tuple[subprocess.Popen[bytes], Path]:
     kubeconfig = workdir / "kubeconfig"
     process = subprocess.Popen(
-        [sys.executable, "-m", "canarist", "localcluster", "--kubeconfig", str(kubeconfig), "--readiness-delay", "0.2", "--istio-crds"],
+        [
+            sys.executable,
+            "-m",
+            "canarist",
+            "localcluster",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--readiness-delay",
+            "0.2",
+            "--istio-crds",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -132,19 +141,21 @@ async def create_canaries(client: KubeClient, names: list[str], interval: str) -
     await asyncio.gather(*(one(name) for name in names))
 
 
-async def wait_phase(client: KubeClient, names: list[str], phase: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_phase(client: KubeClient, names: list[str], phase: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         listed = await client.list(kinds.CANARY, namespace=NAMESPACE)
         done = {c["metadata"]["name"] for c in listed.items if (c.get("status") or {}).get("phase") == phase}
         if set(names) <= done:
             return
         await asyncio.sleep(0.5)
-    raise TimeoutError(f"canaries not {phase} within {timeout}s")
+    raise TimeoutError(f"canaries not {phase} within {timeout_s}s")
 
 
 async def set_image(client: KubeClient, name: str, tag: str) -> None:
-    patch = {"spec": {"template": {"spec": {"containers": [{"name": "podinfod", "image": f"podinfo:{tag}"}]}}}}
+    patch = {
+        "spec": {"template": {"spec": {"containers": [{"name": "podinfod", "image": f"podinfo:{tag}"}]}}}
+    }
     await client.patch(kinds.DEPLOYMENT, name, patch, namespace=NAMESPACE, patch_type="strategic")
 
 
@@ -176,7 +187,7 @@ async def bench_p2(client: KubeClient, sink: EventSink) -> dict[str, float]:
     sent = time.monotonic()
     await set_image(client, name, "2.0.0")
     detected = await sink.wait_for(name, "New revision detected! Scaling up", sent)
-    done = await sink.wait_for(name, "Promotion completed!", detected, timeout=120)
+    done = await sink.wait_for(name, "Promotion completed!", detected, timeout_s=120)
     minimum = 2.0 * 6
     return {"run_s": done - detected, "minimum_s": minimum, "over_minimum_s": done - detected - minimum}
 
@@ -242,17 +253,22 @@ async def main(args: argparse.Namespace) -> None:
         stop = asyncio.Event()
         operator = Operator(settings, operator_client, http_host="127.0.0.1")
         task = asyncio.create_task(operator.run(stop))
-        while not (operator.controller.synced and operator.leading):
+        while not (operator.controller.synced and operator.leading):  # noqa: ASYNC110 (no event to wait on)
             await asyncio.sleep(0.05)
         results: dict[str, dict[str, float]] = {}
         results["P1 change -> event"] = await bench_p1(client, sink, args.changes)
         results["P2 full run"] = await bench_p2(client, sink)
         if args.canaries:
-            results["P4/P5 scale"] = await bench_p4_p5(client, operator, requests, args.canaries, args.progressing)
+            results["P4/P5 scale"] = await bench_p4_p5(
+                client, operator, requests, args.canaries, args.progressing
+            )
         stop.set()
         await task
         for title, values in results.items():
-            print(f"{title}: " + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()))
+            print(
+                f"{title}: "
+                + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
+            )
     finally:
         await client.close()
         await operator_client.close()
@@ -262,7 +278,9 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--canaries", type=int, default=1000)
     parser.add_argument("--progressing", type=int, default=20)
     parser.add_argument("--changes", type=int, default=40)
