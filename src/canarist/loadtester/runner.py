@@ -85,8 +85,11 @@ async def run_command(
     except asyncio.CancelledError:
         _kill_group(process.pid)
         readers.cancel()
+        # Await the cancelled readers too, so their exception is retrieved (no "never retrieved" warning).
         with contextlib.suppress(asyncio.CancelledError, ProcessLookupError):
             await process.wait()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await readers
         raise
     if timed_out:
         _kill_group(process.pid)
