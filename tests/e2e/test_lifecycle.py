@@ -213,3 +213,43 @@ async def test_a_second_canary_on_the_same_target_is_refused_with_a_warning(worl
     again = await world.client.get(kinds.CANARY, "podinfo-again", namespace=NAMESPACE)
     assert (again.get("status") or {}).get("phase") in (None, "")
     assert (await canary_status(world.client))["phase"] == "Initialized"
+
+
+async def test_revert_on_deletion_gives_the_workload_and_its_service_back(world: World) -> None:
+    await apply(world.client, load_example("namespace.yaml"))
+    # The user's own Service in front of the app, which canarist takes over as the apex.
+    await world.client.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "podinfo", "namespace": NAMESPACE},
+            "spec": {"selector": {"app": "podinfo"}, "ports": [{"name": "http", "port": 9898}]},
+        },
+        kind=kinds.SERVICE,
+    )
+    canary = fast_seed()
+    canary["spec"]["revertOnDeletion"] = True
+    await initialized(world, canary)
+    obj = await world.client.get(kinds.CANARY, "podinfo", namespace=NAMESPACE)
+    assert obj["metadata"]["finalizers"] == ["finalizer.flagger.app"]
+    apex = await world.client.get(kinds.SERVICE, "podinfo", namespace=NAMESPACE)
+    assert apex["spec"]["selector"] == {"app": "podinfo-primary"}
+
+    await world.client.delete(kinds.CANARY, "podinfo", namespace=NAMESPACE)
+
+    async def gone() -> bool:
+        return await world.client.get_or_none(kinds.CANARY, "podinfo", namespace=NAMESPACE) is None
+
+    await wait_for(gone, what="the canary to be deleted", timeout_s=60)
+    apex = await world.client.get(kinds.SERVICE, "podinfo", namespace=NAMESPACE)
+    assert apex["spec"]["selector"] == {"app": "podinfo"}
+    target = await world.client.get(kinds.DEPLOYMENT, "podinfo", namespace=NAMESPACE)
+    assert target["spec"]["replicas"] >= 1
+    messages = event_messages(world.events)
+    assert messages[-2:] == ["Terminating canary podinfo.test", "Terminated canary podinfo.test"]
+
+
+async def test_without_revert_on_deletion_no_finalizer_is_added(world: World) -> None:
+    await initialized(world, fast_seed())
+    obj = await world.client.get(kinds.CANARY, "podinfo", namespace=NAMESPACE)
+    assert not obj["metadata"].get("finalizers")

@@ -34,6 +34,8 @@ JUSTIFIED_UNEXERCISED: dict[tuple[str, str, str], str] = {
     ("autoscaling", "horizontalpodautoscalers", "update"): "the target HPA changed: the primary HPA follows",
     # Services are replaced only when their ports/selector/metadata drift from the Canary's service spec.
     ("", "services", "update"): "spec.service changed (ports, metadata): generated services follow",
+    # The finalizer is patched only for canaries with spec.revertOnDeletion (tested in test_lifecycle.py).
+    ("flagger.app", "canaries", "patch"): "revertOnDeletion adds and removes finalizer.flagger.app",
     # Status is PUT over the cached version; the canary is read again only when that PUT conflicts.
     ("flagger.app", "canaries", "get"): "a status write that conflicts re-reads the canary and retries",
     # DestinationRules are replaced only when spec.service.trafficPolicy changes.

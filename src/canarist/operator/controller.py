@@ -26,6 +26,7 @@ from canarist.kube.resources import ResourceKind
 from canarist.operator.alerts import AlertSender
 from canarist.operator.checks import CheckRunner
 from canarist.operator.executor import ActionFailed, Executor
+from canarist.operator.finalizer import FINALIZER, Finalizer, is_deleting
 from canarist.operator.observe import TARGET_KINDS, observe
 from canarist.operator.settings import OperatorSettings
 from canarist.operator.telemetry import Telemetry
@@ -156,6 +157,7 @@ class Controller:
         self._stopping: set[asyncio.Task[None]] = set()
         self._written: dict[tuple[str, str, str], Obj] = {}
         self.executor.on_write = self.remember_write
+        self.finalizer = Finalizer(client, self, self.executor)
 
     # ------------------------------------------------------------------ ObjectStore
 
@@ -331,6 +333,18 @@ class Controller:
         canary = await self._load(obj, state)
         if canary is None:
             return TickOutcome()
+        if is_deleting(obj):
+            if FINALIZER in (_meta(obj).get("finalizers") or []):
+                observed = observe(canary, self, self._settings, self._clock(), state.last_paced_at)
+                try:
+                    await self.finalizer.finalize(canary, observed)
+                except ActionFailed as error:
+                    await self.executor.event(canary, "Warning", str(error), canary.status.phase or "")
+            return TickOutcome()
+        try:
+            await self.finalizer.sync_finalizer(obj, canary)
+        except ActionFailed as error:
+            await self.executor.event(canary, "Warning", str(error), canary.status.phase or "")
         duplicates = self.duplicates_of(canary)
         oldest = self._oldest(canary, duplicates) if duplicates else canary.key
         if oldest != canary.key:

@@ -42,16 +42,25 @@ from canarist.operator.observe import ObjectStore, Observed, route_context
 from canarist.operator.settings import OperatorSettings
 from canarist.operator.telemetry import Telemetry, status_value
 from canarist.routers import registry as routers
+from canarist.routers.base import RevertError
 from canarist.workloads import deployment as deployments
 from canarist.workloads import hpa as hpas
+from canarist.workloads._meta import is_owned_by
 from canarist.workloads.configs import primary_config_copy
 from canarist.workloads.selector import discover_ports
-from canarist.workloads.services import build_services, merge_service, owned, service_needs_update
+from canarist.workloads.services import (
+    build_services,
+    merge_service,
+    owned,
+    revert_apex_service,
+    service_needs_update,
+)
 
 log = logging.getLogger("canarist")
 
 Obj = dict[str, Any]
 NewId = Callable[[], str]
+TERMINATING = "Terminating"
 
 
 class ActionFailed(Exception):
@@ -312,10 +321,45 @@ class Executor:
         await self._replace(kinds.DEPLOYMENT, promoted)
         await self._ensure_primary_hpa(ctx, create_only=False)
 
+    # ------------------------------------------------------------------ revert on deletion
+
+    async def revert(self, canary: Canary, observed: Observed) -> None:
+        """Undo the takeover: target scaled back up, a foreign apex Service and route objects restored."""
+        ctx = TickContext(canary, observed, TERMINATING)
+        target = observed.target
+        if (
+            target is not None
+            and target.get("kind") == "Deployment"
+            and not (target.get("spec") or {}).get("replicas")
+        ):
+            primary_replicas = ((observed.primary or {}).get("spec") or {}).get("replicas")
+            replicas = (
+                primary_replicas if isinstance(primary_replicas, int) and primary_replicas > 0 else None
+            )
+            await self._scale_target(ctx, replicas or self._scale_up_replicas(ctx))
+        if observed.selector is not None:
+            namespace = canary.metadata.namespace or ""
+            apex = self._store.get(kinds.SERVICE, namespace, canary.apex_name())
+            restored = revert_apex_service(apex, canary, *observed.selector) if apex is not None else None
+            if restored is not None:
+                await self._replace(kinds.SERVICE, restored)
+        router = routers.get(canary.provider_or(self._settings.mesh_provider))
+        try:
+            for obj in router.revert(route_context(canary, self._settings), observed.route_objects):
+                await self._replace(kinds.kind_of(obj), obj)
+        except RevertError as error:
+            if any(not is_owned_by(obj, canary) for obj in observed.route_objects.values()):
+                await self.event(canary, "Warning", str(error), TERMINATING)
+            # Route objects the canary created are removed by garbage collection with it.
+
     # ------------------------------------------------------------------ status, hooks, counters
 
     async def _write_status(self, ctx: TickContext, status: Mapping[str, Any]) -> None:
-        canary = ctx.canary
+        ctx.canary = await self.write_status(ctx.canary, status)
+        ctx.phase = str(status.get("phase") or ctx.phase)
+
+    async def write_status(self, canary: Canary, status: Mapping[str, Any]) -> Canary:
+        """Replace the canary's status; returns the canary as written."""
         new_status = dict(status)
 
         def mutate(obj: Obj) -> None:
@@ -326,11 +370,10 @@ class Executor:
         except KubeError as error:
             raise ActionFailed(f"status of canary {canary.key}: {error}") from error
         self.on_write(kinds.CANARY, written)
-        ctx.canary = Canary.model_validate(written)
-        ctx.phase = str(new_status.get("phase") or ctx.phase)
         self._telemetry.status.labels(
             name=canary.spec.target_ref.name, namespace=canary.metadata.namespace or ""
-        ).set(status_value(ctx.phase))
+        ).set(status_value(str(new_status.get("phase") or "")))
+        return Canary.model_validate(written)
 
     async def _put_status(self, canary: Canary, status: Obj, mutate: Callable[[Obj], None]) -> Obj:
         """PUT the status over the version we decided on (no read); re-read and re-apply only on a conflict."""
