@@ -253,3 +253,32 @@ async def test_without_revert_on_deletion_no_finalizer_is_added(world: World) ->
     await initialized(world, fast_seed())
     obj = await world.client.get(kinds.CANARY, "podinfo", namespace=NAMESPACE)
     assert not obj["metadata"].get("finalizers")
+
+
+async def test_session_affinity_pins_users_to_the_canary_and_expires_the_cookie_after(world: World) -> None:
+    canary = fast_seed(stepWeight=25)
+    canary["spec"]["analysis"]["sessionAffinity"] = {"cookieName": "flagger-cookie", "maxAge": 21600}
+    await initialized(world, canary)
+    await set_image(world, "quay.io/stefanprodan/podinfo:3.1.1")
+    await event_seen(world, "Advance podinfo.test canary weight 25")
+
+    async def cookie() -> str:
+        return str((await canary_status(world.client)).get("sessionAffinityCookie") or "")
+
+    value = await wait_for(cookie, what="a session-affinity cookie in the status")
+    name, _, token = value.partition("=")
+    assert name == "flagger-cookie"
+    assert len(token) == 10
+    assert token.isalpha()
+    vs = await world.client.get(kinds.VIRTUAL_SERVICE, "podinfo", namespace=NAMESPACE)
+    sticky = vs["spec"]["http"][0]
+    assert sticky["match"][0]["headers"]["Cookie"]["regex"] == f".*{name}.*{token}.*"
+    assert [d["weight"] for d in sticky["route"]] == [0, 100]
+    weighted = vs["spec"]["http"][-1]
+    set_cookie = weighted["route"][1]["headers"]["response"]["add"]["Set-Cookie"]
+    assert set_cookie == f"{value}; Max-Age=21600"
+
+    await reaches(world, "Succeeded")
+    status = await canary_status(world.client)
+    assert status.get("sessionAffinityCookie", "") == ""
+    assert status["previousSessionAffinityCookie"] == value

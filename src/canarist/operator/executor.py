@@ -8,7 +8,10 @@ retries (every action is idempotent).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import secrets
+import string
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -42,7 +45,7 @@ from canarist.operator.observe import ObjectStore, Observed, route_context
 from canarist.operator.settings import OperatorSettings
 from canarist.operator.telemetry import Telemetry, status_value
 from canarist.routers import registry as routers
-from canarist.routers.base import RevertError
+from canarist.routers.base import AffinityCookies, RevertError, next_affinity_cookies
 from canarist.workloads import deployment as deployments
 from canarist.workloads import hpa as hpas
 from canarist.workloads._meta import is_owned_by
@@ -72,6 +75,21 @@ class TickContext:
     canary: Canary
     observed: Observed
     phase: str  # the phase reported to the event webhook for events without their own
+    # Session-affinity cookies chosen by a SetRoutes of this tick, still to be saved in the status.
+    cookies: AffinityCookies | None = None
+
+
+def random_cookie_value() -> str:
+    """Ten random letters, like Flagger's cookie values."""
+    return "".join(secrets.choice(string.ascii_letters) for _ in range(10))
+
+
+def cookie_status(cookies: AffinityCookies) -> dict[str, str]:
+    return {
+        "sessionAffinityCookie": cookies.canary,
+        "primarySessionAffinityCookie": cookies.primary,
+        "previousSessionAffinityCookie": cookies.previous,
+    }
 
 
 class Executor:
@@ -100,6 +118,9 @@ class Executor:
         ctx = TickContext(canary, observed, canary.status.phase or "")
         for action in actions:
             await self._apply_one(ctx, action)
+        if ctx.cookies is not None:  # routes changed but no status write followed: save the cookies alone
+            status = ctx.canary.to_manifest().get("status") or {}
+            await self._write_status(ctx, status)
         return ctx.canary
 
     async def _apply_one(self, ctx: TickContext, action: Action) -> None:
@@ -244,7 +265,17 @@ class Executor:
         await self._write_routes(ctx, current, only_if_policy_differs=True)
 
     async def _set_routes(self, ctx: TickContext, routes: Routes) -> None:
-        await self._write_routes(ctx, routes, only_if_policy_differs=False)
+        context = route_context(ctx.canary, self._settings)
+        cookies = next_affinity_cookies(
+            ctx.canary,
+            routes.canary,
+            context.cookies,
+            fresh_canary=random_cookie_value(),
+            fresh_primary=random_cookie_value(),
+        )
+        if cookies != context.cookies:
+            ctx.cookies = cookies
+        await self._write_routes(ctx, routes, only_if_policy_differs=False, cookies=cookies)
         self._telemetry.set_weights(
             ctx.canary.spec.target_ref.name,
             ctx.canary.metadata.namespace or "",
@@ -252,9 +283,17 @@ class Executor:
             routes.canary,
         )
 
-    async def _write_routes(self, ctx: TickContext, routes: Routes, only_if_policy_differs: bool) -> None:
+    async def _write_routes(
+        self,
+        ctx: TickContext,
+        routes: Routes,
+        only_if_policy_differs: bool,
+        cookies: AffinityCookies | None = None,
+    ) -> None:
         router = routers.get(ctx.canary.provider_or(self._settings.mesh_provider))
         context = route_context(ctx.canary, self._settings)
+        if cookies is not None:
+            context = dataclasses.replace(context, cookies=cookies)
         for desired in router.desired(context, routes):
             kind = kinds.kind_of(desired)
             name = desired["metadata"]["name"]
@@ -355,6 +394,9 @@ class Executor:
     # ------------------------------------------------------------------ status, hooks, counters
 
     async def _write_status(self, ctx: TickContext, status: Mapping[str, Any]) -> None:
+        if ctx.cookies is not None:
+            status = {**status, **cookie_status(ctx.cookies)}
+            ctx.cookies = None
         ctx.canary = await self.write_status(ctx.canary, status)
         ctx.phase = str(status.get("phase") or ctx.phase)
 
