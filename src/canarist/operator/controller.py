@@ -404,10 +404,12 @@ class Controller:
     def _oldest(self, canary: Canary, duplicates: list[str]) -> str:
         candidates = [canary.key, *duplicates]
 
-        def created(key: str) -> tuple[str, str]:
+        def created(key: str) -> tuple[str, bool, str]:
+            # Creation times have one-second resolution: on a tie the canary that already runs keeps running.
             name, _, namespace = key.partition(".")
             obj = self.get(kinds.CANARY, namespace, name) or {}
-            return (str(_meta(obj).get("creationTimestamp", "")), key)
+            not_started = not (obj.get("status") or {}).get("phase")
+            return (str(_meta(obj).get("creationTimestamp", "")), not_started, key)
 
         return min(candidates, key=created)
 
