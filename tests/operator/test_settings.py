@@ -44,6 +44,12 @@ def test_go_style_flags_as_in_flagger_manifests():
     assert settings.log_format == "console"
 
 
+def test_log_format_has_flaggers_and_our_spellings():
+    assert parse_settings(["-zap-encoding=console"]).log_format == "console"
+    assert parse_settings(["-log-format", "console"]).log_format == "console"
+    assert parse_settings(["--log-format=json"]).log_format == "json"
+
+
 def test_environment_overrides_win_over_flags():
     settings = parse_settings(
         ["-slack-url=https://flag.example/hook", "-event-webhook=http://flag"],

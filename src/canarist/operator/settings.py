@@ -130,6 +130,7 @@ def add_operator_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-zap-encoding",
         "--zap-encoding",
+        "-log-format",
         "--log-format",
         dest="log_format",
         default=d.log_format,
