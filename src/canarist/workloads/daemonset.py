@@ -6,18 +6,17 @@ A DaemonSet cannot be scaled, so Flagger "scales it to zero" with a node selecto
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+import functools
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from canarist.api import Canary
 from canarist.engine.model import Readiness
 from canarist.workloads import primary
 from canarist.workloads._meta import Obj, get_path
 from canarist.workloads.deployment import WAITING, parse_time, ready_threshold_replicas
-from canarist.workloads.primary import PrimaryInputs, PrimaryKind
+from canarist.workloads.primary import PrimaryKind
 from canarist.workloads.revision import SCALE_TO_ZERO_LABEL
-from canarist.workloads.selector import DEFAULT_SELECTOR_LABELS
 
 DAEMON_SET = PrimaryKind(
     kind="DaemonSet",
@@ -38,41 +37,10 @@ def strategy_error(target: Mapping[str, Any]) -> str | None:
     return f"daemonset {name}.{namespace} must have RollingUpdate strategy but have {kind}"
 
 
-def build_primary(
-    canary: Canary,
-    target: Mapping[str, Any],
-    selector_label: str,
-    selector_value: str,
-    *,
-    flagger_id: str,
-    include_label_prefixes: Sequence[str] = (),
-    configs_renamed: Collection[str] = frozenset(),
-    selector_labels: Collection[str] = DEFAULT_SELECTOR_LABELS,
-) -> Obj:
-    """The primary DaemonSet ``<target>-primary`` (same metadata rules as the Deployment primary)."""
-    inputs = PrimaryInputs(
-        selector_label, selector_value, flagger_id, include_label_prefixes, configs_renamed, selector_labels
-    )
-    return primary.build(DAEMON_SET, canary, target, inputs)
-
-
-def promote(
-    canary: Canary,
-    target: Mapping[str, Any],
-    primary_obj: Mapping[str, Any],
-    selector_label: str,
-    selector_value: str,
-    *,
-    flagger_id: str,
-    include_label_prefixes: Sequence[str] = (),
-    configs_renamed: Collection[str] = frozenset(),
-    selector_labels: Collection[str] = DEFAULT_SELECTOR_LABELS,
-) -> Obj:
-    """The observed primary DaemonSet with the target's template and spec fields copied over."""
-    inputs = PrimaryInputs(
-        selector_label, selector_value, flagger_id, include_label_prefixes, configs_renamed, selector_labels
-    )
-    return primary.promote(DAEMON_SET, canary, target, primary_obj, inputs)
+#: the primary DaemonSet ``<target>-primary``, created at initialization (see `primary.build`).
+build_primary = functools.partial(primary.build, DAEMON_SET)
+#: the observed primary DaemonSet with the target's template and spec fields copied over (`primary.promote`).
+promote = functools.partial(primary.promote, DAEMON_SET)
 
 
 def readiness(

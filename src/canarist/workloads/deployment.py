@@ -5,25 +5,23 @@ All functions are pure: observed objects and the clock come in as arguments, man
 
 from __future__ import annotations
 
+import functools
 import struct
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from canarist.api import Canary
 from canarist.engine.model import Readiness
 from canarist.workloads import primary
 from canarist.workloads._meta import Obj, get_path
 from canarist.workloads.primary import (
     FLAGGER_ID,
     PRIMARY_SUFFIX,
-    PrimaryInputs,
     PrimaryKind,
     primary_labels,
     primary_pod_spec,
     template_annotations,
 )
-from canarist.workloads.selector import DEFAULT_SELECTOR_LABELS
 
 __all__ = [
     "COPIED_SPEC_FIELDS",
@@ -49,46 +47,10 @@ DEPLOYMENT = PrimaryKind(
 COPIED_SPEC_FIELDS = DEPLOYMENT.copied_spec_fields
 
 
-def build_primary(
-    canary: Canary,
-    target: Mapping[str, Any],
-    selector_label: str,
-    selector_value: str,
-    *,
-    flagger_id: str,
-    include_label_prefixes: Sequence[str] = (),
-    configs_renamed: Collection[str] = frozenset(),
-    selector_labels: Collection[str] = DEFAULT_SELECTOR_LABELS,
-) -> Obj:
-    """The primary Deployment ``<target>-primary`` created at initialization.
-
-    ``flagger_id`` is the fresh id for the ``flagger-id`` pod annotation (a UUID in Flagger; the caller
-    generates it). ``configs_renamed`` holds the ``configmap/<name>``/``secret/<name>`` keys of the tracked
-    configs whose ``-primary`` copies exist.
-    """
-    inputs = PrimaryInputs(
-        selector_label, selector_value, flagger_id, include_label_prefixes, configs_renamed, selector_labels
-    )
-    return primary.build(DEPLOYMENT, canary, target, inputs)
-
-
-def promote(
-    canary: Canary,
-    target: Mapping[str, Any],
-    primary_obj: Mapping[str, Any],
-    selector_label: str,
-    selector_value: str,
-    *,
-    flagger_id: str,
-    include_label_prefixes: Sequence[str] = (),
-    configs_renamed: Collection[str] = frozenset(),
-    selector_labels: Collection[str] = DEFAULT_SELECTOR_LABELS,
-) -> Obj:
-    """The observed primary Deployment with the target's template and spec fields copied over."""
-    inputs = PrimaryInputs(
-        selector_label, selector_value, flagger_id, include_label_prefixes, configs_renamed, selector_labels
-    )
-    return primary.promote(DEPLOYMENT, canary, target, primary_obj, inputs)
+#: the primary Deployment ``<target>-primary``, created at initialization (see `primary.build`).
+build_primary = functools.partial(primary.build, DEPLOYMENT)
+#: the observed primary Deployment with the target's template and spec fields copied over (`primary.promote`).
+promote = functools.partial(primary.promote, DEPLOYMENT)
 
 
 # ---------------------------------------------------------------------------------------------- readiness

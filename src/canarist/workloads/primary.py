@@ -119,9 +119,27 @@ def _object_labels(target: Mapping[str, Any], inputs: PrimaryInputs) -> dict[str
     return primary_labels(labels, inputs.selector_label, inputs.primary_value)
 
 
-def build(shape: PrimaryKind, canary: Canary, target: Mapping[str, Any], inputs: PrimaryInputs) -> Obj:
+def build(
+    shape: PrimaryKind,
+    canary: Canary,
+    target: Mapping[str, Any],
+    selector_label: str,
+    selector_value: str,
+    *,
+    flagger_id: str,
+    include_label_prefixes: Sequence[str] = (),
+    configs_renamed: Collection[str] = frozenset(),
+    selector_labels: Collection[str] = DEFAULT_SELECTOR_LABELS,
+) -> Obj:
     """The primary created at initialization: target labels filtered by the include prefixes, all target
-    annotations (toolkit ones dropped), a controller ownerRef to the canary, selector ``<value>-primary``."""
+    annotations (toolkit ones dropped), a controller ownerRef to the canary, selector ``<value>-primary``.
+
+    ``flagger_id`` is the fresh id for the ``flagger-id`` pod annotation (the caller generates it);
+    ``configs_renamed`` holds the ``configmap/<name>``/``secret/<name>`` keys whose ``-primary`` copies exist.
+    """
+    inputs = PrimaryInputs(
+        selector_label, selector_value, flagger_id, include_label_prefixes, configs_renamed, selector_labels
+    )
     meta = target.get("metadata") or {}
     spec = target.get("spec") or {}
     out_spec: Obj = {k: deep(spec[k]) for k in shape.copied_spec_fields if spec.get(k) is not None}
@@ -149,13 +167,22 @@ def promote(
     canary: Canary,
     target: Mapping[str, Any],
     primary: Mapping[str, Any],
-    inputs: PrimaryInputs,
+    selector_label: str,
+    selector_value: str,
+    *,
+    flagger_id: str,
+    include_label_prefixes: Sequence[str] = (),
+    configs_renamed: Collection[str] = frozenset(),
+    selector_labels: Collection[str] = DEFAULT_SELECTOR_LABELS,
 ) -> Obj:
     """The observed primary with the target's template and spec fields copied over (Flagger's Promote).
 
     Replicas are copied only when the canary has no autoscalerRef. Object labels and annotations come from
     the target, filtered by ``-include-label-prefix``; the selector (immutable) is never changed.
     """
+    inputs = PrimaryInputs(
+        selector_label, selector_value, flagger_id, include_label_prefixes, configs_renamed, selector_labels
+    )
     out: Obj = deep(dict(primary))
     spec = target.get("spec") or {}
     out_spec = out.setdefault("spec", {})
