@@ -178,3 +178,18 @@ def event_messages(sink: Any) -> list[str]:
     """Event messages in the order the operator emitted them, as delivered to the `--event-webhook` sink
     (a capture server): exact order and every repeat, unlike Kubernetes Events which aggregate."""
     return [str(r.json["metadata"]["eventMessage"]) for r in sink.requests if r.method == "POST"]
+
+
+async def delivered(read: Callable[[], list[str]], message: str, *, timeout_s: float = 30.0) -> list[str]:
+    """Wait until ``message`` is among what ``read`` returns, and return that.
+
+    A phase is written to the status before the event that closes it (an initialization, a promotion after
+    its post-rollout hooks, a finalizer's last words) is delivered, so a test that saw the phase must still
+    wait for that event before asserting on the sequence."""
+
+    async def arrived() -> list[str] | None:
+        messages = read()
+        return messages if message in messages else None
+
+    found: list[str] = await wait_for(arrived, what=f"{message!r} to be delivered", timeout_s=timeout_s)
+    return found

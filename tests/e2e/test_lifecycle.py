@@ -8,7 +8,15 @@ from typing import Any
 
 from canarist.kube import resources as kinds
 from tests.e2e.conftest import World
-from tests.e2e.harness import NAMESPACE, apply, canary_status, event_messages, load_example, wait_for
+from tests.e2e.harness import (
+    NAMESPACE,
+    apply,
+    canary_status,
+    delivered,
+    event_messages,
+    load_example,
+    wait_for,
+)
 from tests.e2e.test_seed_walkthrough import fast_seed, phase_is, set_image
 
 RUN_TIMEOUT_S = 120
@@ -25,10 +33,7 @@ async def reaches(world: World, phase: str) -> None:
 
 
 async def event_seen(world: World, message: str) -> None:
-    async def seen() -> bool:
-        return message in event_messages(world.events)
-
-    await wait_for(seen, what=f"event {message!r}", timeout_s=RUN_TIMEOUT_S, poll_s=0.2)
+    await delivered(lambda: event_messages(world.events), message, timeout_s=RUN_TIMEOUT_S)
 
 
 def run_events(world: World) -> list[str]:
@@ -97,7 +102,9 @@ async def test_new_revision_mid_analysis_restarts_the_run(world: World) -> None:
     await event_seen(world, "New revision detected! Restarting analysis for podinfo.test")
     await reaches(world, "Succeeded")
     assert (await primary_image(world)).endswith(":3.1.2")
-    messages = event_messages(world.events)
+    messages = await delivered(
+        lambda: event_messages(world.events), "Promotion completed! Scaling down podinfo.test"
+    )
     restart = messages.index("New revision detected! Restarting analysis for podinfo.test")
     after = messages[restart:]
     # The restarted run starts from zero again.
@@ -245,7 +252,8 @@ async def test_revert_on_deletion_gives_the_workload_and_its_service_back(world:
     assert apex["spec"]["selector"] == {"app": "podinfo"}
     target = await world.client.get(kinds.DEPLOYMENT, "podinfo", namespace=NAMESPACE)
     assert target["spec"]["replicas"] >= 1
-    messages = event_messages(world.events)
+    # The finalizer is removed before the last event is sent, so that event may still be in flight.
+    messages = await delivered(lambda: event_messages(world.events), "Terminated canary podinfo.test")
     assert messages[-2:] == ["Terminating canary podinfo.test", "Terminated canary podinfo.test"]
 
 

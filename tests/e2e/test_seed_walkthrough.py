@@ -11,7 +11,7 @@ from typing import Any
 
 from canarist.kube import resources as kinds
 from tests.e2e.conftest import World
-from tests.e2e.harness import NAMESPACE, canary_status, event_messages, seed_canary, wait_for
+from tests.e2e.harness import NAMESPACE, canary_status, delivered, event_messages, seed_canary, wait_for
 
 PROMOTION_TIMEOUT_S = 120
 
@@ -77,7 +77,7 @@ async def test_initialization_generates_flaggers_objects(world: World) -> None:
     assert status["lastAppliedSpec"] == status["lastPromotedSpec"] != ""
     assert status["conditions"][0]["type"] == "Promoted"
     assert status["conditions"][0]["status"] == "True"
-    messages = event_messages(world.events)
+    messages = await delivered(lambda: event_messages(world.events), "Initialization done! podinfo.test")
     assert messages[0] == "all the metrics providers are available!"
     assert messages[-1] == "Initialization done! podinfo.test"
 
@@ -101,7 +101,9 @@ async def test_new_image_is_analysed_and_promoted(world: World) -> None:
     vs = await world.client.get(kinds.VIRTUAL_SERVICE, "podinfo", namespace=NAMESPACE)
     assert [d["weight"] for d in vs["spec"]["http"][0]["route"]] == [100, 0]
 
-    messages = event_messages(world.events)
+    messages = await delivered(
+        lambda: event_messages(world.events), "Promotion completed! Scaling down podinfo.test"
+    )
     run = messages[messages.index("New revision detected! Scaling up podinfo.test") :]
     analysis = [m for m in run if not m.startswith("canary deployment podinfo.test not ready")]
     assert analysis == [

@@ -16,7 +16,7 @@ from canarist.cli.main import main
 from canarist.kube import resources as kinds
 from canarist.workloads.revision import webhook_checksum
 from tests.e2e.conftest import World
-from tests.e2e.harness import NAMESPACE, canary_status, wait_for
+from tests.e2e.harness import NAMESPACE, canary_status, delivered, wait_for
 from tests.e2e.hooks_helpers import (
     KEY,
     fast_canary,
@@ -247,7 +247,7 @@ async def test_a_failing_pre_rollout_hook_counts_as_a_failed_check(
     assert rollout.requests == []  # no analysis (and no traffic) before the pre-rollout hooks pass
     await post.wait_for(1)
     assert [(b["phase"], b["name"]) for b in posts(post)] == [("Failed", "podinfo")]
-    await settle(0.5)
+    await delivered(lambda: messages_of(world.events), "Post-rollout check notify passed")
     run = without_readiness_waits(messages_of(world.events))
     run = run[run.index("New revision detected! Scaling up podinfo.test") :]
     halt = "Halt podinfo.test advancement pre-rollout check acceptance-test failed acceptance tests failed"
@@ -286,7 +286,7 @@ async def test_mute_alert_silences_a_gates_alert_but_not_its_event(
     await promotion_gate.wait_for(2, timeout_s=15)
     promotion_gate.respond_with([200])
     await wait_phase(world, "Succeeded")
-    await settle(0.5)
+    await delivered(lambda: slack_texts(slack), "Canary analysis completed successfully, promotion finished.")
 
     messages = messages_of(world.events)
     assert messages.count("Halt podinfo.test advancement waiting for approval muted-gate") == 1
@@ -343,6 +343,7 @@ async def test_loadtester_gates_hold_and_release_the_canary(
 
     primary = await world.client.get(kinds.DEPLOYMENT, "podinfo-primary", namespace=NAMESPACE)
     assert primary["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":3.1.1")
+    await delivered(lambda: messages_of(world.events), "Promotion completed! Scaling down podinfo.test")
     messages = without_readiness_waits(messages_of(world.events))
     assert messages.count("Halt podinfo.test advancement waiting for approval approve-rollout") == 1
     assert (

@@ -150,11 +150,7 @@ class Executor:
 
     async def event(self, canary: Canary, event_type: str, message: str, phase: str) -> None:
         """One event, three ways: a log line, a Kubernetes Event (reason Synced), the event webhooks."""
-        extra = {"canary": canary.key}
-        if event_type == "Warning":
-            log.info(message, extra=extra)  # Flagger logs warnings at info level
-        else:
-            log.info(message, extra=extra)
+        log.info(message, extra={"canary": canary.key})  # warnings too: Flagger logs both at info level
         await self._recorder.record(canary.to_manifest(), event_type, "Synced", message)
         await self._event_webhooks(canary, event_type, message, phase)
 
