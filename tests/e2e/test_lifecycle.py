@@ -28,8 +28,20 @@ async def initialized(world: World, canary: dict[str, Any]) -> None:
     await wait_for(lambda: phase_is(world, "Initialized"), what="Initialized", timeout_s=60)
 
 
+# The event a run sends after writing its final phase (post-rollout hooks run in between).
+CLOSING_EVENT = {"Succeeded": "Promotion completed!", "Failed": "Canary failed!"}
+
+
 async def reaches(world: World, phase: str) -> None:
+    """The canary is in ``phase`` and the event that closes that phase has been delivered."""
     await wait_for(lambda: phase_is(world, phase), what=phase, timeout_s=RUN_TIMEOUT_S, poll_s=0.3)
+    prefix = CLOSING_EVENT.get(phase)
+    if prefix is not None:
+
+        async def closed() -> bool:
+            return any(m.startswith(prefix) for m in run_events(world))
+
+        await wait_for(closed, what=f"an event starting {prefix!r}", timeout_s=30)
 
 
 async def event_seen(world: World, message: str) -> None:

@@ -16,7 +16,7 @@ from canarist.cli.main import main
 from canarist.kube import resources as kinds
 from canarist.workloads.revision import webhook_checksum
 from tests.e2e.conftest import World
-from tests.e2e.harness import NAMESPACE, canary_status, delivered, wait_for
+from tests.e2e.harness import NAMESPACE, canary_status, delivered, event_messages, wait_for
 from tests.e2e.hooks_helpers import (
     KEY,
     fast_canary,
@@ -58,7 +58,10 @@ async def test_seed_webhooks_run_through_a_real_loadtester(world: World) -> None
         await wait_phase(world, "Succeeded", timeout_s=90)
         await tester.wait_idle(timeout_s=10)
 
-        messages = [m for m in _event_messages(world) if " not ready: " not in m]
+        await delivered(
+            lambda: event_messages(world.events), "Promotion completed! Scaling down podinfo.test"
+        )
+        messages = [m for m in event_messages(world.events) if " not ready: " not in m]
         run = messages[messages.index("New revision detected! Scaling up podinfo.test") :]
         assert run[:3] == [
             "New revision detected! Scaling up podinfo.test",
@@ -91,10 +94,6 @@ async def test_seed_webhooks_run_through_a_real_loadtester(world: World) -> None
     assert (await canary_status(world.client))["phase"] == "Succeeded"
 
 
-def _event_messages(world: World) -> list[str]:
-    return [str(r.json["metadata"]["eventMessage"]) for r in world.events.requests if r.method == "POST"]
-
-
 # ---------------------------------------------------------------------------------------------- moments
 
 
@@ -123,7 +122,7 @@ async def test_each_webhook_at_its_moment_with_flaggers_payload_and_event_order(
     await set_image(world, "quay.io/stefanprodan/podinfo:3.1.1")
     await wait_phase(world, "Succeeded")
     status = await canary_status(world.client)
-    await settle(1.0)
+    await delivered(lambda: messages_of(events), "Promotion completed! Scaling down podinfo.test")
 
     # Who was called, in which order, with which phase.
     sequence = [(r.path.strip("/"), r.json["phase"]) for r in hooks.requests]
