@@ -133,8 +133,14 @@ def _root_schema(cls: type[FlaggerModel], description: str) -> Schema:
 
 
 def validation_schema(kind: str) -> Schema:
-    """The internal schema (with validator hints) of a flagger.app kind."""
-    return copy.deepcopy(_validation_schemas()[kind])
+    """The internal schema (with validator hints) of a flagger.app kind: a copy the caller may change."""
+    return copy.deepcopy(shared_validation_schema(kind))
+
+
+def shared_validation_schema(kind: str) -> Schema:
+    """The same schema, shared and not copied: for readers only (the validator walks it on every tick,
+    where copying it was most of the cost)."""
+    return _validation_schemas()[kind]
 
 
 @cache

@@ -27,7 +27,7 @@ from canarist.api import defaults
 from canarist.api._base import CHECK_KEY
 from canarist.api.alert_provider import AlertProvider
 from canarist.api.canary import Canary
-from canarist.api.crds import KINDS, validation_schema
+from canarist.api.crds import KINDS, shared_validation_schema
 from canarist.api.duration import parse_duration
 from canarist.api.metric_template import MetricTemplate
 
@@ -450,7 +450,7 @@ def parse_document(obj: object) -> tuple[list[Problem], BaseModel | None]:
         problems.append(Problem("kind", shown))
         return problems, None
     checker = _SchemaChecker()
-    checker.check(validation_schema(kind), obj, "")
+    checker.check(shared_validation_schema(kind), obj, "")
     problems.extend(checker.problems)
     metadata = obj.get("metadata")
     if isinstance(metadata, dict):
