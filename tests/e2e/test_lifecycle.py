@@ -269,6 +269,33 @@ async def test_revert_on_deletion_gives_the_workload_and_its_service_back(world:
     assert messages[-2:] == ["Terminating canary podinfo.test", "Terminated canary podinfo.test"]
 
 
+async def test_an_invalid_edit_is_reported_with_its_path_and_a_fix_resumes_the_canary(world: World) -> None:
+    await initialized(world, fast_seed())
+    range_path = "/spec/analysis/metrics/0/thresholdRange"
+    broken = [{"op": "add", "path": range_path, "value": {"min": 99, "max": 1}}]
+    await world.client.patch(kinds.CANARY, "podinfo", broken, namespace=NAMESPACE, patch_type="json")
+    expected = (
+        "invalid canary podinfo.test: spec.analysis.metrics[0].thresholdRange: min (99) must be <= max (1)"
+    )
+
+    async def warnings() -> list[dict[str, Any]]:
+        events = (await world.client.list(kinds.EVENT, namespace=NAMESPACE)).items
+        return [e for e in events if e.get("message") == expected]
+
+    [warning] = await wait_for(warnings, what=f"a Kubernetes Event {expected!r}", timeout_s=30)
+    assert (warning["type"], warning["involvedObject"]["kind"]) == ("Warning", "Canary")
+    await set_image(world, "quay.io/stefanprodan/podinfo:3.1.1")
+    await asyncio.sleep(4)  # more than one analysis interval: an invalid canary does not start a run
+    assert (await canary_status(world.client))["phase"] == "Initialized"
+    [warning] = await warnings()
+    assert warning.get("count", 1) == 1  # said once, not every tick
+
+    fixed = [{"op": "remove", "path": range_path}]
+    await world.client.patch(kinds.CANARY, "podinfo", fixed, namespace=NAMESPACE, patch_type="json")
+    await reaches(world, "Succeeded")
+    assert (await primary_image(world)).endswith(":3.1.1")
+
+
 async def test_without_revert_on_deletion_no_finalizer_is_added(world: World) -> None:
     await initialized(world, fast_seed())
     obj = await world.client.get(kinds.CANARY, "podinfo", namespace=NAMESPACE)
