@@ -20,6 +20,7 @@ from canarist.api import (
     WebhookType,
 )
 from canarist.api.canary import CanaryAlert, CanaryMetric, SessionAffinity
+from canarist.kube.events import object_reference
 from tests.conftest import SHARED
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -315,3 +316,18 @@ def test_is_builtin_only_without_template_or_query():
     assert not templated.is_builtin()
     assert not CanaryMetric(name="request-duration", query="sum(x)").is_builtin()
     assert not CanaryMetric(name="errors").is_builtin()
+
+
+def test_a_canary_reference_names_the_object_as_its_full_manifest_does() -> None:
+    manifest = yaml.safe_load((Path(__file__).parents[2] / "examples/podinfo/canary.yaml").read_text())
+    manifest["metadata"].update(uid="0f1e2d3c", resourceVersion="42")
+    canary = Canary.model_validate(manifest)
+    assert object_reference(canary.reference()) == object_reference(manifest)
+    assert object_reference(canary.reference()) == {
+        "kind": "Canary",
+        "namespace": "test",
+        "name": "podinfo",
+        "uid": "0f1e2d3c",
+        "apiVersion": "flagger.app/v1beta1",
+        "resourceVersion": "42",
+    }

@@ -369,6 +369,21 @@ class Canary(FlaggerModel):
         """The manifest in camelCase, without invented defaults, keeping unknown fields."""
         return self.to_dict()
 
+    def reference(self) -> dict[str, Any]:
+        """Just enough of the manifest to name the object (for an Event's involvedObject): dumping the
+        whole canary for every event was the largest cost of a busy operator."""
+        meta = self.metadata
+        return {
+            "apiVersion": self.api_version,
+            "kind": self.kind,
+            "metadata": {
+                "name": meta.name,
+                "namespace": meta.namespace,
+                "uid": meta.uid,
+                "resourceVersion": meta.resource_version,
+            },
+        }
+
     # -- names (inventory §0) --------------------------------------------------------------------------
 
     def target_name(self) -> str:

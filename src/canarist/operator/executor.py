@@ -119,7 +119,7 @@ class Executor:
         for action in actions:
             await self._apply_one(ctx, action)
         if ctx.cookies is not None:  # routes changed but no status write followed: save the cookies alone
-            status = ctx.canary.to_manifest().get("status") or {}
+            status = ctx.canary.status.to_dict()
             await self._write_status(ctx, status)
         return ctx.canary
 
@@ -151,7 +151,7 @@ class Executor:
     async def event(self, canary: Canary, event_type: str, message: str, phase: str) -> None:
         """One event, three ways: a log line, a Kubernetes Event (reason Synced), the event webhooks."""
         log.info(message, extra={"canary": canary.key})  # warnings too: Flagger logs both at info level
-        await self._recorder.record(canary.to_manifest(), event_type, "Synced", message)
+        await self._recorder.record(canary.reference(), event_type, "Synced", message)
         await self._event_webhooks(canary, event_type, message, phase)
 
     async def _event_webhooks(self, canary: Canary, event_type: str, message: str, phase: str) -> None:

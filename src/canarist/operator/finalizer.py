@@ -65,7 +65,7 @@ class Finalizer:
         return True
 
     async def _write_phase(self, canary: Canary) -> None:
-        status = canary.to_manifest().get("status") or {}
+        status = canary.status.to_dict()
         status["phase"] = TERMINATING
         try:
             await self._executor.write_status(canary, status)
