@@ -284,11 +284,19 @@ async def test_an_invalid_edit_is_reported_with_its_path_and_a_fix_resumes_the_c
 
     [warning] = await wait_for(warnings, what=f"a Kubernetes Event {expected!r}", timeout_s=30)
     assert (warning["type"], warning["involvedObject"]["kind"]) == ("Warning", "Canary")
+    await event_seen(world, expected)  # and the event webhook
+    [posted] = [r.json for r in world.events.requests if r.json["metadata"]["eventMessage"] == expected]
+    assert (posted["name"], posted["phase"], posted["metadata"]["eventType"]) == (
+        "podinfo",
+        "Initialized",
+        "Warning",
+    )
     await set_image(world, "quay.io/stefanprodan/podinfo:3.1.1")
     await asyncio.sleep(4)  # more than one analysis interval: an invalid canary does not start a run
     assert (await canary_status(world.client))["phase"] == "Initialized"
     [warning] = await warnings()
     assert warning.get("count", 1) == 1  # said once, not every tick
+    assert event_messages(world.events).count(expected) == 1
 
     fixed = [{"op": "remove", "path": range_path}]
     await world.client.patch(kinds.CANARY, "podinfo", fixed, namespace=NAMESPACE, patch_type="json")

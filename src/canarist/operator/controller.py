@@ -406,6 +406,7 @@ class Controller:
             state.last_invalid = message
             log.error(message, extra={"canary": f"{meta.get('name')}.{meta.get('namespace')}"})
             await self.recorder.record(obj, "Warning", "Synced", message)
+            await self.executor.invalid_canary_event(obj, message)
         return None
 
     def _oldest(self, canary: Canary, duplicates: list[str]) -> str:

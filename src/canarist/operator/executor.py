@@ -50,6 +50,7 @@ from canarist.workloads import deployment as deployments
 from canarist.workloads import hpa as hpas
 from canarist.workloads._meta import is_owned_by
 from canarist.workloads.configs import primary_config_copy
+from canarist.workloads.revision import webhook_checksum
 from canarist.workloads.selector import discover_ports
 from canarist.workloads.services import (
     build_services,
@@ -62,6 +63,13 @@ from canarist.workloads.services import (
 log = logging.getLogger("canarist")
 
 Obj = dict[str, Any]
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """``value`` if it is a map, else an empty one (an invalid object may have anything anywhere)."""
+    return value if isinstance(value, Mapping) else {}
+
+
 NewId = Callable[[], str]
 TERMINATING = "Terminating"
 
@@ -162,19 +170,32 @@ class Executor:
         ]
         if not targets and self._settings.event_webhook:
             targets = [(self._settings.event_webhook, None, 10.0)]
+        name, namespace = canary.metadata.name or "", canary.metadata.namespace or ""
+        checksum = CheckRunner.checksum(canary)
         for url, metadata, timeout in targets:
-            payload = build_event_payload(
-                canary.metadata.name or "",
-                canary.metadata.namespace or "",
-                phase,
-                CheckRunner.checksum(canary),
-                message,
-                event_type,
-                metadata,
-            )
-            result = await call_webhook(url, payload, timeout_s=timeout)
-            if not result.ok:
-                log.warning("error sending event to webhook: %s", result, extra={"canary": canary.key})
+            payload = build_event_payload(name, namespace, phase, checksum, message, event_type, metadata)
+            await self._post_event(url, payload, timeout, canary.key)
+
+    async def invalid_canary_event(self, obj: Obj, message: str) -> None:
+        """A Warning about a canary that cannot be loaded, to the global event webhook: the canary's own
+        event hooks are in the spec that failed, so they cannot be trusted."""
+        if not self._settings.event_webhook:
+            return
+        meta = _mapping(obj.get("metadata"))
+        status = _mapping(obj.get("status"))
+        configs = status.get("trackedConfigs")
+        name, namespace = str(meta.get("name") or ""), str(meta.get("namespace") or "")
+        checksum = webhook_checksum(
+            configs if isinstance(configs, dict) else None, str(status.get("lastAppliedSpec") or "")
+        )
+        phase = str(status.get("phase") or "")
+        payload = build_event_payload(name, namespace, phase, checksum, message, "Warning")
+        await self._post_event(self._settings.event_webhook, payload, 10.0, f"{name}.{namespace}")
+
+    async def _post_event(self, url: str, payload: Obj, timeout_s: float, key: str) -> None:
+        result = await call_webhook(url, payload, timeout_s=timeout_s)
+        if not result.ok:
+            log.warning("error sending event to webhook: %s", result, extra={"canary": key})
 
     # ------------------------------------------------------------------ generated objects
 
