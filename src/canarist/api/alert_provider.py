@@ -8,7 +8,7 @@ from canarist.api import defaults
 from canarist.api._base import FlaggerModel, field
 from canarist.api.canary import SecretRef
 from canarist.api.enums import AlertProviderType, values
-from canarist.api.meta import ObjectMeta
+from canarist.api.meta import FlaggerObject
 from canarist.api.metric_template import ResourceStatus
 
 
@@ -31,18 +31,9 @@ class AlertProviderSpec(FlaggerModel):
         return self.username or defaults.ALERT_USERNAME
 
 
-class AlertProvider(FlaggerModel):
+class AlertProvider(FlaggerObject):
     KIND: ClassVar[str] = "AlertProvider"
 
-    api_version: str = field(defaults.API_VERSION)
     kind: str = field("AlertProvider")
-    metadata: ObjectMeta = field(factory=ObjectMeta)
     spec: AlertProviderSpec = field(factory=AlertProviderSpec)
     status: ResourceStatus = field(factory=ResourceStatus)
-
-    @property
-    def key(self) -> str:
-        return f"{self.metadata.name}.{self.metadata.namespace}"
-
-    def to_manifest(self) -> dict[str, Any]:
-        return self.to_dict()

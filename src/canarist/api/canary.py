@@ -18,7 +18,7 @@ from canarist.api.istio import (
     ParentReference,
     TrafficPolicy,
 )
-from canarist.api.meta import ObjectMeta
+from canarist.api.meta import FlaggerObject
 
 _NUMBER_INT = {"type": "number"}
 _DURATION = {"pattern": "^[0-9]+(m|s)"}
@@ -343,7 +343,7 @@ class CanaryStatus(FlaggerModel):
         return next((c for c in self.conditions if c.type == "Promoted"), None)
 
 
-class Canary(FlaggerModel):
+class Canary(FlaggerObject):
     """A ``flagger.app/v1beta1`` Canary.
 
     >>> canary = Canary.model_validate(manifest)
@@ -352,37 +352,9 @@ class Canary(FlaggerModel):
 
     KIND: ClassVar[str] = "Canary"
 
-    api_version: str = field(defaults.API_VERSION)
     kind: str = field("Canary")
-    metadata: ObjectMeta = field(factory=ObjectMeta)
     spec: CanarySpec = field(factory=CanarySpec)
     status: CanaryStatus = field(factory=CanaryStatus)
-
-    # -- identity -------------------------------------------------------------------------------------
-
-    @property
-    def key(self) -> str:
-        """``name.namespace``, how Flagger names a canary in logs and messages."""
-        return f"{self.metadata.name}.{self.metadata.namespace}"
-
-    def to_manifest(self) -> dict[str, Any]:
-        """The manifest in camelCase, without invented defaults, keeping unknown fields."""
-        return self.to_dict()
-
-    def reference(self) -> dict[str, Any]:
-        """Just enough of the manifest to name the object (for an Event's involvedObject): dumping the
-        whole canary for every event was the largest cost of a busy operator."""
-        meta = self.metadata
-        return {
-            "apiVersion": self.api_version,
-            "kind": self.kind,
-            "metadata": {
-                "name": meta.name,
-                "namespace": meta.namespace,
-                "uid": meta.uid,
-                "resourceVersion": meta.resource_version,
-            },
-        }
 
     # -- names (inventory §0) --------------------------------------------------------------------------
 

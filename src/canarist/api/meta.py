@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from canarist.api import defaults
 from canarist.api._base import FlaggerModel, field
 
 
@@ -27,3 +30,37 @@ class ObjectMeta(FlaggerModel):
     annotations: dict[str, str] = field(factory=dict)
     owner_references: list[OwnerReference] = field(factory=list)
     finalizers: list[str] = field(factory=list)
+
+
+class FlaggerObject(FlaggerModel):
+    """What the three flagger.app kinds share: identity, and the way back to a manifest. Subclasses set
+    ``kind``'s default and add ``spec`` and ``status`` (pydantic keeps a redefined field in its place, so the
+    manifest reads apiVersion, kind, metadata, spec, status)."""
+
+    api_version: str = field(defaults.API_VERSION)
+    kind: str = field("")
+    metadata: ObjectMeta = field(factory=ObjectMeta)
+
+    @property
+    def key(self) -> str:
+        """``name.namespace``, how Flagger names an object in logs and messages."""
+        return f"{self.metadata.name}.{self.metadata.namespace}"
+
+    def to_manifest(self) -> dict[str, Any]:
+        """The manifest in camelCase, without invented defaults, keeping unknown fields."""
+        return self.to_dict()
+
+    def reference(self) -> dict[str, Any]:
+        """Just enough of the manifest to name the object (for an Event's involvedObject): dumping the
+        whole object for every event was the largest cost of a busy operator."""
+        meta = self.metadata
+        return {
+            "apiVersion": self.api_version,
+            "kind": self.kind,
+            "metadata": {
+                "name": meta.name,
+                "namespace": meta.namespace,
+                "uid": meta.uid,
+                "resourceVersion": meta.resource_version,
+            },
+        }

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from canarist.api import defaults
 from canarist.api._base import FlaggerModel, field
 from canarist.api.canary import CanaryCondition, SecretRef
 from canarist.api.enums import MetricProviderType, values
-from canarist.api.meta import ObjectMeta
+from canarist.api.meta import FlaggerObject
 
 
 class MetricTemplateProvider(FlaggerModel):
@@ -35,18 +35,9 @@ class ResourceStatus(FlaggerModel):
     conditions: list[CanaryCondition] = field(factory=list)
 
 
-class MetricTemplate(FlaggerModel):
+class MetricTemplate(FlaggerObject):
     KIND: ClassVar[str] = "MetricTemplate"
 
-    api_version: str = field(defaults.API_VERSION)
     kind: str = field("MetricTemplate")
-    metadata: ObjectMeta = field(factory=ObjectMeta)
     spec: MetricTemplateSpec = field(factory=MetricTemplateSpec)
     status: ResourceStatus = field(factory=ResourceStatus)
-
-    @property
-    def key(self) -> str:
-        return f"{self.metadata.name}.{self.metadata.namespace}"
-
-    def to_manifest(self) -> dict[str, Any]:
-        return self.to_dict()
