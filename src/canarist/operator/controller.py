@@ -227,6 +227,13 @@ class Controller:
         self._canaries.clear()
         await asyncio.gather(*(informer.stop() for informer in self.informers.values()))
 
+    def ticks(self, namespace: str, name: str) -> int:
+        """How many ticks of this canary's worker have completed (0 for a canary without a worker).
+
+        Tests that prove that nothing happens wait for a number of ticks, not for wall-clock time."""
+        state = self._canaries.get(f"{name}.{namespace}")
+        return state.worker.ticks if state is not None else 0
+
     # ------------------------------------------------------------------ wake-ups
 
     def _on_canary(self, event_type: str, obj: Obj, old: Obj | None) -> None:
