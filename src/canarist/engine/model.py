@@ -64,6 +64,21 @@ class TargetFacts:
 
 
 @dataclass(frozen=True)
+class RouterCapabilities:
+    """What the router in force can do. The engine asks these, never the provider's name.
+
+    ``weights``: splits traffic by percentage (without it a canary runs as blue/green, Flagger's
+    ``kubernetes`` provider behaviour); ``matches``: routes by header/cookie/query match (A/B testing);
+    ``mirroring``: copies requests to the canary; ``session_affinity``: pins a client to a side by cookie.
+    """
+
+    weights: bool = True
+    matches: bool = True
+    mirroring: bool = True
+    session_affinity: bool = True
+
+
+@dataclass(frozen=True)
 class Observation:
     """Everything the engine may know about the world for one tick (the runtime builds it from its caches).
 
@@ -82,6 +97,7 @@ class Observation:
     routes: Routes | None = None
     routes_error: str | None = None
     last_paced_at: datetime | None = None
+    router: RouterCapabilities = field(default_factory=RouterCapabilities)
 
 
 @dataclass(frozen=True)
