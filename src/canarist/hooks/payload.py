@@ -1,4 +1,4 @@
-"""Flagger's webhook payloads (inventory §2.10).
+"""Flagger's webhook payloads (docs/flagger-parity.md#webhooks-and-payloads).
 
 Every webhook receives ``{"name", "namespace", "phase", "checksum", "metadata"?}``; ``metadata`` is the
 webhook's own string map and is left out when it is empty. The event webhook adds ``eventMessage``,
