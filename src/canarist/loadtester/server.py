@@ -1,4 +1,4 @@
-"""The loadtester HTTP API, compatible with flagger-loadtester (inventory §5.4).
+"""The loadtester HTTP API, compatible with flagger-loadtester (docs/flagger-parity.md#the-loadtester-api).
 
 >>> tester = LoadTester(LoadTesterConfig(port=0, host="127.0.0.1"))
 >>> url = await tester.start()           # "http://127.0.0.1:PORT/"
