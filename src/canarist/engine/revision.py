@@ -1,4 +1,6 @@
-"""Has the target or its configuration changed since the last run? (inventory §2.3)
+"""Has the target or its configuration changed since the last run?
+
+Flagger's rules: docs/flagger-parity.md#revision-and-config-tracking.
 
 >>> target_changed("abc", last_applied="xyz", last_promoted="abc")   # reverted to the promoted spec
 False
