@@ -1,4 +1,7 @@
-"""The ClusterIP services ``<apex>``, ``<apex>-primary`` and ``<apex>-canary`` (inventory §4.0)."""
+"""The ClusterIP services ``<apex>``, ``<apex>-primary`` and ``<apex>-canary``.
+
+Flagger's counterpart: ``pkg/router/kubernetes_default.go`` (docs/flagger-parity.md#kubernetes-services).
+"""
 
 from __future__ import annotations
 
