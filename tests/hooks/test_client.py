@@ -1,7 +1,7 @@
 import asyncio
 import socket
 
-from canarist.hooks import build_payload, call_webhook
+from canarist.hooks import MAX_ERROR_BYTES, build_payload, call_webhook, cut_text
 from tests.fixtures.capture import CaptureServer
 
 PAYLOAD = build_payload("podinfo", "test", "Progressing", "abc", {"cmd": "hey"})
@@ -158,3 +158,55 @@ async def test_unresolvable_host_does_not_raise():
     assert not result.ok
     assert result.status is None
     assert result.error == "cannot resolve host: http://canarist-no-such-host.invalid/"
+
+
+# ---------------------------------------------------------------------- error bodies are cut
+
+
+BIG = 128 * 1024
+
+
+async def test_a_128_kib_error_body_is_cut_to_1_kib(capture_server):
+    srv = await capture_server(statuses=[500], bodies=["x" * BIG])
+    result = await call_webhook(srv.url, PAYLOAD)
+    assert not result.ok
+    assert result.status == 500
+    expected = "x" * MAX_ERROR_BYTES + f"… ({BIG - MAX_ERROR_BYTES} bytes cut)"
+    assert MAX_ERROR_BYTES == 1024
+    assert result.error == expected
+    assert result.body == expected  # a failed result never carries the whole body
+    assert str(result) == expected
+
+
+async def test_a_success_body_is_not_cut(capture_server):
+    srv = await capture_server(statuses=[200], bodies=["y" * BIG])
+    result = await call_webhook(srv.url, PAYLOAD)
+    assert result.ok
+    assert result.body == "y" * BIG  # e.g. a bash task's returnCmdOutput
+
+
+async def test_a_short_error_body_is_kept_whole(capture_server):
+    srv = await capture_server(statuses=[400], bodies=["z" * MAX_ERROR_BYTES])
+    result = await call_webhook(srv.url, PAYLOAD)
+    assert result.error == "z" * MAX_ERROR_BYTES
+
+
+def test_cut_text_never_splits_a_character():
+    assert cut_text("é" * 1000) == "é" * 512 + "… (976 bytes cut)"
+    assert cut_text("€" * 1000) == "€" * 341 + f"… ({3000 - 1023} bytes cut)"
+    assert cut_text("abcdef", limit=4) == "abcd… (2 bytes cut)"
+    assert cut_text("") == ""
+
+
+async def test_retry_safe_and_timed_out_say_whether_sending_again_can_duplicate(capture_server):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    refused = await call_webhook(f"http://127.0.0.1:{port}/", PAYLOAD)
+    assert (refused.ok, refused.retry_safe, refused.timed_out) == (False, True, False)
+    busy = await capture_server(statuses=[503, 429, 500, 200])
+    results = [await call_webhook(busy.url, PAYLOAD) for _ in range(4)]
+    assert [r.retry_safe for r in results] == [True, True, False, False]
+    slow = await capture_server(statuses=[200], delay_s=5)
+    timed_out = await call_webhook(slow.url, PAYLOAD, timeout_s=0.2)
+    assert (timed_out.ok, timed_out.retry_safe, timed_out.timed_out) == (False, False, True)

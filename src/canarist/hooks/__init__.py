@@ -10,15 +10,24 @@ The engine decides *when* a webhook runs; this package builds the body and makes
         print(result.error)        # e.g. "connection refused: http://127.0.0.1:1/"
 """
 
-from canarist.hooks.client import HookResult, call_webhook, describe_client_error, is_success
+from canarist.hooks.client import (
+    MAX_ERROR_BYTES,
+    HookResult,
+    call_webhook,
+    cut_text,
+    describe_client_error,
+    is_success,
+)
 from canarist.hooks.payload import EVENT_METADATA_KEYS, build_event_payload, build_payload
 
 __all__ = [
     "EVENT_METADATA_KEYS",
+    "MAX_ERROR_BYTES",
     "HookResult",
     "build_event_payload",
     "build_payload",
     "call_webhook",
+    "cut_text",
     "describe_client_error",
     "is_success",
 ]

@@ -4,7 +4,8 @@
 * a status above 202 is a failure and the response body is the error text;
 * ``retries`` extra attempts with exponential backoff after connection errors and 5xx/429 answers;
 * one timeout for the whole call, retries included (as Flagger's request context);
-* ``disable_tls`` turns certificate verification off.
+* ``disable_tls`` turns certificate verification off;
+* the error text taken from a failure's body is cut to :data:`MAX_ERROR_BYTES` (see :func:`cut_text`).
 
 :func:`call_webhook` never raises for HTTP or network problems: it returns a failed :class:`HookResult`
 whose ``error`` says what went wrong in one line.
@@ -28,6 +29,7 @@ from yarl import URL
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1 << 20  # responses are read up to 1 MiB
+MAX_ERROR_BYTES = 1024  # a failure's body is cut to 1 KiB before it becomes an error text
 DEFAULT_TIMEOUT_S = 10.0
 BACKOFF_MIN_S = 1.0
 BACKOFF_MAX_S = 30.0
@@ -43,11 +45,38 @@ class HookResult:
     elapsed_s: float
     error: str | None = None
     attempts: int = 1
+    timed_out: bool = False  # the timeout ended the call (no answer in time)
+    retry_safe: bool = False  # failed so a new attempt cannot duplicate it: never_connected, or 429/503
 
     def __str__(self) -> str:
         if self.ok:
             return f"status {self.status}"
         return self.error or f"status {self.status}"
+
+
+def cut_text(text: str, limit: int = MAX_ERROR_BYTES) -> str:
+    """``text`` if its UTF-8 form fits in ``limit`` bytes; otherwise its first ``limit`` bytes (never half a
+    character) followed by ``… (N bytes cut)``. Error bodies go through this before they reach events,
+    logs and results."""
+    raw = text.encode("utf-8", errors="replace")
+    if len(raw) <= limit:
+        return text
+    kept = raw[:limit].decode("utf-8", errors="ignore")
+    cut = len(raw) - len(kept.encode("utf-8"))
+    return f"{kept}… ({cut} bytes cut)"
+
+
+async def read_body(response: aiohttp.ClientResponse, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The response body up to ``limit`` bytes (``StreamReader.read(n)`` alone stops at the first chunk)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await response.content.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def is_success(status: int) -> bool:
@@ -91,6 +120,17 @@ def describe_client_error(url: str, err: BaseException) -> str:
     return f"request failed: {url}: {text}"
 
 
+RETRY_SAFE_STATUSES = (429, 503)
+
+
+def never_connected(err: BaseException) -> bool:
+    """Whether the request surely never reached the server: the connection was refused, the host did not
+    resolve, or the TCP connection failed (TLS failures excluded: they are configuration, not luck)."""
+    if isinstance(err, aiohttp.ClientSSLError):
+        return False
+    return isinstance(err, aiohttp.ClientConnectorError | ConnectionRefusedError)
+
+
 def _ssl_setting(disable_tls: bool) -> ssl.SSLContext | bool:
     """``True`` verifies certificates with the default trust store; ``False`` skips verification."""
     return not disable_tls
@@ -131,9 +171,10 @@ async def call_webhook(
     status: int | None = None
     text = ""
     error: str | None = None
+    retry_safe = False
 
     async def attempt_loop(client: aiohttp.ClientSession) -> None:
-        nonlocal attempts, status, text, error
+        nonlocal attempts, status, text, error, retry_safe
         for attempt in range(retries + 1):
             attempts = attempt + 1
             retry_after: str | None = None
@@ -146,23 +187,22 @@ async def call_webhook(
                     allow_redirects=True,
                 ) as response:
                     status = response.status
-                    raw = await response.content.read(MAX_BODY_BYTES)
+                    raw = await read_body(response)
                     text = raw.decode(response.charset or "utf-8", errors="replace")
                     retry_after = response.headers.get("Retry-After")
                 if is_success(status):
                     error = None
                     return
+                text = cut_text(text)
                 error = text if text.strip() else f"webhook returned status {status}"
+                retry_safe = status in RETRY_SAFE_STATUSES
                 if not _retryable_status(status):
                     return
-            except aiohttp.ClientError as err:
+            except (aiohttp.ClientError, OSError) as err:
                 status = None
                 text = ""
                 error = describe_client_error(url, err)
-            except OSError as err:
-                status = None
-                text = ""
-                error = describe_client_error(url, err)
+                retry_safe = never_connected(err)
             if attempt < retries:
                 wait = _backoff(attempt, backoff_s, backoff_max_s, retry_after)
                 log.debug("webhook %s attempt %d failed (%s), retrying in %.2fs", url, attempts, error, wait)
@@ -179,8 +219,16 @@ async def call_webhook(
                     await attempt_loop(own)
     except TimeoutError:
         return HookResult(
-            False, None, "", time.monotonic() - started, f"timeout after {timeout_s:g}s: {url}", attempts
+            False,
+            None,
+            "",
+            time.monotonic() - started,
+            f"timeout after {timeout_s:g}s: {url}",
+            attempts,
+            timed_out=True,
         )
     elapsed = time.monotonic() - started
     ok = status is not None and is_success(status) and error is None
-    return HookResult(ok, status, text, elapsed, None if ok else error, attempts)
+    return HookResult(
+        ok, status, text, elapsed, None if ok else error, attempts, retry_safe=not ok and retry_safe
+    )
