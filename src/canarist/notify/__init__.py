@@ -2,9 +2,18 @@
 
 >>> notifier = notifier_for_provider(alert_provider, secret_data)      # or global_notifier(...)
 >>> await notify_safely(notifier, "podinfo", "test", "New revision detected", fields, "info")
+>>> outbox.submit("alert/on-call.flagger", send)       # off the caller's path (canarist.notify.outbox)
 """
 
-from canarist.notify.alerts import AlertDelivery, alert_fields, notify_safely, send_alert, traffic_routing
+from canarist.notify.alerts import (
+    AlertDelivery,
+    PlannedAlert,
+    alert_fields,
+    notify_safely,
+    plan_alert,
+    send_alert,
+    traffic_routing,
+)
 from canarist.notify.base import (
     NOTIFY_TIMEOUT_S,
     SEVERITIES,
@@ -16,6 +25,7 @@ from canarist.notify.base import (
     severity_matches,
 )
 from canarist.notify.discord import DiscordNotifier
+from canarist.notify.events import submit_event
 from canarist.notify.factory import (
     REGISTRY,
     NotifierConfig,
@@ -28,6 +38,7 @@ from canarist.notify.factory import (
 )
 from canarist.notify.gchat import GChatNotifier
 from canarist.notify.msteams import MSTeamsNotifier
+from canarist.notify.outbox import Delivery, Outbox, SendResult, destination_label
 from canarist.notify.rocket import RocketNotifier
 from canarist.notify.slack import SlackNotifier, slack_body
 
@@ -36,6 +47,7 @@ __all__ = [
     "REGISTRY",
     "SEVERITIES",
     "AlertDelivery",
+    "Delivery",
     "DiscordNotifier",
     "Field",
     "GChatNotifier",
@@ -44,19 +56,25 @@ __all__ = [
     "Notifier",
     "NotifierConfig",
     "NotifyError",
+    "Outbox",
+    "PlannedAlert",
     "RocketNotifier",
+    "SendResult",
     "SlackNotifier",
     "alert_fields",
     "build_notifier",
     "decode_secret_data",
+    "destination_label",
     "global_notifier",
     "global_notifier_from_settings",
     "notifier_for_provider",
     "notify_safely",
+    "plan_alert",
     "post_message",
     "register",
     "send_alert",
     "severity_matches",
     "slack_body",
+    "submit_event",
     "traffic_routing",
 ]

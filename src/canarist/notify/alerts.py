@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, TypeVar, cast
 
 from canarist.notify.base import Field, Notifier, NotifyError, severity_matches
 from canarist.notify.factory import notifier_for_provider
+from canarist.notify.outbox import SendResult
 
 if TYPE_CHECKING:
     from canarist.api import AlertProvider, Canary
@@ -99,7 +100,56 @@ class AlertDelivery:
     error: str = ""
 
 
-async def send_alert(
+@dataclass(frozen=True)
+class PlannedAlert:
+    """One alert ready to go: its target and notifier, or why it cannot be sent (already logged)."""
+
+    target: str  # "global" or the provider's "name.namespace"
+    notifier: Notifier | None
+    workload: str
+    namespace: str
+    message: str
+    fields: tuple[Field, ...]
+    severity: str
+    error: str = ""
+
+    @property
+    def destination(self) -> str:
+        """The outbox key: ``alert/global`` or ``alert/<provider>.<namespace>``, never the (secret) URL."""
+        return f"alert/{self.target}"
+
+    @property
+    def label(self) -> str:
+        return "alert" if self.target == "global" else f"alert provider {self.target}"
+
+    async def attempt(self) -> SendResult:
+        """One POST, never raising: ``transient`` when it can be tried again without posting twice.
+        Failures are not logged here (see :meth:`log_failure`); unexpected exceptions are."""
+        if self.notifier is None:
+            return SendResult(False, False, f"{self.label} can't be sent: {self.error}")
+        try:
+            await self.notifier.post(
+                self.workload, self.namespace, self.message, list(self.fields), self.severity
+            )
+        except NotifyError as err:
+            status = f" (HTTP {err.status})" if err.status is not None else ""
+            return SendResult(False, err.transient, f"{self.label} can't be sent{status}: {err}")
+        except Exception as err:
+            log.exception("%s can't be sent: %s", self.label, err, extra={"canary": self.canary})
+            return SendResult(False, False, f"{self.label} can't be sent: {err}")
+        return SendResult(True)
+
+    @property
+    def canary(self) -> str:
+        return f"{self.workload}.{self.namespace}"
+
+    def log_failure(self, error: str) -> None:
+        """Log the error :meth:`attempt` returned (``alert provider on-call.flagger can't be sent (HTTP
+        500): …``, the line :func:`notify_safely` logs)."""
+        log.error("%s", error, extra={"canary": self.canary})
+
+
+async def plan_alert(
     canary: Canary,
     message: str,
     include_metadata: bool,
@@ -109,22 +159,21 @@ async def send_alert(
     providers: ProviderLookup,
     secrets: SecretLookup,
     cluster_name: str = "",
-) -> list[AlertDelivery]:
-    """Flagger's ``alert()``: without ``analysis.alerts`` the global notifier gets it; otherwise every alert
-    whose severity accepts ``severity`` gets it through its provider, looked up with
-    ``providers(namespace, name)`` (providerRef.namespace, default the canary's) and, for a secretRef,
-    ``secrets(namespace, secret_name)`` returning decoded data. Never raises; failures are logged and
-    returned.
+) -> list[PlannedAlert]:
+    """Flagger's ``alert()`` routing without the sending: without ``analysis.alerts`` the global notifier
+    gets it; otherwise every alert whose severity accepts ``severity`` gets it through its provider, looked
+    up with ``providers(namespace, name)`` (providerRef.namespace, default the canary's) and, for a
+    secretRef, ``secrets(namespace, secret_name)`` returning decoded data. A provider that cannot be built
+    is logged and planned with ``notifier=None``. Never raises.
     """
-    fields = alert_fields(canary, include_metadata, cluster_name)
+    fields = tuple(alert_fields(canary, include_metadata, cluster_name))
     name, namespace = canary.metadata.name, canary.metadata.namespace or ""
     analysis = canary.analysis()
     alerts = analysis.alerts if analysis is not None else []
     if not alerts:
-        ok = await notify_safely(global_notifier, name, namespace, message, fields, severity)
-        return [AlertDelivery("global", ok, "" if ok else "see log")]
+        return [PlannedAlert("global", global_notifier, name, namespace, message, fields, severity)]
 
-    deliveries: list[AlertDelivery] = []
+    planned: list[PlannedAlert] = []
     extra = {"canary": canary.key}
     for alert in alerts:
         if not severity_matches(alert.severity, severity):
@@ -142,14 +191,52 @@ async def send_alert(
             notifier = notifier_for_provider(provider, secret_data)
         except NotifyError as err:
             log.error("alert provider %s error: %s", provider_key, err, extra=extra)
-            deliveries.append(AlertDelivery(provider_key, False, str(err)))
+            planned.append(
+                PlannedAlert(provider_key, None, name, namespace, message, fields, severity, str(err))
+            )
             continue
         except Exception as err:
             log.exception("alert provider %s error: %s", provider_key, err, extra=extra)
-            deliveries.append(AlertDelivery(provider_key, False, str(err)))
+            planned.append(
+                PlannedAlert(provider_key, None, name, namespace, message, fields, severity, str(err))
+            )
+            continue
+        planned.append(PlannedAlert(provider_key, notifier, name, namespace, message, fields, severity))
+    return planned
+
+
+async def send_alert(
+    canary: Canary,
+    message: str,
+    include_metadata: bool,
+    severity: str,
+    *,
+    global_notifier: Notifier,
+    providers: ProviderLookup,
+    secrets: SecretLookup,
+    cluster_name: str = "",
+) -> list[AlertDelivery]:
+    """:func:`plan_alert`, then each alert sent in turn, awaited (the operator queues them instead: see
+    ``canarist.operator.alerts.AlertSender``). Never raises; failures are logged and returned.
+    """
+    planned = await plan_alert(
+        canary, message, include_metadata, severity,
+        global_notifier=global_notifier, providers=providers, secrets=secrets, cluster_name=cluster_name,
+    )  # fmt: skip
+    deliveries: list[AlertDelivery] = []
+    for alert in planned:
+        if alert.notifier is None:
+            deliveries.append(AlertDelivery(alert.target, False, alert.error))
             continue
         ok = await notify_safely(
-            notifier, name, namespace, message, fields, severity, label=f"alert provider {provider_key}"
+            alert.notifier,
+            alert.workload,
+            alert.namespace,
+            message,
+            alert.fields,
+            severity,
+            label=alert.label,
         )
-        deliveries.append(AlertDelivery(provider_key, ok, "" if ok else "send error (see log)"))
+        failed = "see log" if alert.target == "global" else "send error (see log)"
+        deliveries.append(AlertDelivery(alert.target, ok, "" if ok else failed))
     return deliveries

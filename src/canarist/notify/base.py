@@ -9,7 +9,14 @@ from typing import Any, Protocol, runtime_checkable
 import aiohttp
 from yarl import URL
 
-from canarist.hooks.client import describe_client_error
+from canarist.hooks.client import (
+    RETRY_SAFE_STATUSES,
+    cut_text,
+    describe_client_error,
+    never_connected,
+    read_body,
+)
+from canarist.notify.outbox import destination_label
 
 NOTIFY_TIMEOUT_S = 5.0
 SEVERITIES = ("info", "warn", "error")
@@ -19,11 +26,16 @@ Field = tuple[str, str]
 
 
 class NotifyError(Exception):
-    """A notification could not be delivered (bad response, network error) or configured."""
+    """A notification could not be delivered (bad response, network error) or configured.
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    ``transient`` means trying again may help and cannot post twice: the connection could not be made, or
+    the service answered 429/503.
+    """
+
+    def __init__(self, message: str, status: int | None = None, *, transient: bool = False) -> None:
         super().__init__(message)
         self.status = status
+        self.transient = transient
 
 
 @runtime_checkable
@@ -75,7 +87,12 @@ async def post_message(
     headers: Mapping[str, str] | None = None,
     timeout_s: float = NOTIFY_TIMEOUT_S,
 ) -> None:
-    """POST ``payload`` as JSON; any non-2xx answer or transport error raises :class:`NotifyError`."""
+    """POST ``payload`` as JSON; any non-2xx answer or transport error raises :class:`NotifyError`.
+
+    Error texts name the URL only as ``scheme://host/…`` (webhook URLs carry secrets in their path) and
+    quote at most 1 KiB of the answer's body.
+    """
+    where = destination_label(url)
     request_headers = {"Content-Type": "application/json"}
     if headers:
         request_headers.update(headers)
@@ -85,12 +102,17 @@ async def post_message(
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session,
             session.post(url, data=body, headers=request_headers, proxy=proxy or None) as response,
         ):
-            text = (await response.content.read(64 * 1024)).decode(errors="replace")
+            text = (await read_body(response)).decode(errors="replace")
             if not 200 <= response.status < 300:
                 raise NotifyError(
-                    f"sending notification bad response {response.status}: {text}", response.status
+                    f"sending notification bad response {response.status}: {cut_text(text)}",
+                    response.status,
+                    transient=response.status in RETRY_SAFE_STATUSES,
                 )
     except TimeoutError as err:
-        raise NotifyError(f"sending notification failed: timeout after {timeout_s:g}s: {url}") from err
+        raise NotifyError(f"sending notification failed: timeout after {timeout_s:g}s: {where}") from err
     except (aiohttp.ClientError, OSError) as err:
-        raise NotifyError(f"sending notification failed: {describe_client_error(url, err)}") from err
+        raise NotifyError(
+            f"sending notification failed: {describe_client_error(where, err)}",
+            transient=never_connected(err),
+        ) from err
