@@ -1,19 +1,21 @@
 """Flagger's builtin metrics ``request-success-rate`` and ``request-duration``, one query pair per mesh.
 
-The templates are Flagger's (inventory §3.2), written here on one line each. Flagger keeps them as
+The templates are Flagger's (``pkg/metrics/observers``), written here on one line each. Flagger keeps them as
 indented multi-line strings starting with a newline, so after whitespace collapsing the query that reaches
 Prometheus starts with one space (`` sum( rate( ...``); :func:`builtin_query` reproduces exactly that.
 
-Observer selection (§3.1): :func:`metrics_provider_name` turns the operator's ``-mesh-provider`` flag, the
+Observer selection: :func:`metrics_provider_name` turns the operator's ``-mesh-provider`` flag, the
 canary's ``spec.provider`` and its target kind into Flagger's "metrics provider" string, and
-:func:`observer_for` picks the observer for it. Unknown names fall back to Istio, as in Flagger.
+:func:`observer_for` picks the observer for it. Unknown names fall back to Istio, as in Flagger
+(docs/flagger-parity.md#builtin-metrics).
 
-The ``:service`` quirk (§2.16): for a ``Service`` target (not Knative) Flagger appends ``:service`` to the
+The ``:service`` quirk: for a ``Service`` target (not Knative) Flagger appends ``:service`` to the
 provider name. The observers that are matched by prefix (``appmesh``, ``gloo``, ``gatewayapi``) still match;
 every other one (``kubernetes:service``, ``nginx:service``, ``contour:service``...) falls through to the
 Istio observer. canarist keeps this behaviour so that it sends the very queries Flagger sends (a drop-in
 must not change what a dashboard or an alert sees); :attr:`Observer.fallback` is True in that case so the
-caller can log it. Users with Service targets normally use MetricTemplates, which are unaffected.
+caller can log it. Users with Service targets normally use MetricTemplates, which are unaffected
+(docs/flagger-parity.md#flagger-quirks).
 """
 
 from __future__ import annotations
