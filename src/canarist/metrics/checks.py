@@ -9,13 +9,13 @@ Which evaluation runs (a deliberate simplification of Flagger, documented in doc
 with a ``templateRef`` is evaluated by its template; otherwise one with a ``query`` by that inline query
 on the metrics server; otherwise ``request-success-rate``/``request-duration`` by the builtin query of the
 mesh's observer. Flagger would evaluate a builtin-named metric that also has a templateRef or a query twice
-(inventory §2.16); canarist evaluates it once, as its most specific definition says.
+(docs/flagger-parity.md#flagger-quirks); canarist evaluates it once, as its most specific definition says.
 
-Thresholds (inventory §3.1): with ``thresholdRange`` a value fails when < min or > max. Without it the
+Thresholds: with ``thresholdRange`` a value fails when < min or > max. Without it the
 legacy ``threshold`` applies: a success rate fails when it is *below* it, a duration or a custom value when
 it is *above* it (an unset threshold is 0, as in Flagger, so a custom metric without any threshold fails on
 any positive value). **No data (an empty result or NaN) is always a failed check** with its own message and
-``no_data=True``.
+``no_data=True`` (docs/flagger-parity.md#checks-and-thresholds).
 """
 
 from __future__ import annotations
