@@ -228,7 +228,7 @@ def post_rollout_failed(hook: str, error: str) -> str:
 
 
 def condition_message(phase: str, kind: str) -> str:
-    """The message of the ``Promoted`` condition for ``phase`` (inventory §1.4)."""
+    """The message of the ``Promoted`` condition for ``phase`` (Flagger's ``pkg/canary/status.go``)."""
     by_phase = {
         "Initialized": f"{kind} initialization completed.",
         "Waiting": "Waiting for approval.",
