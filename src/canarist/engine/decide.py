@@ -1,4 +1,4 @@
-"""``decide``: Flagger's tick (inventory §2.2) as a pure function of (canary, observation, answers).
+"""``decide``: Flagger's tick (docs/flagger-parity.md#one-tick) as a pure function of (canary, obs, answers).
 
 Read it top to bottom like one tick. Each phase has a small function; each function says which of
 Flagger's steps it is. Pacing (docs/engine.md): work that waits on the world runs on any tick, work that
@@ -385,7 +385,7 @@ def _take_step(t: Tick, step: Step) -> None:
 
 
 def _shift_traffic_back(t: Tick, routes: Routes) -> None:
-    """Step 21 (§2.8): the primary runs the new spec; move the traffic back to it."""
+    """Step 21 (``runPromotionTrafficShift``): the primary runs the new spec; move the traffic back to it."""
     if t.canary.provider_or(t.settings.mesh_provider) == Provider.KUBERNETES:
         t.set_phase(Phase.FINALISING)
         return
@@ -417,7 +417,7 @@ def _finalise(t: Tick) -> None:
 
 
 def _promote_without_analysis(t: Tick) -> None:
-    """Step 19 (§2.11): skipAnalysis promotes the ready canary at once."""
+    """Step 19 (docs/flagger-parity.md#one-tick): skipAnalysis promotes the ready canary at once."""
     t.act(SetRoutes(ALL_TO_PRIMARY))
     t.event(messages.copying_spec(t.target, t.namespace))
     t.act(Promote())
@@ -433,7 +433,7 @@ def _promote_without_analysis(t: Tick) -> None:
 
 
 def _rollback(t: Tick, *, deadline: str | None = None) -> None:
-    """§2.9: route everything to the primary, scale the canary down, mark the run Failed.
+    """Flagger's rollback: route everything to the primary, scale the canary down, mark the run Failed.
 
     ``deadline``: the canary missed its progress deadline (Flagger rolls back silently there; canarist
     says why, with the event and alert Flagger has for it).
@@ -453,7 +453,7 @@ def _rollback(t: Tick, *, deadline: str | None = None) -> None:
 
 
 def _fail_promotion(t: Tick, reason: str) -> None:
-    """§2.8 handleFailedPromotion: the primary cannot roll out; keep the traffic on the healthy canary."""
+    """``handleFailedPromotion``: the primary cannot roll out; keep the traffic on the healthy canary."""
     t.warn(messages.promotion_failed(t.target_key, reason))
     t.alert(messages.alert_promotion_failed(reason), "error")
     t.act(SetRoutes(ALL_TO_CANARY))
