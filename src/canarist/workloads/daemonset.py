@@ -1,4 +1,4 @@
-"""The DaemonSet primary: build, promote, readiness and "scale to zero" (inventory §2.4).
+"""The DaemonSet primary: build, promote, readiness and "scale to zero" (``pkg/canary/daemonset_*.go``).
 
 A DaemonSet cannot be scaled, so Flagger "scales it to zero" with a node selector that matches no node
 (``flagger.app/scale-to-zero: "true"``) and removes it to scale up. The primary never carries it.
