@@ -1,4 +1,4 @@
-"""The Deployment primary: build, promote, readiness and scaling (inventory §2.4).
+"""The Deployment primary: build, promote, readiness and scaling (``pkg/canary/deployment_*.go``).
 
 All functions are pure: observed objects and the clock come in as arguments, manifests go out.
 """
@@ -91,7 +91,7 @@ def readiness(
     now: datetime,
     expected_replicas: int | None = None,
 ) -> Readiness:
-    """Whether a Deployment finished rolling out, with Flagger's messages (inventory §2.4).
+    """Whether a Deployment finished rolling out, with Flagger's messages (``deployment_ready.go``).
 
     ``ready_threshold_pct`` is the canary's primaryReadyThreshold or canaryReadyThreshold and
     ``progress_deadline_s`` its progressDeadlineSeconds. ``now`` must be timezone-aware.
