@@ -1,4 +1,4 @@
-"""The primary HorizontalPodAutoscaler ``<hpa>-primary`` (autoscaling/v2, inventory §2.4)."""
+"""The primary HorizontalPodAutoscaler ``<hpa>-primary`` (autoscaling/v2, Flagger's ``hpa_reconciler.go``)."""
 
 from __future__ import annotations
 
