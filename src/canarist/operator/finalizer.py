@@ -1,8 +1,9 @@
-"""`spec.revertOnDeletion`: the finalizer that puts the world back when a Canary is deleted (Flagger §2.15).
+"""`spec.revertOnDeletion`: the finalizer that puts the world back when a Canary is deleted.
 
 Only a canary that asks for it gets the finalizer; removing the flag removes it. On deletion the target is
 scaled back up, an apex Service the canary took over gets its selector back, a taken-over route object its
 original spec, and then the finalizer goes so garbage collection removes what canarist generated.
+Flagger: ``pkg/controller/finalizer.go`` (docs/flagger-parity.md#finalizer-and-revertondeletion).
 """
 
 from __future__ import annotations
