@@ -9,8 +9,18 @@ KubeError
 │   ├── Gone                 410 (watch/list from a resourceVersion that is too old)
 │   ├── Invalid              422, with the field ``causes``
 │   └── Forbidden            403
-└── TransportError           no usable answer: connection refused/reset, timeout, undecodable body
+├── TransportError           no usable answer: connection refused/reset, timeout, undecodable body
+├── Fenced                   a write refused locally: this replica no longer holds the leader Lease
+├── CrdsMissing              `wait_for_crds`: the server answered 404 for these CRDs
+└── ApiUnavailable           `wait_for_crds`: the server stayed unreachable/unavailable past the timeout
 ```
+
+`is_transient(error)` says whether an error is worth retrying (429, 500, 502, 503, 504, transport
+failures); `not_applied(error)` whether it also proves the request had no effect (429, or a connection that
+was never made), which is what makes a retry of a create or delete safe.
+
+Messages taken from the server (a Status ``message`` or a non-JSON body) are cut to `MAX_ERROR_BODY`
+(1 KiB) so that a proxy's HTML page or a huge admission message cannot flood logs and events.
 """
 
 from __future__ import annotations
@@ -20,18 +30,39 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "MAX_ERROR_BODY",
+    "TRANSIENT_CODES",
     "AlreadyExists",
     "ApiError",
+    "ApiUnavailable",
     "Cause",
     "Conflict",
+    "CrdsMissing",
+    "Fenced",
     "Forbidden",
     "Gone",
     "Invalid",
     "KubeError",
     "NotFound",
     "TransportError",
+    "bounded",
     "error_from_status",
+    "is_transient",
+    "not_applied",
 ]
+
+MAX_ERROR_BODY = 1024
+"""At most this many characters of a server message or body go into an exception."""
+
+TRANSIENT_CODES = frozenset({429, 500, 502, 503, 504})
+"""HTTP codes that a retry may cure."""
+
+
+def bounded(text: str, limit: int = MAX_ERROR_BODY) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [{len(text) - limit} more characters]"
 
 
 class KubeError(Exception):
@@ -39,7 +70,39 @@ class KubeError(Exception):
 
 
 class TransportError(KubeError):
-    """The request did not get a usable answer (network failure, timeout, malformed response)."""
+    """The request did not get a usable answer (network failure, timeout, malformed response).
+
+    ``sent`` is False when the connection was never made (refused, connect timeout, no free connection),
+    so the server cannot have acted on the request; True (the default) when it may have."""
+
+    def __init__(self, message: str, *, sent: bool = True) -> None:
+        super().__init__(message)
+        self.sent = sent
+
+
+class Fenced(KubeError):
+    """A write was refused before it was sent: the client's write fence (the leader election) said this
+    replica no longer holds the Lease, so another replica may already be acting."""
+
+
+class CrdsMissing(KubeError):
+    """The API server answered 404 for these CustomResourceDefinitions: they are not installed."""
+
+    def __init__(self, names: tuple[str, ...] | list[str]) -> None:
+        self.names = tuple(names)
+        super().__init__(
+            f"CRD{'s' if len(self.names) > 1 else ''} not registered: {', '.join(self.names)}; "
+            "install them with: canarist crds | kubectl apply -f -"
+        )
+
+
+class ApiUnavailable(KubeError):
+    """The API server stayed unreachable or kept answering transient errors for the whole wait; says
+    nothing about whether the CRDs are installed."""
+
+    def __init__(self, message: str, last_error: KubeError | None = None) -> None:
+        super().__init__(message)
+        self.last_error = last_error
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +125,13 @@ class ApiError(KubeError):
         *,
         details: Mapping[str, Any] | None = None,
         status: Mapping[str, Any] | None = None,
+        retry_after: float | None = None,
     ) -> None:
+        message = bounded(message)
         super().__init__(f"{code} {reason}: {message}" if reason else f"{code}: {message}")
         self.code = code
+        self.retry_after = retry_after
+        """Seconds the server asked us to wait (``Retry-After`` / ``details.retryAfterSeconds``)."""
         self.message = message
         self.reason = reason
         self.details: dict[str, Any] = dict(details or {})
@@ -110,7 +177,26 @@ class Forbidden(ApiError):
     """403 Forbidden."""
 
 
-def error_from_status(code: int, status: Mapping[str, Any] | None, fallback_message: str = "") -> ApiError:
+def _retry_after(header: str | None, details: Mapping[str, Any]) -> float | None:
+    for raw in (header, details.get("retryAfterSeconds")):
+        if raw is None or isinstance(raw, bool):
+            continue
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            continue  # an HTTP-date Retry-After: ignored, the backoff applies
+        if value >= 0:
+            return value
+    return None
+
+
+def error_from_status(
+    code: int,
+    status: Mapping[str, Any] | None,
+    fallback_message: str = "",
+    *,
+    retry_after_header: str | None = None,
+) -> ApiError:
     """Build the typed error for an HTTP status code and a (possibly missing) Status body.
 
     Watch streams carry errors as ``{"type": "ERROR", "object": <Status>}`` with the HTTP code inside the
@@ -134,4 +220,29 @@ def error_from_status(code: int, status: Mapping[str, Any] | None, fallback_mess
         cls = Forbidden
     else:
         cls = ApiError
-    return cls(code, message, reason, details=details_map, status=status)
+    if len(message) > MAX_ERROR_BODY:
+        message = bounded(message)
+        status = {**status, "message": message}
+    return cls(
+        code,
+        message,
+        reason,
+        details=details_map,
+        status=status,
+        retry_after=_retry_after(retry_after_header, details_map),
+    )
+
+
+def is_transient(error: BaseException) -> bool:
+    """True for errors a retry may cure: transport failures and 429/500/502/503/504 answers."""
+    if isinstance(error, TransportError):
+        return True
+    return isinstance(error, ApiError) and error.code in TRANSIENT_CODES
+
+
+def not_applied(error: BaseException) -> bool:
+    """True when the error proves the server did not act on the request: a 429 (rejected before any
+    processing), or a connection that was never established. A 5xx or a read timeout proves nothing."""
+    if isinstance(error, TransportError):
+        return not error.sent
+    return isinstance(error, ApiError) and error.code == 429
