@@ -10,7 +10,9 @@ context. On that connection this module issues the REST requests itself, so that
 * watch errors are ours to see: a 410 ends the stream with `Gone` so that an informer can re-list and emit
   the diff, instead of a silent restart from "now";
 * every request passes through one place that counts it (`RequestRecord`) and turns failures into the
-  typed errors of `canarist.kube.errors`.
+  typed errors of `canarist.kube.errors`;
+* writes pass a **write fence** (`set_write_fence`, the leader election's `holds_lease`) before they are
+  sent, and transient failures of writes are retried there with bounded backoff (`RetryPolicy`).
 """
 
 from __future__ import annotations
@@ -35,10 +37,23 @@ from lightkube.config.kubeconfig import KubeConfig, SingleConfig
 from lightkube.config.models import Cluster
 from lightkube.core.exceptions import ConfigError
 
-from .errors import AlreadyExists, Conflict, KubeError, NotFound, TransportError, error_from_status
+from .errors import (
+    AlreadyExists,
+    Conflict,
+    Fenced,
+    KubeError,
+    NotFound,
+    TransportError,
+    bounded,
+    error_from_status,
+    is_transient,
+    not_applied,
+)
 from .resources import ResourceKind, kind_of
 
 __all__ = [
+    "DEFAULT_RETRY",
+    "NO_RETRY",
     "EnsureResult",
     "KubeClient",
     "Obj",
@@ -47,7 +62,9 @@ __all__ = [
     "RequestHook",
     "RequestLog",
     "RequestRecord",
+    "RetryPolicy",
     "WatchEvent",
+    "WriteFence",
     "contains",
     "format_selector",
 ]
@@ -57,6 +74,44 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 Selector = str | Mapping[str, str] | None
 JsonPatch = list[Any]  # RFC 6902 operations
+WriteFence = Callable[[], bool]
+RetryMode = Literal["none", "not_applied", "transient"]
+
+_MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# A connection that was never made: the server cannot have seen the request.
+_NOT_SENT = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Bounded exponential backoff with jitter for transient failures (429, 5xx, transport errors).
+
+    At most ``attempts`` tries; the n-th wait is ``base_delay * 2**(n-1)`` capped at ``max_delay``, times a
+    random factor in [0.5, 1]. A 429's ``Retry-After`` is honoured up to ``max_retry_after``. No wait may
+    take the total time spent waiting past ``budget``: the last error is raised instead. The defaults give
+    at most 5 tries and 1.5 s of waiting (plus Retry-After, so at most 4 s)."""
+
+    attempts: int = 5
+    base_delay: float = 0.1
+    max_delay: float = 1.0
+    max_retry_after: float = 2.0
+    budget: float = 4.0
+
+    def delay(self, attempt: int, error: BaseException | None = None) -> float:
+        """The wait before try ``attempt + 1`` (``attempt`` >= 1 tries have failed)."""
+        backoff = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+        retry_after = getattr(error, "retry_after", None)
+        if isinstance(retry_after, int | float) and retry_after > 0:
+            backoff = max(backoff, min(float(retry_after), self.max_retry_after))
+        return backoff
+
+
+DEFAULT_RETRY = RetryPolicy()
+NO_RETRY = RetryPolicy(attempts=1)
+
+
+def _is_lease(kind: ResourceKind) -> bool:
+    return kind.group == "coordination.k8s.io" and kind.plural == "leases"
 
 
 class PatchType(StrEnum):
@@ -253,6 +308,14 @@ class KubeClient:
     Namespaces: for reads and writes of namespaced objects a missing namespace means the object's own
     ``metadata.namespace``, then the client's `namespace` (the kubeconfig context's). For `list` and `watch`
     a missing namespace means all namespaces.
+
+    Retries (``retry``, default `DEFAULT_RETRY`; per call with ``retry=``): a PUT (`replace`,
+    `replace_status`) and a merge or strategic PATCH are retried on every transient error, since repeating
+    them is harmless (a PUT carrying a resourceVersion that was applied after all gets `Conflict`, which
+    `update_status` handles). A create (POST), a delete and a JSON patch are retried only on errors that
+    prove the request was not applied (429, connection never made), because a repeat after a lost answer
+    could give `AlreadyExists` or `NotFound`, or a second object with ``generateName``. Reads and Lease
+    requests are never retried here: callers (informers, the leader election) have their own loops.
     """
 
     def __init__(
@@ -263,11 +326,14 @@ class KubeClient:
         field_manager: str | None = None,
         on_request: RequestHook | Iterable[RequestHook] | None = None,
         timeout: float = 10.0,
+        retry: RetryPolicy = DEFAULT_RETRY,
     ) -> None:
         self._http = http
         self.namespace = namespace
         self.field_manager = field_manager
         self._timeout = timeout
+        self.retry = retry
+        self._fence: WriteFence | None = None
         self._hooks: list[RequestHook] = []
         if callable(on_request):
             self._hooks.append(on_request)
@@ -399,6 +465,36 @@ class KubeClient:
     def server(self) -> str:
         return str(self._http.base_url)
 
+    # ------------------------------------------------------------------ write fence
+
+    def set_write_fence(self, fence: WriteFence | None) -> None:
+        """Check ``fence()`` before every mutating request (POST, PUT, PATCH, DELETE, status and Events
+        included); when it returns False (or raises) the request is not sent and `Fenced` is raised.
+        Requests for coordination.k8s.io Leases are exempt, so that the election can renew and re-acquire;
+        reads are never fenced. ``None`` removes the fence. Typically
+        ``client.set_write_fence(election.holds_lease)``."""
+        self._fence = fence
+
+    @property
+    def write_fence(self) -> WriteFence | None:
+        return self._fence
+
+    def _check_fence(self, method: str, kind: ResourceKind, namespace: str | None, name: str | None) -> None:
+        fence = self._fence
+        if fence is None or method not in _MUTATING or _is_lease(kind):
+            return
+        try:
+            allowed = bool(fence())
+        except Exception:
+            log.exception("write fence %r failed; refusing the write", fence)
+            allowed = False
+        if not allowed:
+            target = "/".join(p for p in (namespace or "", name or "") if p)
+            raise Fenced(
+                f"not the leader: the Lease this replica held has expired or was lost, so "
+                f"{method} {kind.group_resource}{' ' + target if target else ''} was not sent"
+            )
+
     # ------------------------------------------------------------------ request hooks
 
     def add_request_hook(self, hook: RequestHook) -> Callable[[], None]:
@@ -454,6 +550,64 @@ class KubeClient:
         params: Mapping[str, str | None] | None = None,
         body: Any = None,
         content_type: str = "application/json",
+        retry_mode: RetryMode | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> Obj:
+        """Send one request, through the write fence, retrying per ``retry_mode`` (default: none for reads
+        and Leases, ``transient`` for PUT/PATCH, ``not_applied`` for POST/DELETE) under ``retry``."""
+        if retry_mode is None:
+            if method not in _MUTATING or _is_lease(kind):
+                retry_mode = "none"
+            elif method in ("PUT", "PATCH"):
+                retry_mode = "transient"
+            else:
+                retry_mode = "not_applied"
+        policy = retry or self.retry
+        if retry_mode == "none":
+            policy = NO_RETRY
+        waited = 0.0
+        attempt = 0
+        while True:
+            self._check_fence(method, kind, namespace, name)
+            try:
+                return await self._send(
+                    method,
+                    verb,
+                    kind,
+                    namespace=namespace,
+                    name=name,
+                    subresource=subresource,
+                    params=params,
+                    body=body,
+                    content_type=content_type,
+                )
+            except KubeError as e:
+                attempt += 1
+                retryable = not_applied(e) if retry_mode == "not_applied" else is_transient(e)
+                if not retryable or attempt >= policy.attempts:
+                    if attempt > 1:
+                        e.add_note(f"gave up after {attempt} attempts ({waited:.1f} s of backoff)")
+                    raise
+                delay = policy.delay(attempt, e)
+                if waited + delay > policy.budget:
+                    e.add_note(f"gave up after {attempt} attempts: retry budget {policy.budget:g} s spent")
+                    raise
+                log.debug("%s %s: %s; retry %d in %.2f s", method, kind.plural, e, attempt, delay)
+                waited += delay
+                await asyncio.sleep(delay)
+
+    async def _send(
+        self,
+        method: str,
+        verb: str,
+        kind: ResourceKind,
+        *,
+        namespace: str | None,
+        name: str | None,
+        subresource: str | None,
+        params: Mapping[str, str | None] | None,
+        body: Any,
+        content_type: str,
     ) -> Obj:
         url = kind.path(namespace, name, subresource)
         query = {k: v for k, v in (params or {}).items() if v is not None}
@@ -469,7 +623,9 @@ class KubeClient:
             resp = await self._http.request(method, url, params=query, content=content, headers=headers)
         except httpx2.HTTPError as e:
             self._record(verb, kind, namespace, name, subresource, None, started)
-            raise TransportError(f"{method} {url}: {type(e).__name__}: {e}") from e
+            raise TransportError(
+                f"{method} {url}: {type(e).__name__}: {bounded(str(e))}", sent=not isinstance(e, _NOT_SENT)
+            ) from e
         self._record(verb, kind, namespace, name, subresource, resp.status_code, started)
         return self._decode(resp, method, url)
 
@@ -481,8 +637,13 @@ class KubeClient:
             data = None
         if resp.status_code >= 400:
             status = data if isinstance(data, dict) else None
-            text = resp.text[:500] if status is None else ""
-            raise error_from_status(resp.status_code, status, text or f"{method} {url} failed")
+            text = bounded(resp.text) if status is None else ""
+            raise error_from_status(
+                resp.status_code,
+                status,
+                text or f"{method} {url} failed",
+                retry_after_header=resp.headers.get("Retry-After"),
+            )
         if not isinstance(data, dict):
             raise TransportError(f"{method} {url}: response is not a JSON object")
         return data
@@ -555,16 +716,22 @@ class KubeClient:
         return ObjectList(items=items, resource_version=resource_version)
 
     async def create(
-        self, obj: Mapping[str, Any], *, kind: ResourceKind | None = None, namespace: str | None = None
+        self,
+        obj: Mapping[str, Any],
+        *,
+        kind: ResourceKind | None = None,
+        namespace: str | None = None,
+        retry: RetryPolicy | None = None,
     ) -> Obj:
         """Create ``obj`` (its kind from apiVersion/kind unless given); `AlreadyExists` if the name is taken.
-        ``metadata.generateName`` works as in the API."""
+        ``metadata.generateName`` works as in the API. Retried only on errors that prove it was not
+        applied (429, no connection)."""
         kind = kind or kind_of(obj)
         body = dict(obj)
         body.setdefault("apiVersion", kind.api_version)
         body.setdefault("kind", kind.kind)
         return await self._request(
-            "POST", "create", kind, namespace=self._ns(kind, namespace, obj), body=body
+            "POST", "create", kind, namespace=self._ns(kind, namespace, obj), body=body, retry=retry
         )
 
     async def replace(
@@ -574,8 +741,10 @@ class KubeClient:
         kind: ResourceKind | None = None,
         namespace: str | None = None,
         subresource: str | None = None,
+        retry: RetryPolicy | None = None,
     ) -> Obj:
-        """PUT the whole object. With ``metadata.resourceVersion`` set, a concurrent change gives `Conflict`."""
+        """PUT the whole object. With ``metadata.resourceVersion`` set, a concurrent change gives `Conflict`.
+        Transient errors (429, 5xx, transport) are retried with backoff."""
         kind = kind or kind_of(obj)
         body = dict(obj)
         body.setdefault("apiVersion", kind.api_version)
@@ -588,15 +757,22 @@ class KubeClient:
             name=self._name(obj),
             subresource=subresource,
             body=body,
+            retry=retry,
         )
 
     async def replace_status(
-        self, obj: Mapping[str, Any], *, kind: ResourceKind | None = None, namespace: str | None = None
+        self,
+        obj: Mapping[str, Any],
+        *,
+        kind: ResourceKind | None = None,
+        namespace: str | None = None,
+        retry: RetryPolicy | None = None,
     ) -> Obj:
-        """PUT to ``/status`` (the main resource for kinds without a status subresource)."""
+        """PUT to ``/status`` (the main resource for kinds without a status subresource); transient errors
+        are retried with backoff, a `Conflict` is raised."""
         kind = kind or kind_of(obj)
         sub = "status" if kind.status_subresource else None
-        return await self.replace(obj, kind=kind, namespace=namespace, subresource=sub)
+        return await self.replace(obj, kind=kind, namespace=namespace, subresource=sub, retry=retry)
 
     async def patch(
         self,
@@ -607,9 +783,13 @@ class KubeClient:
         namespace: str | None = None,
         patch_type: PatchType | str = PatchType.MERGE,
         subresource: str | None = None,
+        retry: RetryPolicy | None = None,
     ) -> Obj:
         """PATCH with a merge patch (a dict, the default), a JSON patch (a list of operations,
-        ``patch_type="json"``) or a strategic merge patch (``patch_type="strategic"``, built-in kinds)."""
+        ``patch_type="json"``) or a strategic merge patch (``patch_type="strategic"``, built-in kinds).
+
+        Merge and strategic patches are retried on transient errors (repeating one is harmless); a JSON
+        patch only on errors proving it was not applied (an ``add`` to a list is not idempotent)."""
         ptype = PatchType(patch_type)
         if ptype is PatchType.JSON and not isinstance(patch, list):
             raise TypeError("a JSON patch is a list of operations")
@@ -624,6 +804,8 @@ class KubeClient:
             subresource=subresource,
             body=patch if isinstance(patch, list) else dict(patch),
             content_type=ptype.content_type,
+            retry_mode="not_applied" if ptype is PatchType.JSON else None,
+            retry=retry,
         )
 
     async def patch_status(
@@ -633,10 +815,11 @@ class KubeClient:
         patch: Mapping[str, Any],
         *,
         namespace: str | None = None,
+        retry: RetryPolicy | None = None,
     ) -> Obj:
-        """A merge patch to ``/status``: ``{"status": {...}}``."""
+        """A merge patch to ``/status``: ``{"status": {...}}``; transient errors are retried."""
         sub = "status" if kind.status_subresource else None
-        return await self.patch(kind, name, patch, namespace=namespace, subresource=sub)
+        return await self.patch(kind, name, patch, namespace=namespace, subresource=sub, retry=retry)
 
     async def delete(
         self,
@@ -648,10 +831,11 @@ class KubeClient:
         grace_period_seconds: int | None = None,
         preconditions: Mapping[str, str] | None = None,
         missing_ok: bool = False,
+        retry: RetryPolicy | None = None,
     ) -> Obj | None:
         """Delete; returns what the server answered (the object while finalizers hold it, else a Status).
         With ``missing_ok`` a missing object is ``None`` instead of `NotFound`. ``preconditions`` takes
-        ``uid`` and/or ``resourceVersion``."""
+        ``uid`` and/or ``resourceVersion``. Retried only on errors proving it was not applied."""
         body: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1"}
         if propagation_policy:
             body["propagationPolicy"] = propagation_policy
@@ -661,7 +845,13 @@ class KubeClient:
             body["preconditions"] = dict(preconditions)
         try:
             return await self._request(
-                "DELETE", "delete", kind, namespace=self._ns(kind, namespace), name=name, body=body
+                "DELETE",
+                "delete",
+                kind,
+                namespace=self._ns(kind, namespace),
+                name=name,
+                body=body,
+                retry=retry,
             )
         except NotFound:
             if missing_ok:
@@ -729,7 +919,9 @@ class KubeClient:
         except httpx2.HTTPError as e:
             if not recorded:
                 self._record("watch", kind, ns, None, None, None, started)
-            raise TransportError(f"watch {url}: {type(e).__name__}: {e}") from e
+            raise TransportError(
+                f"watch {url}: {type(e).__name__}: {bounded(str(e))}", sent=not isinstance(e, _NOT_SENT)
+            ) from e
 
     # ------------------------------------------------------------------ read-modify-write helpers
 
