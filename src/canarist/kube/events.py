@@ -4,6 +4,11 @@ Like client-go's recorder, an Event that repeats an earlier one about the same o
 message) is not created again: the earlier Event gets ``count + 1`` and a new ``lastTimestamp``. So a
 warning that fires on every tick of a failing analysis stays a single, counting Event. Recording never raises;
 failures are logged.
+
+Transient failures (429, 5xx, transport errors) are retried with the recorder's `RetryPolicy` (bounded
+exponential backoff with jitter); one warning is logged when it finally gives up. A create is retried with
+the same Event name, so a retry after an answer that was lost finds the Event it already made
+(`AlreadyExists`, then the same involvedObject/reason/message) and counts it as written, not as a duplicate.
 """
 
 from __future__ import annotations
@@ -13,13 +18,13 @@ import logging
 import socket
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from .client import KubeClient, Obj
-from .errors import KubeError, NotFound
+from .client import DEFAULT_RETRY, NO_RETRY, KubeClient, Obj, RetryPolicy
+from .errors import AlreadyExists, KubeError, NotFound, is_transient, not_applied
 from .resources import EVENT
 
 __all__ = ["EventRecorder", "EventType", "object_reference"]
@@ -64,7 +69,7 @@ class EventRecorder:
     """Write Events as ``component`` (Flagger's is ``flagger``).
 
     ``cache_size`` bounds how many distinct (object, type, reason, message) series are remembered for
-    aggregation (least recently used first out).
+    aggregation (least recently used first out). ``retry`` bounds the retries of transient failures.
     """
 
     def __init__(
@@ -75,12 +80,14 @@ class EventRecorder:
         host: str | None = None,
         cache_size: int = 4096,
         clock: Callable[[], datetime] = _now,
+        retry: RetryPolicy = DEFAULT_RETRY,
     ) -> None:
         self.client = client
         self.component = component
         self.host = socket.gethostname() if host is None else host
         self._cache_size = cache_size
         self._clock = clock
+        self.retry = retry
         self._seen: OrderedDict[_Key, _Seen] = OrderedDict()
         self._lock = asyncio.Lock()
         self._pending: set[asyncio.Task[Obj | None]] = set()
@@ -91,7 +98,8 @@ class EventRecorder:
     ) -> Obj | None:
         """Record an Event about ``involved_obj`` (a manifest with apiVersion, kind and metadata).
 
-        Returns the Event as written, or ``None`` when writing failed (logged, never raised)."""
+        Returns the Event as written, or ``None`` when writing failed: after retrying transient errors
+        within `retry`, or at once for other errors (including `Fenced`). Logged once, never raised."""
         try:
             async with self._lock:
                 return await self._record(involved_obj, str(type_), reason, message)
@@ -99,7 +107,10 @@ class EventRecorder:
             raise
         except KubeError as e:
             self.failures += 1
-            log.warning("could not record event %s %s: %s", reason, message, e)
+            notes = "; ".join(getattr(e, "__notes__", ()))
+            log.warning(
+                "could not record event %s %s: %s%s", reason, message, e, f" ({notes})" if notes else ""
+            )
         except Exception:
             self.failures += 1
             log.exception("could not record event %s %s", reason, message)
@@ -116,6 +127,27 @@ class EventRecorder:
     async def flush(self) -> None:
         while self._pending:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+    async def _retrying(self, op: Callable[[], Awaitable[Obj]]) -> Obj:
+        policy = self.retry
+        attempt = 0
+        waited = 0.0
+        while True:
+            try:
+                return await op()
+            except KubeError as e:
+                attempt += 1
+                if not is_transient(e) or attempt >= policy.attempts:
+                    if attempt > 1:
+                        e.add_note(f"gave up after {attempt} attempts")
+                    raise
+                delay = policy.delay(attempt, e)
+                if waited + delay > policy.budget:
+                    e.add_note(f"gave up after {attempt} attempts: retry budget {policy.budget:g} s spent")
+                    raise
+                log.debug("event write failed (%s), retry %d in %.2f s", e, attempt, delay)
+                waited += delay
+                await asyncio.sleep(delay)
 
     async def _record(self, involved: Mapping[str, Any], type_: str, reason: str, message: str) -> Obj:
         ref = object_reference(involved)
@@ -138,7 +170,12 @@ class EventRecorder:
             self._seen.move_to_end(key)
             patch = {"count": seen.count + 1, "lastTimestamp": _timestamp(now)}
             try:
-                event = await self.client.patch(EVENT, seen.name, patch, namespace=seen.namespace)
+                # An absolute count: repeating the patch after a lost answer is harmless.
+                event = await self._retrying(
+                    lambda: self.client.patch(
+                        EVENT, seen.name, patch, namespace=seen.namespace, retry=NO_RETRY
+                    )
+                )
             except NotFound:
                 # The earlier Event expired (events have a TTL): start a new series.
                 del self._seen[key]
@@ -161,7 +198,25 @@ class EventRecorder:
             "reportingComponent": self.component,
             "reportingInstance": self.host,
         }
-        event = await self.client.create(body, kind=EVENT, namespace=namespace)
+        maybe_applied = False
+
+        async def create() -> Obj:
+            nonlocal maybe_applied
+            try:
+                return await self.client.create(body, kind=EVENT, namespace=namespace, retry=NO_RETRY)
+            except AlreadyExists:
+                if maybe_applied:  # an earlier try may have made it and lost the answer: is it ours?
+                    existing = await self.client.get(EVENT, event_name, namespace=namespace)
+                    if all(
+                        existing.get(k) == body[k] for k in ("involvedObject", "reason", "message", "type")
+                    ):
+                        return existing
+                raise
+            except KubeError as e:
+                maybe_applied = maybe_applied or not not_applied(e)
+                raise
+
+        event = await self._retrying(create)
         meta = event.get("metadata") or {}
         self._seen[key] = _Seen(str(meta.get("name") or event_name), namespace, 1)
         while len(self._seen) > self._cache_size:
