@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from canarist.kube import EventRecorder, KubeClient, RequestLog
+from canarist.kube import EventRecorder, KubeClient, RequestLog, RetryPolicy
 from canarist.kube import resources as r
 
 from ._net import ClusterControl
@@ -83,7 +83,9 @@ async def test_recording_never_raises(kube: KubeClient, ns: str, control: Cluste
     }
     assert await recorder.record(ghost, "Warning", "Synced", "lost") is None
     assert await recorder.record({"kind": "ConfigMap"}, "Normal", "Synced", "no name") is None
-    await control.fail("create", 500)
+    # Transient errors are retried (see test_faults.py); one that outlasts the retries is given up.
+    recorder.retry = RetryPolicy(attempts=2, base_delay=0.01, budget=0.5)
+    await control.fail("create", 500, times=2)
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": ns}}
     assert await recorder.record(cm, "Normal", "Synced", "server error") is None
     assert recorder.failures == 3

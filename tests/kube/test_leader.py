@@ -15,7 +15,7 @@ from canarist.kube import resources as r
 
 from .test_informer import eventually
 
-FAST = {"lease_duration": 1.5, "renew_deadline": 1.0, "retry_period": 0.1}
+FAST: dict[str, Any] = {"lease_duration": 1.5, "renew_deadline": 1.0, "retry_period": 0.1}
 
 
 class Candidate:
