@@ -21,7 +21,7 @@ from canarist.metrics.providers.registry import create_provider
 from canarist.operator.observe import ObjectStore
 from canarist.operator.settings import OperatorSettings
 from canarist.operator.telemetry import Telemetry
-from canarist.workloads.revision import webhook_checksum
+from canarist.workloads.revision import run_checksum
 
 log = logging.getLogger("canarist.checks")
 
@@ -83,12 +83,7 @@ class CheckRunner:
             return CheckResult(ok=True, message=str(result))
         return CheckResult(ok=False, message=result.error or result.body or f"status {result.status}")
 
-    @staticmethod
-    def checksum(canary: Canary) -> str:
-        status = canary.status
-        if status is None:
-            return webhook_checksum({}, "")
-        return webhook_checksum(status.tracked_configs or {}, status.last_applied_spec or "")
+    checksum = staticmethod(run_checksum)
 
     # ------------------------------------------------------------------ metrics
 

@@ -1,8 +1,14 @@
-"""The controller: informer caches, one worker per Canary, and the tick that joins observe → decide → act.
+"""The controller: one worker per Canary, the wake-ups that drive them, and the tick (observe → decide → act).
 
-Wake-ups come from the caches: a Canary spec change, a change of its target, of a ConfigMap/Secret the
-target uses, or of the generated primary wakes that canary's worker at once. Our own status writes do not
-(they do not bump `metadata.generation`), so a tick never triggers itself.
+Wake-ups come from the object cache: a Canary spec change, a change of its target, of a ConfigMap/Secret
+the target uses, or of the generated primary wakes that canary's worker at once. Our own status writes do
+not (they do not bump `metadata.generation`), so a tick never triggers itself.
+
+Canaries are keyed by ``(namespace, name)``. What a tick can raise is split in two: a `Permanent` problem
+(an invalid spec, an unsupported provider or target kind, a spec the router cannot route, a refused
+reference) is reported once per distinct message and generation — one Warning Event, one status
+condition, one log line — and the canary waits for an edit; a failed write is temporary, reported as a
+Warning, and retried on the next tick.
 """
 
 from __future__ import annotations
@@ -10,47 +16,49 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from canarist.api import Canary
 from canarist.api.validation import parse_document
 from canarist.engine.decide import decide
-from canarist.engine.model import Decision, EngineSettings, NeedCheck
+from canarist.engine.model import Check, CheckResult, Decision, EngineSettings, NeedCheck
+from canarist.engine.status import rfc3339
 from canarist.kube import resources as kinds
+from canarist.kube.cache import ObjectCache
 from canarist.kube.client import KubeClient
 from canarist.kube.events import EventRecorder
-from canarist.kube.informer import Informer
 from canarist.kube.resources import ResourceKind
-from canarist.operator.alerts import AlertSender
 from canarist.operator.checks import CheckRunner
 from canarist.operator.executor import ActionFailed, Executor
 from canarist.operator.finalizer import FINALIZER, Finalizer, is_deleting
-from canarist.operator.observe import TARGET_KINDS, observe
+from canarist.operator.observe import BLOCKED_CONDITION, Observed, Permanent, observe
 from canarist.operator.settings import OperatorSettings
 from canarist.operator.telemetry import Telemetry
 from canarist.operator.worker import CanaryWorker, TickOutcome
+from canarist.routers import registry as routers
 from canarist.workloads.configs import config_refs
+from canarist.workloads.targets import TARGETS
 
 log = logging.getLogger("canarist")
 
 Obj = dict[str, Any]
 Clock = Callable[[], datetime]
+CanaryKey = tuple[str, str]  # (namespace, name)
 
-WATCHED_KINDS = (
+#: the kinds every canary may need; the routers add their own (`routers.registry.all_kinds`).
+BASE_KINDS: tuple[ResourceKind, ...] = (
     kinds.CANARY,
     kinds.METRIC_TEMPLATE,
     kinds.ALERT_PROVIDER,
-    kinds.DEPLOYMENT,
-    kinds.DAEMON_SET,
+    *(record.resource for record in TARGETS.values()),
     kinds.HORIZONTAL_POD_AUTOSCALER,
     kinds.SERVICE,
     kinds.CONFIG_MAP,
     kinds.SECRET,
-    kinds.VIRTUAL_SERVICE,
-    kinds.DESTINATION_RULE,
 )
+WORKLOAD_KINDS = tuple(record.resource for record in TARGETS.values())
 # Index names.
 BY_TARGET = "target"  # canaries by "<Kind>/<namespace>/<name>" of their target
 BY_CONFIG = "config"  # workloads by "configmap/<namespace>/<name>" or "secret/<namespace>/<name>"
@@ -62,25 +70,20 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def watched_kinds(mesh_provider: str) -> list[ResourceKind]:
+    """What the operator watches: the base kinds and the kinds of every registered router."""
+    del mesh_provider  # every registered router's kinds: a canary may name any provider in spec.provider
+    return list(dict.fromkeys([*BASE_KINDS, *routers.all_kinds()]))
+
+
 def _meta(obj: Obj) -> dict[str, Any]:
     meta = obj.get("metadata")
     return meta if isinstance(meta, dict) else {}
 
 
-def _older(cached: Obj, written: Obj) -> bool:
-    """Whether the cache still holds a version from before our write.
-
-    resourceVersions are opaque to clients in general; every API server we know (etcd-backed ones and the
-    local control plane) uses increasing integers, so compare them as such and otherwise trust the cache
-    once it holds any other version than the one we replaced.
-    """
-    cached_rv, written_rv = (
-        str(_meta(cached).get("resourceVersion", "")),
-        str(_meta(written).get("resourceVersion", "")),
-    )
-    if cached_rv.isdigit() and written_rv.isdigit():
-        return int(cached_rv) < int(written_rv)
-    return False
+def key_of(obj: Obj) -> CanaryKey:
+    meta = _meta(obj)
+    return (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
 
 
 def next_wake(decision: Decision, now: datetime) -> datetime | None:
@@ -113,146 +116,116 @@ class CanaryState:
 
     worker: CanaryWorker
     last_paced_at: datetime | None = None
-    last_invalid: str = ""
     valid_version: str = ""  # the resourceVersion that last passed validation
-    duplicate_warning: str = ""
-    generation: int = 0
-    problems: list[str] = field(default_factory=list)
+    reported: tuple[int, str] | None = None  # (generation, message) of the permanent problem last reported
 
 
 class Controller:
     def __init__(
         self,
-        client: KubeClient,
+        cache: ObjectCache,
+        executor: Executor,
+        checks: CheckRunner,
+        finalizer: Finalizer,
+        recorder: EventRecorder,
         settings: OperatorSettings,
         telemetry: Telemetry,
-        alerts: AlertSender,
         clock: Clock = utcnow,
     ) -> None:
-        self._client = client
+        self.cache = cache
+        self.executor = executor
+        self.checks = checks
+        self.finalizer = finalizer
+        self.recorder = recorder
         self._settings = settings
         self._telemetry = telemetry
         self._clock = clock
-        namespace = settings.namespace or None
-        self.informers: dict[ResourceKind, Informer] = {
-            kind: Informer(
-                client,
-                kind,
-                namespace=namespace,
-                label_selector=settings.label_selector or None if kind == kinds.CANARY else None,
-                resync_seconds=0,
-            )
-            for kind in WATCHED_KINDS
-        }
-        self.recorder = EventRecorder(client, component="flagger")
-        self.checks = CheckRunner(self, settings, telemetry)
-        self.executor = Executor(client, self, self.recorder, settings, telemetry, alerts)
         self._engine_settings = EngineSettings(
-            min_interval_s=settings.min_analysis_interval_s,
-            mesh_provider=settings.mesh_provider,
-            cluster_name=settings.cluster_name,
+            min_interval_s=settings.min_analysis_interval_s, mesh_provider=settings.mesh_provider
         )
-        self._canaries: dict[str, CanaryState] = {}
+        self._canaries: dict[CanaryKey, CanaryState] = {}
         self._running = False
         self._housekeeping: asyncio.Task[None] | None = None
         self._stopping: set[asyncio.Task[None]] = set()
-        self._written: dict[tuple[str, str, str], Obj] = {}
-        self.executor.on_write = self.remember_write
-        self.finalizer = Finalizer(client, self, self.executor)
+        cache.add_index(kinds.CANARY, BY_TARGET, canary_target_keys)
+        for kind in WORKLOAD_KINDS:
+            cache.add_index(kind, BY_CONFIG, workload_config_keys)
 
-    # ------------------------------------------------------------------ ObjectStore
-
-    def get(self, kind: ResourceKind, namespace: str, name: str) -> Obj | None:
-        """The cached object, or our own newer write of it that the watch has not delivered yet.
-
-        Without this read-your-writes overlay a tick right after a Promote could see the old, ready
-        primary and move traffic back before the new pods rolled out.
-        """
-        informer = self.informers.get(kind)
-        cached = informer.get(namespace, name) if informer is not None else None
-        written = self._written.get((kind.plural, namespace, name))
-        if written is None:
-            return cached
-        if cached is not None and not _older(cached, written):
-            del self._written[(kind.plural, namespace, name)]
-            return cached
-        return written
-
-    def _forget_write_handler(self, kind: ResourceKind) -> Callable[[str, Obj, Obj | None], None]:
-        def forget(event_type: str, obj: Obj, old: Obj | None) -> None:
-            key = (kind.plural, str(_meta(obj).get("namespace") or ""), str(_meta(obj).get("name") or ""))
-            written = self._written.get(key)
-            if written is not None and (event_type == "DELETED" or not _older(obj, written)):
-                del self._written[key]
-
-        return forget
-
-    def remember_write(self, kind: ResourceKind, obj: Obj) -> None:
-        meta = _meta(obj)
-        if meta.get("name") and meta.get("resourceVersion"):
-            self._written[(kind.plural, str(meta.get("namespace") or ""), str(meta["name"]))] = obj
-
-    # ------------------------------------------------------------------ lifecycle
+    @classmethod
+    def build(
+        cls,
+        client: KubeClient,
+        settings: OperatorSettings,
+        telemetry: Telemetry,
+        cache: ObjectCache,
+        executor: Executor,
+        clock: Clock = utcnow,
+    ) -> Controller:
+        """The controller with its collaborators wired to one cache."""
+        recorder = executor.recorder
+        checks = CheckRunner(cache, settings, telemetry)
+        finalizer = Finalizer(client, cache, executor)
+        return cls(cache, executor, checks, finalizer, recorder, settings, telemetry, clock)
 
     @property
     def synced(self) -> bool:
-        return all(informer.synced for informer in self.informers.values())
-
-    async def start_caches(self) -> None:
-        """Start the informers and wait for their first list: a tick must never see a half-filled cache."""
-        self.informers[kinds.CANARY].add_index(BY_TARGET, canary_target_keys)
-        for kind in (kinds.DEPLOYMENT, kinds.DAEMON_SET):
-            self.informers[kind].add_index(BY_CONFIG, workload_config_keys)
-        for kind, informer in self.informers.items():
-            informer.add_handler(self._forget_write_handler(kind))
-        await asyncio.gather(*(informer.start() for informer in self.informers.values()))
-        await asyncio.gather(*(informer.wait_synced() for informer in self.informers.values()))
-
-    async def start_workers(self) -> None:
-        """Begin acting (called when this replica leads, or at once without leader election)."""
-        self._running = True
-        self.informers[kinds.CANARY].add_handler(self._on_canary)
-        for kind in (kinds.DEPLOYMENT, kinds.DAEMON_SET, kinds.SERVICE):
-            self.informers[kind].add_handler(self._on_workload)
-        for kind in (kinds.CONFIG_MAP, kinds.SECRET):
-            self.informers[kind].add_handler(self._on_config)
-        self._housekeeping = asyncio.create_task(self._housekeeping_loop(), name="housekeeping")
-
-    async def stop(self) -> None:
-        self._running = False
-        if self._housekeeping is not None:
-            self._housekeeping.cancel()
-            await asyncio.gather(self._housekeeping, return_exceptions=True)
-        await asyncio.gather(*(state.worker.stop() for state in self._canaries.values()))
-        self._canaries.clear()
-        await asyncio.gather(*(informer.stop() for informer in self.informers.values()))
+        return self.cache.synced
 
     def ticks(self, namespace: str, name: str) -> int:
         """How many ticks of this canary's worker have completed (0 for a canary without a worker).
 
         Tests that prove that nothing happens wait for a number of ticks, not for wall-clock time."""
-        state = self._canaries.get(f"{name}.{namespace}")
+        state = self._canaries.get((namespace, name))
         return state.worker.ticks if state is not None else 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start_workers(self) -> None:
+        """Begin acting (called when this replica leads, or at once without leader election)."""
+        self._running = True
+        self.cache.add_handler(kinds.CANARY, self._on_canary)
+        for kind in (*WORKLOAD_KINDS, kinds.SERVICE):
+            self.cache.add_handler(kind, self._on_workload)
+        for kind in (kinds.CONFIG_MAP, kinds.SECRET):
+            self.cache.add_handler(kind, self._on_config)
+        self._housekeeping = asyncio.create_task(self._housekeeping_loop(), name="housekeeping")
+
+    async def stop_workers(self) -> None:
+        """Stop acting: every worker finishes its tick in flight, none starts another."""
+        self._running = False
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            await asyncio.gather(self._housekeeping, return_exceptions=True)
+            self._housekeeping = None
+        states, self._canaries = list(self._canaries.values()), {}
+        await asyncio.gather(*(state.worker.stop() for state in states), *self._stopping)
+
+    async def stop(self) -> None:
+        await self.stop_workers()
 
     # ------------------------------------------------------------------ wake-ups
 
     def _on_canary(self, event_type: str, obj: Obj, old: Obj | None) -> None:
-        meta = _meta(obj)
-        key = f"{meta.get('name')}.{meta.get('namespace')}"
+        if not self._running:
+            return
+        key = key_of(obj)
         if event_type == "DELETED":
             state = self._canaries.pop(key, None)
             if state is not None:
-                log.info("Deleting %s from cache", key, extra={"canary": key})
+                log.info("Deleting %s.%s from cache", key[1], key[0], extra={"canary": f"{key[1]}.{key[0]}"})
                 task = asyncio.create_task(state.worker.stop())
                 self._stopping.add(task)
                 task.add_done_callback(self._stopping.discard)
             return
         state = self._canaries.get(key)
         if state is None:
-            state = CanaryState(CanaryWorker(key, self._tick_for(key), self._clock, self._resync_s()))
+            state = CanaryState(
+                CanaryWorker(f"{key[1]}.{key[0]}", self._tick_for(key), self._clock, self._resync_s())
+            )
             self._canaries[key] = state
             state.worker.start()
             return
+        meta = _meta(obj)
         generation = int(meta.get("generation") or 0)
         if (
             old is None
@@ -261,15 +234,15 @@ class Controller:
         ):
             state.worker.wake()
 
-    def _tick_for(self, key: str) -> Callable[[], Awaitable[TickOutcome]]:
+    def _tick_for(self, key: CanaryKey) -> Callable[[], Awaitable[TickOutcome]]:
         async def tick() -> TickOutcome:
             return await self.tick(key)
 
         return tick
 
     def _wake_canaries_of(self, kind: str, namespace: str, name: str) -> None:
-        for canary in self.informers[kinds.CANARY].by_index(BY_TARGET, f"{kind}/{namespace}/{name}"):
-            state = self._canaries.get(f"{_meta(canary).get('name')}.{namespace}")
+        for canary in self.cache.by_index(kinds.CANARY, BY_TARGET, f"{kind}/{namespace}/{name}"):
+            state = self._canaries.get(key_of(canary))
             if state is not None:
                 state.worker.wake()
 
@@ -289,8 +262,8 @@ class Controller:
         meta = _meta(obj)
         kind = "configmap" if obj.get("kind") == "ConfigMap" else "secret"
         key = f"{kind}/{meta.get('namespace')}/{meta.get('name')}"
-        for workload_kind in (kinds.DEPLOYMENT, kinds.DAEMON_SET):
-            for workload in self.informers[workload_kind].by_index(BY_CONFIG, key):
+        for workload_kind in WORKLOAD_KINDS:
+            for workload in self.cache.by_index(workload_kind, BY_CONFIG, key):
                 wmeta = _meta(workload)
                 self._wake_canaries_of(workload_kind.kind, wmeta.get("namespace", ""), wmeta.get("name", ""))
 
@@ -307,11 +280,11 @@ class Controller:
     def _count_canaries(self) -> None:
         per_namespace: dict[str, int] = {}
         targets: dict[str, list[str]] = {}
-        for obj in self.informers[kinds.CANARY].list():
-            meta = _meta(obj)
-            per_namespace[meta.get("namespace", "")] = per_namespace.get(meta.get("namespace", ""), 0) + 1
+        for obj in self.cache.list(kinds.CANARY):
+            namespace, name = key_of(obj)
+            per_namespace[namespace] = per_namespace.get(namespace, 0) + 1
             for target in canary_target_keys(obj):
-                targets.setdefault(target, []).append(f"{meta.get('name')}.{meta.get('namespace')}")
+                targets.setdefault(target, []).append(f"{name}.{namespace}")
         for namespace, count in per_namespace.items():
             self._telemetry.canary_total.labels(namespace=namespace).set(count)
         for target, owners in targets.items():
@@ -320,30 +293,35 @@ class Controller:
                     "Bad things will happen! Found more than one canary with the same target %s", target
                 )
 
-    def duplicates_of(self, canary: Canary) -> list[str]:
+    def duplicates_of(self, canary: Canary) -> list[CanaryKey]:
         """Other canaries targeting the same workload."""
         key = f"{canary.spec.target_ref.kind}/{canary.metadata.namespace}/{canary.spec.target_ref.name}"
-        others = self.informers[kinds.CANARY].by_index(BY_TARGET, key)
         return sorted(
-            f"{_meta(o).get('name')}.{_meta(o).get('namespace')}"
-            for o in others
-            if _meta(o).get("name") != canary.metadata.name
+            key_of(other)
+            for other in self.cache.by_index(kinds.CANARY, BY_TARGET, key)
+            if _meta(other).get("name") != canary.metadata.name
         )
 
     # ------------------------------------------------------------------ the tick
 
-    async def tick(self, key: str) -> TickOutcome:
-        name, _, namespace = key.partition(".")
-        obj = self.get(kinds.CANARY, namespace, name)
+    async def tick(self, key: CanaryKey) -> TickOutcome:
+        namespace, name = key
+        obj = self.cache.get(kinds.CANARY, namespace, name)
         state = self._canaries.get(key)
         if obj is None or state is None:
             return TickOutcome()
-        canary = await self._load(obj, state)
-        if canary is None:
+        try:
+            return await self._tick(obj, state)
+        except Permanent as problem:
+            await self._report(obj, state, problem)
             return TickOutcome()
+
+    async def _tick(self, obj: Obj, state: CanaryState) -> TickOutcome:
+        canary = self._load(obj, state)
+        namespace = canary.metadata.namespace or ""
         if is_deleting(obj):
             if FINALIZER in (_meta(obj).get("finalizers") or []):
-                observed = observe(canary, self, self._settings, self._clock(), state.last_paced_at)
+                observed = observe(canary, self.cache, self._settings, self._clock(), state.last_paced_at)
                 try:
                     await self.finalizer.finalize(canary, observed)
                 except ActionFailed as error:
@@ -354,20 +332,19 @@ class Controller:
         except ActionFailed as error:
             await self.executor.event(canary, "Warning", str(error), canary.status.phase or "")
         duplicates = self.duplicates_of(canary)
-        oldest = self._oldest(canary, duplicates) if duplicates else canary.key
-        if oldest != canary.key:
-            # Two canaries driving one workload would fight over it: only the oldest runs; say so once.
-            message = (
-                f"{canary.spec.target_ref.kind} {canary.spec.target_ref.name}.{namespace} is already the target of "
-                f"canary {oldest}; {canary.key} will not run until it targets another workload"
+        oldest = self._oldest(canary, duplicates) if duplicates else key_of(obj)
+        if oldest != key_of(obj):
+            # Two canaries driving one workload would fight over it: only the oldest runs.
+            ref = canary.spec.target_ref
+            raise Permanent(
+                "DuplicateTarget",
+                f"{ref.kind} {ref.name}.{namespace} is already the target of canary {oldest[1]}.{oldest[0]}; "
+                f"{canary.key} will not run until it targets another workload",
             )
-            if state.duplicate_warning != message:
-                state.duplicate_warning = message
-                log.error(message, extra={"canary": canary.key})
-                await self.executor.event(canary, "Warning", message, canary.status.phase or "")
-            return TickOutcome()
         started = self._clock()
-        observed = observe(canary, self, self._settings, started, state.last_paced_at)
+        observed = observe(canary, self.cache, self._settings, started, state.last_paced_at)
+        if state.reported is not None or _blocked(obj):
+            canary = await self._clear(canary, state)
         decision = await self._decide(canary, observed)
         try:
             await self.executor.apply(canary, observed, decision.actions)
@@ -383,8 +360,8 @@ class Controller:
         self._telemetry.reconcile_seconds.labels(namespace=namespace).observe(elapsed)
         return TickOutcome(again=decision.again, next_due_at=next_wake(decision, started))
 
-    async def _decide(self, canary: Canary, observed: Any) -> Decision:
-        answers: dict[Any, Any] = {}
+    async def _decide(self, canary: Canary, observed: Observed) -> Decision:
+        answers: dict[Check, CheckResult] = {}
         for _ in range(MAX_DECIDE_STEPS):
             outcome = decide(canary, observed.observation, answers, self._engine_settings)
             if not isinstance(outcome, NeedCheck):
@@ -392,8 +369,8 @@ class Controller:
             answers[outcome.check] = await self.checks.run(canary, outcome.check)
         raise RuntimeError(f"the engine asked more than {MAX_DECIDE_STEPS} checks in one tick")
 
-    async def _load(self, obj: Obj, state: CanaryState) -> Canary | None:
-        """The typed canary, or None (with one Warning per distinct problem) when it is invalid."""
+    def _load(self, obj: Obj, state: CanaryState) -> Canary:
+        """The typed canary; raises `Permanent` when it is invalid."""
         version = str(_meta(obj).get("resourceVersion") or "")
         if version and version == state.valid_version:
             # The schema walk is most of a tick at rest; an object that has not changed passed it already.
@@ -402,31 +379,66 @@ class Controller:
         # Fields we do not know (a newer Flagger's) are kept on write-back and do not stop a run.
         blocking = [p for p in problems if p.message != UNKNOWN_FIELD]
         if not blocking and isinstance(model, Canary):
-            state.last_invalid = ""
             state.valid_version = version
             return model
         state.valid_version = ""
+        namespace, name = key_of(obj)
         text = "; ".join(str(p) for p in blocking) or "cannot be read"
-        meta = _meta(obj)
-        message = f"invalid canary {meta.get('name')}.{meta.get('namespace')}: {text}"
-        if message != state.last_invalid:
-            state.last_invalid = message
-            log.error(message, extra={"canary": f"{meta.get('name')}.{meta.get('namespace')}"})
-            await self.recorder.record(obj, "Warning", "Synced", message)
-            await self.executor.invalid_canary_event(obj, message)
-        return None
+        raise Permanent("InvalidSpec", f"invalid canary {name}.{namespace}: {text}")
 
-    def _oldest(self, canary: Canary, duplicates: list[str]) -> str:
-        candidates = [canary.key, *duplicates]
+    async def _report(self, obj: Obj, state: CanaryState, problem: Permanent) -> None:
+        """One Warning Event, one status condition and one log line per distinct problem and generation."""
+        generation = int(_meta(obj).get("generation") or 0)
+        if state.reported == (generation, problem.message):
+            return
+        state.reported = (generation, problem.message)
+        namespace, name = key_of(obj)
+        log.error(problem.message, extra={"canary": f"{name}.{namespace}"})
+        await self.recorder.record(_reference(obj), "Warning", "Synced", problem.message)
+        await self.executor.invalid_canary_event(obj, problem.message)
+        await self.executor.set_condition(obj, _condition(problem, self._clock()))
 
-        def created(key: str) -> tuple[str, bool, str]:
+    async def _clear(self, canary: Canary, state: CanaryState) -> Canary:
+        """The problem is gone: drop the condition that reported it."""
+        state.reported = None
+        written = await self.executor.set_condition(canary.to_manifest(), None)
+        return Canary.model_validate(written) if written is not None else canary
+
+    def _oldest(self, canary: Canary, duplicates: list[CanaryKey]) -> CanaryKey:
+        own: CanaryKey = (canary.metadata.namespace or "", canary.metadata.name or "")
+
+        def created(key: CanaryKey) -> tuple[str, bool, CanaryKey]:
             # Creation times have one-second resolution: on a tie the canary that already runs keeps running.
-            name, _, namespace = key.partition(".")
-            obj = self.get(kinds.CANARY, namespace, name) or {}
+            obj = self.cache.get(kinds.CANARY, *key) or {}
             not_started = not (obj.get("status") or {}).get("phase")
             return (str(_meta(obj).get("creationTimestamp", "")), not_started, key)
 
-        return min(candidates, key=created)
+        return min([own, *duplicates], key=created)
 
 
-__all__ = ["TARGET_KINDS", "Controller"]
+def _reference(obj: Obj) -> Obj:
+    meta = _meta(obj)
+    return {
+        "apiVersion": obj.get("apiVersion", "flagger.app/v1beta1"),
+        "kind": "Canary",
+        "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion") if k in meta},
+    }
+
+
+def _blocked(obj: Obj) -> bool:
+    return any(c.get("type") == BLOCKED_CONDITION for c in (obj.get("status") or {}).get("conditions") or [])
+
+
+def _condition(problem: Permanent, now: datetime) -> Obj:
+    stamp = rfc3339(now)
+    return {
+        "type": BLOCKED_CONDITION,
+        "status": "True",
+        "reason": problem.reason,
+        "message": problem.message,
+        "lastUpdateTime": stamp,
+        "lastTransitionTime": stamp,
+    }
+
+
+__all__ = ["BLOCKED_CONDITION", "CanaryKey", "Controller", "watched_kinds"]

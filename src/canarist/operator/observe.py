@@ -1,45 +1,71 @@
-"""Build the engine's `Observation` of one canary from the informer caches (no API calls).
+"""Build the engine's `Observation` of one canary from the object cache (no API calls).
 
 Everything here is a read of in-memory objects plus the pure builders' readers (selector, revision hash,
-config checksums, readiness, routes), so an analysis tick costs no request to the API server.
+config checksums, readiness, routes), so an analysis tick costs no request to the API server. What observe
+resolves — the target kind's record, the router and its route context — travels on in `Observed`, so the
+executor never resolves them again.
+
+A problem that only an edit fixes (an unsupported provider or target kind, a spec the router cannot route,
+a reference the operator may not follow) raises `Permanent`; the controller reports it once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from canarist.api import Canary
 from canarist.engine.model import Observation, Readiness, Routes, TargetFacts
 from canarist.kube import resources as kinds
-from canarist.kube.resources import ResourceKind
+from canarist.kube.cache import ObjectStore
+from canarist.kube.resources import UnknownKind
 from canarist.operator.settings import OperatorSettings
 from canarist.routers import registry as routers
-from canarist.routers.base import RouteContext, RoutesError
-from canarist.workloads import deployment as deployments
+from canarist.routers.base import RouteContext, Router, RouterConfigError, RoutesError
 from canarist.workloads.configs import TrackedConfigs, tracked_configs
 from canarist.workloads.revision import revision_hash
 from canarist.workloads.selector import SelectorError, find_selector
+from canarist.workloads.targets import ReadinessInputs, TargetKind, UnsupportedTarget, target_kind
 
 Obj = dict[str, Any]
 
+__all__ = [
+    "BLOCKED_CONDITION",
+    "ObjectStore",
+    "Observed",
+    "Permanent",
+    "observe",
+    "resolve_router",
+    "route_context",
+]
 
-class ObjectStore(Protocol):
-    """Read access to the informer caches."""
 
-    def get(self, kind: ResourceKind, namespace: str, name: str) -> Obj | None: ...
+#: the status condition that says why a canary cannot run (absent while it can).
+BLOCKED_CONDITION = "Blocked"
 
 
-TARGET_KINDS = {"Deployment": kinds.DEPLOYMENT, "DaemonSet": kinds.DAEMON_SET, "Service": kinds.SERVICE}
+class Permanent(Exception):
+    """A problem no retry fixes: the canary (or the operator's configuration) must change.
+
+    ``reason`` is a short CamelCase word for the status condition and the alert."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
 
 
 @dataclass(frozen=True)
 class Observed:
-    """The observation plus the raw objects the executor needs to act on it in the same tick."""
+    """The observation plus what the executor needs to act on it in the same tick."""
 
     observation: Observation
+    target_kind: TargetKind
+    router: Router
+    context: RouteContext
     target: Obj | None
     primary: Obj | None
     selector: tuple[str, str] | None
@@ -47,12 +73,68 @@ class Observed:
     route_objects: Mapping[str, Obj]
 
 
-def target_kind(canary: Canary) -> ResourceKind | None:
-    return TARGET_KINDS.get(canary.spec.target_ref.kind)
-
-
 def route_context(canary: Canary, settings: OperatorSettings) -> RouteContext:
-    return RouteContext.from_canary(canary)
+    return RouteContext.from_canary(
+        canary,
+        ingress_class=settings.ingress_class,
+        ingress_annotations_prefix=settings.ingress_annotations_prefix,
+    )
+
+
+def resolve_router(canary: Canary, settings: OperatorSettings) -> Router:
+    """The router of ``spec.provider`` (or ``-mesh-provider``), refusing what it cannot route."""
+    try:
+        router = routers.get(canary.provider_or(settings.mesh_provider))
+    except routers.UnknownProviderError as error:
+        raise Permanent("UnsupportedProvider", f"spec.provider: {error}") from None
+    problems = routers.capability_problems(canary, router)
+    if problems:
+        raise Permanent("UnsupportedByProvider", "; ".join(problems))
+    return router
+
+
+def cross_namespace_refs(canary: Canary) -> list[str]:
+    """References to objects in other namespaces (refused with ``-no-cross-namespace-refs``)."""
+    namespace = canary.metadata.namespace or ""
+    problems: list[str] = []
+    analysis = canary.analysis()
+    for i, metric in enumerate(analysis.metrics or [] if analysis is not None else []):
+        ref = metric.template_ref
+        if ref is not None and ref.namespace and ref.namespace != namespace:
+            problems.append(
+                f"spec.analysis.metrics[{i}].templateRef.namespace: {ref.namespace} is another namespace "
+                "(cross-namespace references are disabled by -no-cross-namespace-refs)"
+            )
+    for i, alert in enumerate(analysis.alerts or [] if analysis is not None else []):
+        ref = alert.provider_ref
+        if ref is not None and ref.namespace and ref.namespace != namespace:
+            problems.append(
+                f"spec.analysis.alerts[{i}].providerRef.namespace: {ref.namespace} is another namespace "
+                "(cross-namespace references are disabled by -no-cross-namespace-refs)"
+            )
+    refs: tuple[tuple[str, Any], ...] = (
+        ("targetRef", canary.spec.target_ref),
+        ("autoscalerRef", canary.spec.autoscaler_ref),
+        ("upstreamRef", canary.spec.upstream_ref),
+    )
+    for field, obj_ref in refs:
+        other = getattr(obj_ref, "namespace", None) if obj_ref is not None else None
+        if not other and obj_ref is not None and isinstance(getattr(obj_ref, "model_extra", None), dict):
+            other = (obj_ref.model_extra or {}).get("namespace")
+        if other and other != namespace:
+            problems.append(
+                f"spec.{field}.namespace: {other} is another namespace "
+                "(cross-namespace references are disabled by -no-cross-namespace-refs)"
+            )
+    return problems
+
+
+def _owning_canary(obj: Mapping[str, Any]) -> str | None:
+    """The name of the Canary that generated ``obj``, if one did."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("kind") == "Canary" and str(ref.get("apiVersion") or "").startswith("flagger.app/"):
+            return str(ref.get("name") or "")
+    return None
 
 
 def observe(
@@ -63,39 +145,58 @@ def observe(
     last_paced_at: datetime | None,
 ) -> Observed:
     namespace = canary.metadata.namespace or ""
-    kind = target_kind(canary)
-    target = store.get(kind, namespace, canary.spec.target_ref.name) if kind is not None else None
-    primary = store.get(kinds.DEPLOYMENT, namespace, canary.primary_name())
+    try:
+        record = target_kind(canary.spec.target_ref.kind)
+    except UnsupportedTarget as error:
+        raise Permanent("UnsupportedTarget", str(error)) from None
+    if settings.no_cross_namespace_refs:
+        problems = cross_namespace_refs(canary)
+        if problems:
+            raise Permanent("CrossNamespaceReference", "; ".join(problems))
+    router = resolve_router(canary, settings)
+    context = route_context(canary, settings)
+
+    target = store.get(record.resource, namespace, canary.spec.target_ref.name)
+    if target is not None:
+        owner = _owning_canary(target)
+        if owner is not None:
+            raise Permanent(
+                "TargetOwnedByCanary",
+                f"spec.targetRef: {record.kind} {canary.spec.target_ref.name}.{namespace} was generated by "
+                f"canary {owner}.{namespace}; a canary cannot target another canary's objects",
+            )
+    primary = store.get(record.resource, namespace, canary.primary_name())
 
     selector: tuple[str, str] | None = None
     facts: TargetFacts | None = None
     if target is not None:
-        selector_error: str | None = None
-        try:
-            selector = find_selector(canary.spec.target_ref.kind, target, settings.selector_labels)
-        except SelectorError as error:
-            selector_error = str(error)
+        problem: str | None = record.problem(target)
+        if problem is None:
+            try:
+                selector = find_selector(record.kind, target, settings.selector_labels)
+            except SelectorError as error:
+                problem = str(error)
         replicas = (target.get("spec") or {}).get("replicas")
         facts = TargetFacts(
-            kind=canary.spec.target_ref.kind,
+            kind=record.kind,
             name=canary.spec.target_ref.name,
             revision=revision_hash(target),
             replicas=replicas if isinstance(replicas, int) else None,
-            selector_error=selector_error,
+            selector_error=problem,
         )
 
     configs = _configs(target, store, namespace, settings)
     config_error = f"configs not found: {', '.join(configs.missing)}" if configs.missing else None
 
-    router = routers.get(canary.provider_or(settings.mesh_provider))
-    context = route_context(canary, settings)
     route_objects: dict[str, Obj] = {}
-    for ref in router.objects(context):
-        obj = store.get(
-            kinds.kind_of({"apiVersion": ref.api_version, "kind": ref.kind}), ref.namespace, ref.name
-        )
-        if obj is not None:
-            route_objects[ref.key] = obj
+    try:
+        for ref in router.objects(context):
+            kind = kinds.kind_of({"apiVersion": ref.api_version, "kind": ref.kind})
+            obj = store.get(kind, ref.namespace, ref.name)
+            if obj is not None:
+                route_objects[ref.key] = obj
+    except (UnknownKind, RouterConfigError) as error:
+        raise Permanent("RouterConfigError", f"provider {router.name}: {error}") from None
     routes: Routes | None = None
     routes_error: str | None = None
     if route_objects:
@@ -104,25 +205,33 @@ def observe(
         except RoutesError as error:
             routes_error = str(error)
 
+    inputs = ReadinessInputs(
+        ready_threshold_pct=0,
+        progress_deadline_s=canary.progress_deadline_seconds(),
+        now=now,
+        expected_replicas=facts.replicas if facts is not None and facts.replicas else None,
+        last_transition_time=canary.status.last_transition_time or None,
+    )
     observation = Observation(
         now=now,
         target=facts,
         tracked_configs=dict(configs.checksums),
         config_error=config_error,
         primary_exists=primary is not None,
-        primary=_readiness(canary, primary, now, canary.primary_ready_threshold(), facts),
-        canary=_readiness(canary, target, now, canary.canary_ready_threshold(), facts),
+        primary=_readiness(record, primary, inputs, canary.primary_ready_threshold()),
+        canary=_readiness(record, target, inputs, canary.canary_ready_threshold()),
         routes=routes,
         routes_error=routes_error,
         last_paced_at=last_paced_at,
+        router=router.capabilities,
     )
-    return Observed(observation, target, primary, selector, configs, route_objects)
+    return Observed(observation, record, router, context, target, primary, selector, configs, route_objects)
 
 
 def _configs(
     target: Obj | None, store: ObjectStore, namespace: str, settings: OperatorSettings
 ) -> TrackedConfigs:
-    if target is None or not settings.enable_config_tracking or target.get("kind") == "Service":
+    if target is None or not settings.enable_config_tracking:
         return TrackedConfigs()
     return tracked_configs(
         target,
@@ -132,14 +241,6 @@ def _configs(
 
 
 def _readiness(
-    canary: Canary, workload: Obj | None, now: datetime, threshold: int, facts: TargetFacts | None
+    record: TargetKind, workload: Obj | None, inputs: ReadinessInputs, threshold: int
 ) -> Readiness:
-    if canary.spec.target_ref.kind == "Service":
-        return Readiness.ok()
-    return deployments.readiness(
-        workload,
-        ready_threshold_pct=threshold,
-        progress_deadline_s=canary.progress_deadline_seconds(),
-        now=now,
-        expected_replicas=facts.replicas if facts is not None and facts.replicas else None,
-    )
+    return record.readiness(workload, dataclasses.replace(inputs, ready_threshold_pct=threshold))

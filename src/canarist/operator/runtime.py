@@ -13,18 +13,42 @@ import uuid
 
 from canarist import REVISION, __version__
 from canarist.kube import resources as kinds
+from canarist.kube.cache import ObjectCache
 from canarist.kube.client import KubeClient
-from canarist.kube.errors import KubeError
+from canarist.kube.crds import wait_for_crds
+from canarist.kube.errors import ApiUnavailable, CrdsMissing, KubeError
+from canarist.kube.events import EventRecorder
 from canarist.kube.leader import LeaderElection
+from canarist.kube.writer import Writer
+from canarist.notify.outbox import Outbox
 from canarist.operator.alerts import AlertSender
-from canarist.operator.controller import Controller
+from canarist.operator.controller import Controller, watched_kinds
+from canarist.operator.executor import Executor
 from canarist.operator.http import OperatorHttp
 from canarist.operator.settings import OperatorSettings
 from canarist.operator.telemetry import Telemetry
+from canarist.routers import registry as routers
 
 log = logging.getLogger("canarist")
 
 LEASE_NAME = "flagger-leader-election"
+FLAGGER_CRDS = ("canaries.flagger.app", "metrictemplates.flagger.app", "alertproviders.flagger.app")
+#: operator flags that only some routers read: (setting, its default, the flag's name).
+ROUTER_SETTINGS = (
+    ("ingress_class", "", "-ingress-class"),
+    ("ingress_annotations_prefix", "nginx.ingress.kubernetes.io", "-ingress-annotations-prefix"),
+)
+
+
+def unused_router_flags(settings: OperatorSettings) -> list[str]:
+    """Router flags that were set although no registered router reads them (a flag that would silently do
+    nothing is refused instead)."""
+    read = {name for router in routers.routers() for name in router.settings}
+    return [
+        f"{flag} is set but no available router reads it (supported providers: {', '.join(routers.supported())})"
+        for name, default, flag in ROUTER_SETTINGS
+        if getattr(settings, name) != default and name not in read
+    ]
 
 
 class Operator:
@@ -33,9 +57,25 @@ class Operator:
         self.client = client
         self.telemetry = Telemetry(settings.mesh_provider)
         client.add_request_hook(self._count_request)
-        self.alerts = AlertSender(None, settings, self.telemetry)
-        self.controller = Controller(client, settings, self.telemetry, self.alerts)
-        self.alerts.store = self.controller
+        # Built first and passed down: one cache, one writer, one outbox for every notification.
+        self.cache = ObjectCache(
+            client,
+            watched_kinds(settings.mesh_provider),
+            namespace=settings.namespace or None,
+            label_selectors={kinds.CANARY: settings.label_selector} if settings.label_selector else None,
+        )
+        self.writer = Writer(client, self.cache)
+        self.outbox = Outbox(
+            on_drop=lambda kind, destination: self.telemetry.notifications_dropped.labels(
+                kind=kind, destination=destination
+            ).inc()
+        )
+        self.alerts = AlertSender(self.cache, settings, self.telemetry, self.outbox)
+        recorder = EventRecorder(client, component="flagger")
+        self.executor = Executor(
+            client, self.cache, self.writer, recorder, settings, self.telemetry, self.alerts, self.outbox
+        )
+        self.controller = Controller.build(client, settings, self.telemetry, self.cache, self.executor)
         self.http = OperatorHttp(self.telemetry, self._readiness)
         self._http_host = http_host
         self.leading = False
@@ -48,19 +88,21 @@ class Operator:
         self.telemetry.api_requests.labels(verb=verb, resource=str(resource), code=str(code)).inc()
 
     def _readiness(self) -> tuple[bool, str]:
-        if not self.controller.synced:
+        if not self.cache.synced:
             return False, "caches not synced"
         return True, "leader" if self.leading else "standby"
 
     async def check_crds(self) -> None:
-        """Flagger refuses to start without its CRDs; so do we, with the command that fixes it."""
-        for name in ("canaries.flagger.app", "metrictemplates.flagger.app", "alertproviders.flagger.app"):
-            try:
-                await self.client.get(kinds.CUSTOM_RESOURCE_DEFINITION, name)
-            except KubeError as error:
-                raise SystemExit(
-                    f"{name} CRD is not registered ({error}); install it with: canarist crds | kubectl apply -f -"
-                ) from None
+        """Flagger refuses to start without its CRDs; so do we, with the command that fixes it — but only
+        when the API server said so (a 404), not when it was briefly unavailable (retried with backoff)."""
+        try:
+            await wait_for_crds(self.client, FLAGGER_CRDS)
+        except CrdsMissing as error:
+            raise SystemExit(f"{error}; install them with: canarist crds | kubectl apply -f -") from None
+        except ApiUnavailable as error:
+            raise SystemExit(f"the Kubernetes API server did not answer: {error}") from None
+        except KubeError as error:
+            raise SystemExit(f"cannot check the flagger.app CRDs: {error}") from None
 
     async def run(self, stop: asyncio.Event) -> None:
         log.info(
@@ -69,10 +111,13 @@ class Operator:
             REVISION,
             self.settings.mesh_provider,
         )
+        problems = unused_router_flags(self.settings)
+        if problems:
+            raise SystemExit("; ".join(problems))
         await self.check_crds()
         await self.http.start(self._http_host, self.settings.port)
         try:
-            await self.controller.start_caches()
+            await self.cache.start()
             if self.settings.enable_leader_election:
                 await self._run_with_election(stop)
             else:
@@ -80,6 +125,8 @@ class Operator:
                 await stop.wait()
         finally:
             await self.controller.stop()
+            await self.alerts.close()
+            await self.cache.stop()
             await self.http.stop()
             log.info("canarist stopped")
 
@@ -99,6 +146,10 @@ class Operator:
             renew_deadline=self.settings.leader_election_renew_deadline_s,
             retry_period=self.settings.leader_election_retry_period_s,
         )
+        # Writes are fenced by leadership: no request that changes anything (but the Lease's own) leaves this
+        # replica unless its Lease is valid by its own monotonic clock, with a margin. A replica that was
+        # paused past its Lease finds the fence closed before it can act on its old view.
+        self.client.set_write_fence(election.holds_lease)
         lost = asyncio.Event()
         stopping = asyncio.Event()  # a shutdown we asked for, not a lost election
 

@@ -104,6 +104,12 @@ class Telemetry:
             ["provider", "outcome"],
             registry=r,
         )
+        self.notifications_dropped = Counter(
+            "canarist_notifications_dropped",
+            "Notifications (alerts, event webhooks) dropped: queue full, or not sent at shutdown",
+            ["kind", "destination"],
+            registry=r,
+        )
         self.leader = Gauge("canarist_leader", "1 while this replica holds the leader Lease", registry=r)
 
     def set_weights(self, target: str, namespace: str, primary: int, canary: int) -> None:

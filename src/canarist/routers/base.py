@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from canarist.api import Canary
-from canarist.engine.model import Routes
+from canarist.engine.model import RouterCapabilities, Routes
+from canarist.kube.resources import ResourceKind
 
 Obj = dict[str, Any]
 ObservedRoutes = Mapping[str, Obj]
@@ -114,6 +115,9 @@ class RouteContext:
     iterations: int = 0
     cookies: AffinityCookies = field(default_factory=AffinityCookies)
     set_owner_refs: bool = True
+    #: operator settings a router may read (``-ingress-class``, ``-ingress-annotations-prefix``).
+    ingress_class: str = ""
+    ingress_annotations_prefix: str = ""
 
     @classmethod
     def from_canary(
@@ -123,6 +127,8 @@ class RouteContext:
         cookies: AffinityCookies | None = None,
         set_owner_refs: bool = True,
         iterations: int | None = None,
+        ingress_class: str = "",
+        ingress_annotations_prefix: str = "",
     ) -> RouteContext:
         """Names from the canary; iterations and cookies from its status unless given."""
         status = canary.status
@@ -141,13 +147,24 @@ class RouteContext:
                 previous=status.previous_session_affinity_cookie,
             ),
             set_owner_refs=set_owner_refs,
+            ingress_class=ingress_class,
+            ingress_annotations_prefix=ingress_annotations_prefix,
         )
 
 
 class Router(Protocol):
-    """One traffic provider. Every method is pure."""
+    """One traffic provider. Every method is pure.
+
+    A router describes itself: ``kinds`` are the resource kinds of the objects it writes (registered with
+    the access layer, watched by the operator and granted in its RBAC, all from this declaration);
+    ``capabilities`` say what it can route (the engine and validation ask these, never the name);
+    ``settings`` name the operator flags it reads (a flag no registered router reads is refused at start).
+    """
 
     name: str
+    kinds: tuple[ResourceKind, ...]
+    capabilities: RouterCapabilities
+    settings: frozenset[str]
 
     def objects(self, ctx: RouteContext) -> list[ObjectRef]:
         """The routing objects this router manages (what the executor must observe)."""

@@ -1,4 +1,6 @@
-"""Istio: DestinationRules ``<apex>-primary``/``<apex>-canary`` and VirtualService ``<apex>`` (inventory §4.1).
+"""Istio: DestinationRules ``<apex>-primary``/``<apex>-canary`` and VirtualService ``<apex>``.
+
+Flagger's counterpart: ``pkg/router/istio.go`` (docs/flagger-parity.md#istio-router).
 
 Layouts of ``spec.http`` built by :meth:`IstioRouter.desired` for given :class:`Routes`:
 
@@ -18,7 +20,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from canarist.api import Canary, HTTPMatchRequest
-from canarist.engine.model import Routes
+from canarist.engine.model import RouterCapabilities, Routes
+from canarist.kube import resources
+from canarist.kube.resources import ResourceKind
 from canarist.routers.base import (
     Obj,
     ObjectRef,
@@ -154,6 +158,9 @@ class IstioRouter:
     """Istio VirtualService + DestinationRules (``networking.istio.io/v1beta1``)."""
 
     name = "istio"
+    kinds: tuple[ResourceKind, ...] = (resources.VIRTUAL_SERVICE, resources.DESTINATION_RULE)
+    capabilities = RouterCapabilities()
+    settings: frozenset[str] = frozenset()
 
     # -- object identities -------------------------------------------------------------------------
 

@@ -1,18 +1,23 @@
-"""The ``kubernetes`` provider: blue/green without a mesh (Flagger's NopRouter, inventory §4.13).
+"""The ``kubernetes`` provider: blue/green without a mesh (Flagger's NopRouter).
 
-Traffic moves only through the primary rollout behind the apex Service; there are no routing objects.
-GetRoutes reports (100, 0) until the first iteration and (0, 100) after, which moves the run from the
-pre-rollout step to the analysis step (inventory §2.7).
+Traffic moves only through the primary rollout behind the apex Service; there are no routing objects and
+no weights, matches, mirroring or session affinity (its capabilities say so, and a spec that asks for
+them is refused). The engine tells the pre-rollout step from the analysis steps by ``status.iterations``;
+`routes` is there for the Protocol and reports (100, 0) before the first iteration and (0, 100) after.
 """
 
 from __future__ import annotations
 
-from canarist.engine.model import Routes
+from canarist.engine.model import RouterCapabilities, Routes
+from canarist.kube.resources import ResourceKind
 from canarist.routers.base import Obj, ObjectRef, ObservedRoutes, RouteContext
 
 
 class KubernetesRouter:
     name = "kubernetes"
+    kinds: tuple[ResourceKind, ...] = ()
+    capabilities = RouterCapabilities(weights=False, matches=False, mirroring=False, session_affinity=False)
+    settings: frozenset[str] = frozenset()
 
     def objects(self, ctx: RouteContext) -> list[ObjectRef]:
         return []

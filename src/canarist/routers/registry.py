@@ -1,18 +1,24 @@
-"""Routers by provider name: ``routers.registry.get("istio")``. Adding a mesh is one module and one line here."""
+"""Routers by provider name: ``routers.registry.get("istio")``.
+
+Adding a router is one module and one line in ``_BUILTIN`` (or one `register` call from outside): the
+router's declaration (`Router.kinds`, `.capabilities`, `.settings`) is all the rest of canarist reads —
+the access layer learns its kinds, the operator watches them, RBAC grants them, and validation refuses
+what it cannot route.
+"""
 
 from __future__ import annotations
 
+from canarist.api import Canary
+from canarist.kube import resources
+from canarist.kube.resources import ResourceKind
 from canarist.routers.base import Router
 from canarist.routers.istio import ISTIO
 from canarist.routers.kubernetes import KUBERNETES
 
-_ROUTERS: dict[str, Router] = {
-    "istio": ISTIO,
-    "kubernetes": KUBERNETES,
-}
+_ROUTERS: dict[str, Router] = {}
 
-#: providers Flagger knows that canarist does not route yet.
-KNOWN_PROVIDERS = frozenset(
+#: every ``spec.provider`` value Flagger accepts; the ones without a router here are "not supported yet".
+FLAGGER_PROVIDERS = frozenset(
     {
         "apisix",
         "appmesh",
@@ -35,14 +41,39 @@ KNOWN_PROVIDERS = frozenset(
         "traefik",
     }
 )
+KNOWN_PROVIDERS = FLAGGER_PROVIDERS  # the former name
 
 
 class UnknownProviderError(LookupError):
     """No router for this provider name."""
 
 
+def register(router: Router, *, replace: bool = False) -> Router:
+    """Make ``router`` available under ``router.name``, and its kinds known to the access layer."""
+    existing = _ROUTERS.get(router.name)
+    if existing is not None and existing is not router and not replace:
+        raise ValueError(f"a router named {router.name!r} is already registered")
+    resources.register(*router.kinds)
+    _ROUTERS[router.name] = router
+    return router
+
+
+def unregister(name: str) -> None:
+    """Remove a router (for tests that register their own)."""
+    _ROUTERS.pop(name, None)
+
+
 def supported() -> list[str]:
     return sorted(_ROUTERS)
+
+
+def routers() -> list[Router]:
+    return [_ROUTERS[name] for name in supported()]
+
+
+def all_kinds() -> list[ResourceKind]:
+    """The kinds of every registered router, each once (what RBAC must grant)."""
+    return list(dict.fromkeys(kind for router in routers() for kind in router.kinds))
 
 
 def get(provider: str) -> Router:
@@ -54,8 +85,34 @@ def get(provider: str) -> Router:
     router = _ROUTERS.get(provider)
     if router is not None:
         return router
-    if provider in KNOWN_PROVIDERS:
+    if provider in FLAGGER_PROVIDERS:
         raise UnknownProviderError(
             f"provider {provider!r} is not supported by canarist yet (supported: {', '.join(supported())})"
         )
     raise UnknownProviderError(f"unknown provider {provider!r} (supported: {', '.join(supported())})")
+
+
+def capability_problems(canary: Canary, router: Router) -> list[str]:
+    """Path-qualified reasons why ``router`` cannot run ``canary`` as written (Flagger ignores these)."""
+    analysis = canary.analysis()
+    if analysis is None:
+        return []
+    caps, name = router.capabilities, router.name
+    problems: list[str] = []
+    if analysis.match and not caps.matches:
+        problems.append(
+            f"spec.analysis.match: provider {name} cannot route by header, cookie or query (A/B testing); "
+            "use a provider that can, or remove match"
+        )
+    if analysis.mirror and not caps.mirroring:
+        problems.append(f"spec.analysis.mirror: provider {name} cannot mirror traffic; remove mirror")
+    if analysis.session_affinity is not None and not caps.session_affinity:
+        problems.append(
+            f"spec.analysis.sessionAffinity: provider {name} cannot pin sessions by cookie; "
+            "remove sessionAffinity"
+        )
+    return problems
+
+
+for _router in (ISTIO, KUBERNETES):  # the built-in routers: one entry each
+    register(_router)

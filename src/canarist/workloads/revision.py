@@ -14,6 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from canarist.api import Canary
 from canarist.workloads._meta import deep, get_path
 
 #: Kubernetes' ``rand.SafeEncodeString`` alphabet (no vowels, no confusable characters).
@@ -79,3 +80,9 @@ def webhook_checksum(tracked_configs: Mapping[str, str] | None, last_applied_spe
     """The webhook payload ``checksum``: a hash over (trackedConfigs, lastAppliedSpec)."""
     configs = dict(tracked_configs) if tracked_configs else None
     return compute_hash([configs, last_applied_spec])
+
+
+def run_checksum(canary: Canary) -> str:
+    """The checksum webhook payloads carry for ``canary``'s current run (its status' configs and spec)."""
+    status = canary.status
+    return webhook_checksum(status.tracked_configs or {}, status.last_applied_spec or "")
