@@ -22,6 +22,7 @@ from canarist.api import (
 from canarist.api.canary import CanaryAlert, CanaryMetric, SessionAffinity
 from canarist.kube.events import object_reference
 from tests.conftest import SHARED
+from tests.fixtures.canaries import walkthrough_canary
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((SHARED / "reference" / "examples").glob("*.yaml")) + sorted(
@@ -319,7 +320,7 @@ def test_is_builtin_only_without_template_or_query():
 
 
 def test_a_canary_reference_names_the_object_as_its_full_manifest_does() -> None:
-    manifest = yaml.safe_load((Path(__file__).parents[2] / "examples/podinfo/canary.yaml").read_text())
+    manifest = walkthrough_canary()
     manifest["metadata"].update(uid="0f1e2d3c", resourceVersion="42")
     canary = Canary.model_validate(manifest)
     assert object_reference(canary.reference()) == object_reference(manifest)

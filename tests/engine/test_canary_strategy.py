@@ -455,7 +455,7 @@ def test_mirror_step_before_the_first_weight_shift() -> None:
 
 
 def test_suspended_canary_only_says_so_once_per_interval() -> None:
-    manifest = {**SEED, "spec": {**SEED["spec"], "suspend": True}}
+    manifest = canary(spec={"suspend": True})
     world = World(manifest)
     world.run(95)
     assert world.messages() == ["skipping canary run as object is suspended"] * 4

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,22 +20,23 @@ from canarist.engine import (
     WriteStatus,
     decide,
 )
-from tests.engine.conftest import SEED
+from tests.engine.conftest import canary as seed_manifest
 
 NOW = datetime(2024, 1, 1, 12, 0, 0, tzinfo=UTC)
 PASS = CheckResult(ok=True)
 
 
 def canary_in(phase: str, **status: Any) -> Canary:
-    manifest = copy.deepcopy(SEED)
-    manifest["status"] = {
-        "phase": phase,
-        "lastAppliedSpec": "rev-2",
-        "lastPromotedSpec": "rev-1",
-        "trackedConfigs": {},
-        "lastTransitionTime": "2024-01-01T11:59:00Z",
-        **status,
-    }
+    manifest = seed_manifest(
+        status={
+            "phase": phase,
+            "lastAppliedSpec": "rev-2",
+            "lastPromotedSpec": "rev-1",
+            "trackedConfigs": {},
+            "lastTransitionTime": "2024-01-01T11:59:00Z",
+            **status,
+        }
+    )
     return Canary.model_validate(manifest)
 
 
@@ -128,7 +128,7 @@ def test_steady_state_reconciles_and_waits() -> None:
 
 
 def test_primary_takeover_waits_for_a_ready_primary() -> None:
-    manifest = copy.deepcopy(SEED)
+    manifest = seed_manifest()
     not_ready = Readiness(
         False, message="waiting for rollout to finish: 0 out of 1 new replicas have been updated"
     )
@@ -152,7 +152,7 @@ def test_finalising_follows_promoting_at_once() -> None:
 
 
 def test_non_retriable_primary_during_init_rolls_back() -> None:
-    canary = Canary.model_validate(copy.deepcopy(SEED))
+    canary = Canary.model_validate(seed_manifest())
     stuck = Readiness(
         False, retriable=False, message='deployment "podinfo-primary" exceeded its progress deadline'
     )

@@ -2,35 +2,36 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from canarist.engine.model import EngineSettings
 from canarist.engine.simulate import World
-from tests.engine.conftest import SEED, Script, hook
+from tests.engine.conftest import ENGINE_CANARY, Script, hook
+from tests.fixtures.canaries import canary_manifest
 
 
 def golden_canary(**analysis: Any) -> dict[str, Any]:
-    manifest = copy.deepcopy(SEED)
-    manifest["metadata"]["namespace"] = "default"
-    manifest["spec"]["analysis"] = {
-        "interval": "30s",
-        "threshold": 10,
-        "stepWeight": 100,
-        "maxWeight": 50,
-        "stepWeightPromotion": 50,
-        "metrics": [{"name": "request-success-rate", "thresholdRange": {"min": 99}, "interval": "1m"}],
-        "webhooks": [
-            hook("confirm-rollout-webhook", "confirm-rollout"),
-            hook("pre-rollout-webhook", "pre-rollout"),
-            hook("rollout-webhook", "rollout"),
-            hook("confirm-traffic-increase-webhook", "confirm-traffic-increase"),
-            hook("confirm-promotion-webhook", "confirm-promotion"),
-            hook("post-rollout-webhook", "post-rollout"),
-        ],
-        **analysis,
-    }
-    return manifest
+    return canary_manifest(
+        namespace="default",
+        service=ENGINE_CANARY["service"],
+        analysis={
+            "interval": "30s",
+            "threshold": 10,
+            "stepWeight": 100,
+            "maxWeight": 50,
+            "stepWeightPromotion": 50,
+            "metrics": [{"name": "request-success-rate", "thresholdRange": {"min": 99}, "interval": "1m"}],
+            "webhooks": [
+                hook("confirm-rollout-webhook", "confirm-rollout"),
+                hook("pre-rollout-webhook", "pre-rollout"),
+                hook("rollout-webhook", "rollout"),
+                hook("confirm-traffic-increase-webhook", "confirm-traffic-increase"),
+                hook("confirm-promotion-webhook", "confirm-promotion"),
+                hook("post-rollout-webhook", "post-rollout"),
+            ],
+            **analysis,
+        },
+    )
 
 
 def run_golden(manifest: dict[str, Any], settings: EngineSettings) -> tuple[World, Script]:

@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 from canarist.engine.model import Decision
 from canarist.operator.controller import canary_target_keys, next_wake, workload_config_keys
+from tests.fixtures.canaries import canary_manifest
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -21,11 +22,7 @@ def test_a_past_due_time_does_not_spin_the_worker():
 
 
 def test_index_keys_of_canaries_and_workloads():
-    canary = {
-        "metadata": {"name": "podinfo", "namespace": "test"},
-        "spec": {"targetRef": {"kind": "Deployment", "name": "podinfo"}},
-    }
-    assert list(canary_target_keys(canary)) == ["Deployment/test/podinfo"]
+    assert list(canary_target_keys(canary_manifest())) == ["Deployment/test/podinfo"]
     deployment = {
         "kind": "Deployment",
         "metadata": {"name": "podinfo", "namespace": "test"},

@@ -17,26 +17,12 @@ from canarist.kube import resources as kinds
 from canarist.kube.client import KubeClient
 from canarist.localcluster import LocalClusterThread
 from canarist.sandbox.liveview import CanarySnapshot, LiveView, canary_table, render_panel, snapshot
+from tests.fixtures.canaries import canary_manifest
 
-CANARY: dict[str, Any] = {
-    "apiVersion": "flagger.app/v1beta1",
-    "kind": "Canary",
-    "metadata": {"name": "podinfo", "namespace": "test"},
-    "spec": {
-        "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
-        "service": {"port": 9898},
-        "analysis": {
-            "interval": "30s",
-            "threshold": 10,
-            "maxWeight": 50,
-            "stepWeight": 5,
-            "metrics": [
-                {"name": "request-success-rate", "threshold": 99, "interval": "30s"},
-                {"name": "request-duration", "threshold": 500, "interval": "30s"},
-            ],
-        },
-    },
-}
+# The walkthrough's canary without an autoscaler, deadline, gateways or webhooks.
+CANARY: dict[str, Any] = canary_manifest(
+    progress_deadline_s=None, autoscaler=None, service={"port": 9898}, webhooks=None
+)
 
 
 @pytest.fixture

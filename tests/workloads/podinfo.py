@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from canarist.api import Canary
+from tests.fixtures.canaries import canary_model
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "podinfo"
 CANARY_UID = "11111111-2222-3333-4444-555555555555"
@@ -27,16 +27,9 @@ def load(name: str) -> dict[str, Any]:
     return data
 
 
-def canary_manifest() -> dict[str, Any]:
-    manifest = load("canary.yaml")
-    manifest["metadata"]["uid"] = CANARY_UID
-    return manifest
-
-
-def canary(**spec_overrides: Any) -> Canary:
-    manifest = canary_manifest()
-    manifest["spec"].update(copy.deepcopy(spec_overrides))
-    return Canary.model_validate(manifest)
+def canary(**overrides: Any) -> Canary:
+    """The walkthrough's Canary with the uid that `OWNER` refers to (keywords of `canary_manifest`)."""
+    return canary_model(uid=CANARY_UID, **overrides)
 
 
 def deployment() -> dict[str, Any]:

@@ -134,7 +134,7 @@ def test_primary_hpa() -> None:
 
 def test_primary_hpa_overrides_and_update_policy() -> None:
     canary = podinfo.canary(
-        autoscalerRef={
+        autoscaler={
             "apiVersion": "autoscaling/v2",
             "kind": "HorizontalPodAutoscaler",
             "name": "podinfo",
@@ -183,7 +183,7 @@ def test_promote_copies_template_and_keeps_replicas_with_autoscaler() -> None:
     assert template["metadata"]["annotations"]["flagger-id"] == "id-2"
     assert template["spec"]["containers"][0]["image"] == "quay.io/stefanprodan/podinfo:3.1.1"
 
-    no_hpa = podinfo.canary(autoscalerRef=None)
+    no_hpa = podinfo.canary(autoscaler=None)
     assert promote(no_hpa, target, observed, "app", "podinfo", flagger_id="id-3")["spec"]["replicas"] == 5
 
 
