@@ -1,4 +1,4 @@
-"""The webhook client: one POST with Flagger's HTTP contract (inventory §2.10).
+"""The webhook client: one POST with Flagger's HTTP contract (docs/flagger-parity.md#webhooks-and-payloads).
 
 * ``POST`` with ``Content-Type: application/json``;
 * a status above 202 is a failure and the response body is the error text;

@@ -1,4 +1,4 @@
-"""Alerts: the fields Flagger attaches (inventory §2.12), routing to providers, and never-raising delivery."""
+"""Alerts (docs/flagger-parity.md#notifications): Flagger's fields, routing, never-raising delivery."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The notifier contract, the shared HTTP POST, and the severity rules (inventory §2.12, §5.3)."""
+"""The notifier contract, shared HTTP POST and severity rules (docs/flagger-parity.md#notifications)."""
 
 from __future__ import annotations
 
