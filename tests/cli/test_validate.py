@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from canarist.cli.main import main
+from canarist.routers import registry as routers
 from tests.conftest import SHARED
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,9 +42,32 @@ def test_valid_file_exits_0_and_lists_skipped(tmp_path, capsys):
 
 
 def test_examples_are_valid(capsys):
+    """Every example is a valid resource; the only problems are providers canarist cannot route yet."""
     files = [str(p) for p in sorted((ROOT / "examples" / "podinfo").glob("*.yaml"))]
     files += [str(p) for p in sorted((SHARED / "reference" / "examples").glob("*.yaml"))]
-    assert main(["validate", *files]) == 0
+    status = main(["validate", *files])
+    problems = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("skipped ")]
+    supported = set(routers.supported())
+    unsupported = [line for line in problems if "spec.provider: provider" in line and "not supported" in line]
+    assert problems == unsupported, problems
+    assert status == (1 if unsupported else 0)
+    assert all(name not in line.split("supported:")[0] for line in unsupported for name in supported)
+
+
+def test_a_provider_canarist_cannot_route_yet_is_refused_with_its_path(tmp_path, capsys):
+    text = VALID.replace("spec:\n", "spec:\n  provider: contour\n", 1)
+    assert main(["validate", _write(tmp_path, "contour.yaml", text)]) == 1
+    out = capsys.readouterr().out
+    assert "spec.provider: provider 'contour' is not supported by canarist yet" in out
+
+
+def test_a_spec_the_router_cannot_route_is_refused_with_its_path(tmp_path, capsys):
+    text = VALID.replace("spec:\n", "spec:\n  provider: kubernetes\n", 1).replace(
+        "analysis: {", "analysis: {mirror: true, ", 1
+    )
+    assert main(["validate", _write(tmp_path, "mirror.yaml", text)]) == 1
+    assert "spec.analysis.mirror: provider kubernetes cannot mirror traffic" in capsys.readouterr().out
+    assert main(["validate", "--mesh-provider", "kubernetes", _write(tmp_path, "m.yaml", VALID)]) == 0
 
 
 def test_invalid_file_prints_one_line_per_problem_and_exits_1(tmp_path, capsys):

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from canarist.api.validation import describe, is_flagger_document, validate_document
+from canarist.api import Canary
+from canarist.api.validation import describe, is_flagger_document, parse_document, validate_document
+from canarist.routers import registry as routers
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,11 +26,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Validate flagger.app manifests (multi-document YAML or JSON). Use - to read stdin.",
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help="manifest files, or - for stdin")
+    parser.add_argument(
+        "--mesh-provider",
+        default="istio",
+        help="the operator's -mesh-provider, for canaries without spec.provider (default: istio)",
+    )
     parser.set_defaults(handler=run)
 
 
 @dataclass
 class Report:
+    mesh_provider: str = "istio"
     lines: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     checked: int = 0
@@ -94,7 +102,13 @@ def _check_document(doc: object, index: int, report: Report, prefix: str) -> Non
         return
     report.checked += 1
     label = _label(doc, index)
-    for problem in validate_document(doc):
+    problems = [str(problem) for problem in validate_document(doc)]
+    if not problems and isinstance(doc, dict) and doc.get("kind") == "Canary":
+        # Valid as a resource: can its router run it?
+        _, model = parse_document(doc)
+        if isinstance(model, Canary):
+            problems = routers.provider_problems(model, report.mesh_provider)
+    for problem in problems:
         report.failed = True
         report.lines.append(f"{prefix}{label}: {problem}")
 
@@ -121,7 +135,7 @@ def check_file(name: str, report: Report, prefix: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     files: list[str] = list(args.files)
-    report = Report()
+    report = Report(mesh_provider=args.mesh_provider)
     several = len(files) > 1
     for name in files:
         prefix = f"{'<stdin>' if name == '-' else name}: " if several else ""

@@ -83,14 +83,13 @@ def route_context(canary: Canary, settings: OperatorSettings) -> RouteContext:
 
 def resolve_router(canary: Canary, settings: OperatorSettings) -> Router:
     """The router of ``spec.provider`` (or ``-mesh-provider``), refusing what it cannot route."""
-    try:
-        router = routers.get(canary.provider_or(settings.mesh_provider))
-    except routers.UnknownProviderError as error:
-        raise Permanent("UnsupportedProvider", f"spec.provider: {error}") from None
-    problems = routers.capability_problems(canary, router)
+    problems = routers.provider_problems(canary, settings.mesh_provider)
     if problems:
-        raise Permanent("UnsupportedByProvider", "; ".join(problems))
-    return router
+        reason = (
+            "UnsupportedProvider" if problems[0].startswith("spec.provider:") else "UnsupportedByProvider"
+        )
+        raise Permanent(reason, "; ".join(problems))
+    return routers.get(canary.provider_or(settings.mesh_provider))
 
 
 def cross_namespace_refs(canary: Canary) -> list[str]:

@@ -114,5 +114,15 @@ def capability_problems(canary: Canary, router: Router) -> list[str]:
     return problems
 
 
+def provider_problems(canary: Canary, mesh_provider: str) -> list[str]:
+    """Everything that stops the router of ``canary`` (``spec.provider``, else ``mesh_provider``) from
+    running it: an unknown or unsupported provider, or what it cannot route. Path-qualified."""
+    try:
+        router = get(canary.provider_or(mesh_provider))
+    except UnknownProviderError as error:
+        return [f"spec.provider: {error}"]
+    return capability_problems(canary, router)
+
+
 for _router in (ISTIO, KUBERNETES):  # the built-in routers: one entry each
     register(_router)
