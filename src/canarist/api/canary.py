@@ -324,6 +324,59 @@ class CanaryCondition(FlaggerModel):
     message: str = field("")
 
 
+class DecisionRoutes(FlaggerModel):
+    """A traffic split of a recorded decision, in percent (mirrored: the canary also gets a copy)."""
+
+    primary: int = field(0, check={"integer": True, "min": 0, "max": 100})
+    canary: int = field(0, check={"integer": True, "min": 0, "max": 100})
+    mirrored: bool = field(False)
+
+
+#: the side effects a recorded decision may still have to apply (``status.decision.pending[].action``).
+DECISION_ACTIONS = (
+    "SetRoutes",
+    "ScaleDownTarget",
+    "Promote",
+    "Event",
+    "Alert",
+    "CountOutcome",
+    "RunPostRollout",
+)
+
+
+class DecisionAction(FlaggerModel):
+    """One side effect of a recorded decision, still to be applied (canarist, not in Flagger).
+
+    action names it; the other fields are its arguments: routes (SetRoutes); type, message, phase (Event);
+    message, severity, withMetadata (Alert); outcome, analysisStatus (CountOutcome); phase (RunPostRollout).
+    """
+
+    action: str = field("", crd={"required": True, "enum": list(DECISION_ACTIONS)})
+    routes: DecisionRoutes | None = field()
+    type: str = field("")
+    message: str = field("")
+    phase: str = field("")
+    severity: str = field("")
+    with_metadata: bool = field(False)
+    outcome: str = field("")
+    analysis_status: str = field("")
+
+
+class CanaryDecision(FlaggerModel):
+    """The durable record of the run's last traffic or outcome decision (canarist, not in Flagger).
+
+    revision: the target revision of the run (status.lastAppliedSpec when written).
+    routes: the split the run holds now; the engine converges the route objects to it.
+    pending: side effects of a terminal or promoting decision not yet confirmed as applied; a tick that
+    finds them applies exactly these (routes, scale-down, promotion, events, alerts, counters, post-rollout
+    hooks) and clears them, instead of deciding anew.
+    """
+
+    revision: str = field("")
+    routes: DecisionRoutes | None = field()
+    pending: list[DecisionAction] = field(factory=list)
+
+
 class CanaryStatus(FlaggerModel):
     phase: str = field("", crd={"enum": values(Phase)}, description="Analysis phase of this canary")
     failed_checks: int = field(0, crd=_NUMBER_INT, check={"integer": True, "min": 0})
@@ -337,6 +390,9 @@ class CanaryStatus(FlaggerModel):
     primary_session_affinity_cookie: str = field("")
     previous_session_affinity_cookie: str = field("")
     conditions: list[CanaryCondition] = field(factory=list)
+    decision: CanaryDecision | None = field(
+        description="canarist: the durable record of the run's last traffic or outcome decision"
+    )
 
     def promoted_condition(self) -> CanaryCondition | None:
         """The ``Promoted`` condition, if any."""
@@ -356,7 +412,7 @@ class Canary(FlaggerObject):
     spec: CanarySpec = field(factory=CanarySpec)
     status: CanaryStatus = field(factory=CanaryStatus)
 
-    # -- names (inventory §0) --------------------------------------------------------------------------
+    # -- names (docs/flagger-parity.md#names-of-generated-objects) -------------------------------------
 
     def target_name(self) -> str:
         return self.spec.target_ref.name
