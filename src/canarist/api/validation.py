@@ -242,7 +242,8 @@ class _SchemaChecker:
         choices: list[str] = []
         for names in required_sets:
             choices.extend(n for n in names if n not in common and n not in choices)
-        listing = ", ".join(choices)
+        listing = _alternatives(choices)
+        at_most = len(plain) < len(branches)  # a "none of them" branch: the fields are optional
         if not matched:
             missing = [n for n in common if value.get(n) is None]
             if missing:
@@ -256,11 +257,22 @@ class _SchemaChecker:
                     if probe.problems:
                         self.problems.extend(probe.problems)
                         return
-            self.add(path, f"must set one of {listing}")
+            self.add(path, f"must set one of {listing} (none is set)")
         else:
             present = [n for n in choices if value.get(n) is not None]
-            found = f" (found {', '.join(present)})" if present else ""
-            self.add(path, f"must set only one of {listing}{found}")
+            quantity = "at most one" if at_most else "only one"
+            if len(present) > 1:
+                fields = ", ".join(present[:-1]) + " and " + present[-1]
+                self.add(path, f"{fields} conflict: set {quantity} of {listing}")
+            else:
+                self.add(path, f"must set {quantity} of {listing}")
+
+
+def _alternatives(names: list[str]) -> str:
+    """``a, b or c``."""
+    if len(names) <= 1:
+        return "".join(names)
+    return ", ".join(names[:-1]) + " or " + names[-1]
 
 
 # ------------------------------------------------------------------------------------------------ semantics
@@ -334,6 +346,19 @@ def _canary_rules(canary: Canary) -> list[Problem]:
         return problems
     base = f"spec.{section}"
     weights = analysis.step_weights
+    if (
+        not spec.skip_analysis
+        and canary.strategy() == "canary"
+        and provider != "kubernetes"
+        and "step_weight" in analysis.model_fields_set
+        and analysis.step_weight == 0
+        and not any(w > 0 for w in weights)
+    ):
+        add(
+            f"{base}.stepWeight",
+            "must be greater than 0 for a progressive canary (or set stepWeights, "
+            "or iterations for A/B testing or blue/green): with no weight step the analysis never advances",
+        )
     if any(b < a for a, b in itertools.pairwise(weights)):
         add(f"{base}.stepWeights", "must be in increasing order")
     affinity = analysis.session_affinity
