@@ -72,8 +72,15 @@ def initialized(manifest: dict[str, Any], **world: Any) -> World:
 
 
 def assert_one_status_write_per_decision(world: World) -> None:
+    """One status write per decision, or two for a committed one (pending side effects, then cleared)."""
     from canarist.engine.model import WriteStatus
 
     for tock in world.history:
         writes = [a for a in tock.decision.actions if isinstance(a, WriteStatus)]
-        assert len(writes) <= 1, tock
+        if len(writes) == 2:  # a committed decision: its record with the side effects pending, then cleared
+            first, second = (dict(w.status.get("decision") or {}) for w in writes)
+            assert first.get("pending"), tock
+            assert not second.get("pending"), tock
+            assert {**writes[0].status, "decision": None} == {**writes[1].status, "decision": None}, tock
+        else:
+            assert len(writes) <= 1, tock

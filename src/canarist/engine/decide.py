@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from canarist.api import Canary, Phase, Provider, WebhookType
+from canarist.api import Canary, Phase, WebhookType
 from canarist.engine import checks, messages
 from canarist.engine.model import (
     Check,
@@ -30,7 +30,6 @@ from canarist.engine.model import (
     RunPostRollout,
     ScaleDownTarget,
     ScaleUpTarget,
-    SetRoutes,
 )
 from canarist.engine.revision import revision_changed
 from canarist.engine.strategies import (
@@ -74,7 +73,8 @@ def decide(
         return NeedCheck(need.check)
     except NotDue:
         pass
-    tick.again = tick.again or _can_follow_at_once(tick)
+    # A committed decision asks for a tick at once: if it was cut short, its record is finished right away.
+    tick.again = tick.again or tick.committed or _can_follow_at_once(tick)
     return tick.decision()
 
 
@@ -90,10 +90,17 @@ def _tick(t: Tick) -> None:
         return
     if t.phase in (Phase.TERMINATING, Phase.TERMINATED):
         return  # the runtime's finalizer owns the canary now
+    if t.record.pending:
+        _replay(t)  # an earlier decision was recorded but not confirmed as applied: finish it, decide nothing
+        return
     # step 2 and the workload's own errors
     if obs.target is None:
-        t.pace()
         kind = canary.spec.target_ref.kind or "Deployment"
+        if t.phase in ADVANCING:
+            # The canary's pods are gone: traffic to them is errors for users. End the run now.
+            _rollback(t, vanished=messages.target_vanished(kind, t.target, t.namespace))
+            return
+        t.pace()
         t.warn(messages.target_not_found(kind, t.target, t.namespace))
         return
     problem = obs.target.selector_error or obs.config_error
@@ -139,6 +146,7 @@ def _tick(t: Tick) -> None:
     if t.phase in ANALYSING and changed:
         _restart(t)
         return
+    routes = _converge(t, routes)
     # step 18
     if not obs.canary.ready:
         reason = messages.canary_not_ready(t.kind, t.target, t.namespace, obs.canary.message)
@@ -174,6 +182,30 @@ def _changed(t: Tick) -> bool:
         last_promoted=t.status.last_promoted_spec,
         tracked=t.status.tracked_configs,
     )
+
+
+def _replay(t: Tick) -> None:
+    """A recorded decision whose side effects were not confirmed (the operator stopped, or a write failed,
+    after its first status write): apply them again, in the recorded order, and clear them."""
+    if t.obs.target is not None:
+        t.act(Initialize())
+    t.replay()
+    if t.obs.target is None:  # a vanished target cannot be promoted; the rest still applies
+        t.actions = [a for a in t.actions if not isinstance(a, Promote)]
+
+
+def _converge(t: Tick, routes: Routes) -> Routes:
+    """The route objects follow the split the status records (a route write of an earlier tick failed)."""
+    recorded = t.record.routes
+    if (
+        recorded is None
+        or not t.obs.router.weights
+        or t.record.revision != t.status.last_applied_spec
+        or recorded == routes
+    ):
+        return routes
+    t.converge(recorded)
+    return recorded
 
 
 def _can_follow_at_once(t: Tick) -> bool:
@@ -239,8 +271,8 @@ def _start_run(t: Tick) -> None:
 def _restart(t: Tick) -> None:
     """Step 17: the target changed during the analysis: start over from zero traffic."""
     t.event(messages.restarting_analysis(t.target_key))
-    t.act(SetRoutes(ALL_TO_PRIMARY))
     t.sync(Phase.PROGRESSING)
+    t.route(ALL_TO_PRIMARY)
 
 
 def _refresh_failed(t: Tick) -> None:
@@ -276,7 +308,7 @@ def _analysis_step(t: Tick, routes: Routes) -> None:
             # The check that reaches the threshold rolls back at once; Flagger waits one more interval.
             _rollback(t)
         return
-    plan = plan_for(t.canary, t.settings)
+    plan = plan_for(t.canary, t.settings, t.obs.router)
     for warning in plan.warnings:
         t.warn(warning)
     step = next_step(plan, routes=routes, iterations=t.status.iterations)
@@ -362,20 +394,23 @@ def _confirm_promotion(t: Tick) -> bool:
 def _take_step(t: Tick, step: Step) -> None:
     """Step 27: execute the strategy's step."""
     if isinstance(step, ShiftWeight):
-        t.act(SetRoutes(step.routes))
+        t.route(step.routes)
         t.set_weight(step.weight)
         t.event(messages.advance_weight(t.key, step.weight))
     elif isinstance(step, Iterate):
         if step.routes is not None:
-            t.act(SetRoutes(step.routes))
+            t.route(step.routes)
         t.set_iterations(step.iteration)
         t.event(messages.advance_iteration(t.key, step.iteration, step.total))
     elif isinstance(step, RouteAllToCanary):
         if step.message is not None:
             t.event(step.message)
-            t.act(SetRoutes(ALL_TO_CANARY))
+            t.route(ALL_TO_CANARY)
         t.set_iterations(step.iteration)
     elif isinstance(step, PromoteStep):
+        # Promoting is written before the primary is touched, with the promotion pending: a tick that
+        # finds Promoting can trust that the primary has (or is getting) the new spec.
+        t.commit()
         t.event(messages.copying_spec(t.target, t.namespace))
         t.act(Promote())
         t.set_phase(Phase.PROMOTING)
@@ -386,19 +421,19 @@ def _take_step(t: Tick, step: Step) -> None:
 
 def _shift_traffic_back(t: Tick, routes: Routes) -> None:
     """Step 21 (``runPromotionTrafficShift``): the primary runs the new spec; move the traffic back to it."""
-    if t.canary.provider_or(t.settings.mesh_provider) == Provider.KUBERNETES:
+    if not t.obs.router.weights:
         t.set_phase(Phase.FINALISING)
         return
     analysis = t.canary.analysis()
     step = analysis.step_weight_promotion if analysis else 0
     if step <= 0:
         t.event(messages.ROUTE_ALL_TO_PRIMARY)
-        t.act(SetRoutes(ALL_TO_PRIMARY))
+        t.route(ALL_TO_PRIMARY)
         t.set_phase(Phase.FINALISING)
         return
     t.pace()  # a stepped shift back moves one step per interval
     shifted = shift_back(routes, step)
-    t.act(SetRoutes(shifted))
+    t.route(shifted)
     t.event(messages.advance_primary_weight(t.key, shifted.primary))
     if shifted.primary >= FULL:
         t.set_phase(Phase.FINALISING)
@@ -408,6 +443,7 @@ def _shift_traffic_back(t: Tick, routes: Routes) -> None:
 
 def _finalise(t: Tick) -> None:
     """Step 22: the traffic is back on the primary; scale the canary down and succeed."""
+    t.commit()
     t.act(ScaleDownTarget())
     t.set_phase(Phase.SUCCEEDED)
     t.act(CountOutcome("success", "completed"))
@@ -418,7 +454,8 @@ def _finalise(t: Tick) -> None:
 
 def _promote_without_analysis(t: Tick) -> None:
     """Step 19 (docs/flagger-parity.md#one-tick): skipAnalysis promotes the ready canary at once."""
-    t.act(SetRoutes(ALL_TO_PRIMARY))
+    t.commit()
+    t.route(ALL_TO_PRIMARY)
     t.event(messages.copying_spec(t.target, t.namespace))
     t.act(Promote())
     t.act(ScaleDownTarget())
@@ -432,19 +469,24 @@ def _promote_without_analysis(t: Tick) -> None:
 # ---------------------------------------------------------------------------------------------- failure
 
 
-def _rollback(t: Tick, *, deadline: str | None = None) -> None:
+def _rollback(t: Tick, *, deadline: str | None = None, vanished: str | None = None) -> None:
     """Flagger's rollback: route everything to the primary, scale the canary down, mark the run Failed.
 
     ``deadline``: the canary missed its progress deadline (Flagger rolls back silently there; canarist
-    says why, with the event and alert Flagger has for it).
+    says why, with the event and alert Flagger has for it). ``vanished``: the target was deleted mid-run.
+    The decision is committed: recorded with all its side effects before the first of them.
     """
+    t.commit()
+    if vanished is not None:
+        t.warn(messages.rolling_back(t.key, vanished))
+        t.alert(messages.alert_rolling_back(vanished), "error", with_metadata=True)
     if deadline is not None:
         t.warn(messages.deadline_exceeded(t.key, deadline))
         t.alert(messages.alert_deadline_exceeded(deadline), "error", with_metadata=True)
     if t.status.failed_checks >= t.canary.threshold():
         t.warn(messages.threshold_reached(t.key, t.status.failed_checks))
         t.alert(messages.alert_threshold_reached(t.status.failed_checks), "error")
-    t.act(SetRoutes(ALL_TO_PRIMARY))
+    t.route(ALL_TO_PRIMARY)
     t.warn(messages.canary_failed(t.key), phase=Phase.FAILED)
     t.act(ScaleDownTarget())
     t.sync(Phase.FAILED, failed_checks=t.status.failed_checks, iterations=t.status.iterations)
@@ -455,8 +497,9 @@ def _rollback(t: Tick, *, deadline: str | None = None) -> None:
 def _fail_promotion(t: Tick, reason: str) -> None:
     """``handleFailedPromotion``: the primary cannot roll out; keep the traffic on the healthy canary."""
     t.warn(messages.promotion_failed(t.target_key, reason))
+    t.commit()
     t.alert(messages.alert_promotion_failed(reason), "error")
-    t.act(SetRoutes(ALL_TO_CANARY))
+    t.route(ALL_TO_CANARY)
     t.sync(Phase.FAILED, weight=FULL, failed_checks=t.status.failed_checks, iterations=t.status.iterations)
     t.act(CountOutcome("failure", "completed"))
     t.act(RunPostRollout(Phase.FAILED))

@@ -209,6 +209,20 @@ def alert_deadline_exceeded(error: str) -> str:
     return f"Progress deadline exceeded {error}"
 
 
+def target_vanished(kind: str, name: str, namespace: str) -> str:
+    """canarist: the reason of a rollback whose target was deleted mid-run."""
+    return f"target {kind} {name}.{namespace} not found"
+
+
+def rolling_back(key: str, reason: str) -> str:
+    """canarist: ``Rolling back podinfo.test target Deployment podinfo.test not found``."""
+    return f"Rolling back {key} {reason}"
+
+
+def alert_rolling_back(reason: str) -> str:
+    return f"Rolling back, {reason}"
+
+
 def canary_failed(key: str) -> str:
     return f"Canary failed! Scaling down {key}"
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from canarist.api import Canary, WebhookType
+from canarist.api import Canary, Provider, WebhookType
 from canarist.engine import checks, messages
 from canarist.engine.decide import decide
 from canarist.engine.model import (
@@ -38,6 +38,7 @@ from canarist.engine.model import (
     Observation,
     Promote,
     Readiness,
+    RouterCapabilities,
     Routes,
     RunPostRollout,
     ScaleDownTarget,
@@ -50,6 +51,11 @@ from canarist.engine.model import (
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 
 Answerer = Callable[[Check, "World"], CheckResult]
+#: picks how many actions of a decision get applied before the runtime stops (None: all of them)
+Cut = Callable[[Decision], int | None]
+
+#: a router that only switches the apex Service (Flagger's ``kubernetes`` provider)
+SERVICE_ONLY = RouterCapabilities(weights=False, matches=False, mirroring=False, session_affinity=False)
 
 
 def all_pass(check: Check, world: World) -> CheckResult:
@@ -106,6 +112,8 @@ class World:
     routes_error: str | None = None
     config_error: str | None = None
     target_missing: bool = False
+    #: what the router can do; None: every capability, except for the kubernetes provider (SERVICE_ONLY)
+    router: RouterCapabilities | None = None
     last_paced_at: datetime | None = None
     events: list[tuple[datetime, Event]] = field(default_factory=list)
     alerts: list[tuple[datetime, Alert]] = field(default_factory=list)
@@ -115,6 +123,7 @@ class World:
     status_history: list[dict[str, Any]] = field(default_factory=list)
     _changes: list[tuple[datetime, Callable[[World], None]]] = field(default_factory=list)
     _next_due: datetime | None = None
+    _cut: tuple[Cut, bool] | None = None
 
     def __post_init__(self) -> None:
         self.manifest = copy.deepcopy(dict(self.manifest))
@@ -161,7 +170,15 @@ class World:
             routes=self.routes,
             routes_error=self.routes_error,
             last_paced_at=self.last_paced_at,
+            router=self.capabilities(),
         )
+
+    def capabilities(self) -> RouterCapabilities:
+        if self.router is not None:
+            return self.router
+        if self.canary.provider_or(self.settings.mesh_provider) == Provider.KUBERNETES:
+            return SERVICE_ONLY
+        return RouterCapabilities()
 
     # -- one tick ------------------------------------------------------------------------------------------
 
@@ -178,10 +195,20 @@ class World:
                 raise AssertionError(f"engine asked {result.check} again")
             asked.append(result.check)
             answers[result.check] = self.answer(result.check, self)
-        for action in result.actions:
+        actions = result.actions
+        crashed = False
+        if self._cut is not None:
+            select, crash = self._cut
+            keep = select(result)
+            if keep is not None:
+                self._cut = None
+                actions, crashed = actions[:keep], crash
+        for action in actions:
             self.apply(action)
-        if result.paced:
-            self.last_paced_at = self.now
+        if crashed:
+            self.last_paced_at = None  # the operator died: a new one starts without memory
+        elif result.paced:
+            self.last_paced_at = self.now  # also after a failed write, as the runtime does
         self._next_due = result.next_due_at
         self.history.append(Tock(self.now, asked, result))
         return result
@@ -250,6 +277,12 @@ class World:
         spec = copy.deepcopy(dict(self.manifest["spec"]))
         change(spec)
         self.manifest = {**self.manifest, "spec": spec}
+
+    def interrupt(self, select: Cut, *, crash: bool = False) -> None:
+        """Cut the first decision for which ``select`` returns a number: only that many of its actions are
+        applied (a write that failed, so the runtime stopped there; or, with ``crash``, the operator died
+        after them and restarts without memory). Later decisions apply in full."""
+        self._cut = (select, crash)
 
     def restart_operator(self) -> None:
         """The runtime restarts: its memory of the last paced tick is gone."""

@@ -1,6 +1,6 @@
 """The Canary status as the engine changes it during one decision, and the ``Promoted`` condition.
 
-Flagger writes the status several times per tick through a few primitives (inventory §1.4). The engine
+Flagger writes the status several times per tick through a few primitives (``pkg/canary/status.go``). The engine
 applies the same primitives to a :class:`StatusDraft` and writes the result once.
 
 >>> draft = StatusDraft.of(CanaryStatus(phase="Progressing", canaryWeight=10))
@@ -16,6 +16,8 @@ from typing import Any
 
 from canarist.api import CanaryStatus, Phase
 from canarist.engine import messages
+from canarist.engine.model import Action, Routes
+from canarist.engine.record import Record
 
 PROMOTED = "Promoted"
 
@@ -53,6 +55,8 @@ class StatusDraft:
     last_promoted_spec: str
     tracked_configs: dict[str, str] | None
     written: bool = field(default=False)
+    #: ``status.decision``: None = no record (none yet, or a new run started); else the routes it holds.
+    record: Record | None = field(default=None)
 
     @classmethod
     def of(cls, status: CanaryStatus) -> StatusDraft:
@@ -64,6 +68,7 @@ class StatusDraft:
             last_applied_spec=status.last_applied_spec,
             last_promoted_spec=status.last_promoted_spec,
             tracked_configs=dict(status.tracked_configs) if status.tracked_configs is not None else None,
+            record=Record.of(status.decision) if status.decision is not None else None,
         )
 
     # -- Flagger's status primitives ------------------------------------------------------------------
@@ -87,6 +92,8 @@ class StatusDraft:
         self.tracked_configs = dict(configs)
         if phase == Phase.INITIALIZED:
             self.last_promoted_spec = revision
+        if phase in (Phase.INITIALIZED, Phase.PROGRESSING):
+            self.record = None  # a new run (or none): the last run's record does not apply to it
         self.written = True
 
     def set_phase(self, phase: str, *, analysis_iterations: int = 0) -> None:
@@ -117,10 +124,18 @@ class StatusDraft:
         self.failed_checks = failed_checks
         self.written = True
 
+    def set_routes(self, routes: Routes) -> None:
+        """Record the split the run holds from now on (``status.decision.routes``)."""
+        self.record = Record(routes=routes)
+        self.written = True
+
     # -- the written object -----------------------------------------------------------------------------
 
-    def render(self, base: Mapping[str, Any], *, now: datetime, kind: str) -> dict[str, Any]:
-        """The complete new status (camelCase): ``base`` (the current status) with this draft applied."""
+    def render(
+        self, base: Mapping[str, Any], *, now: datetime, kind: str, pending: tuple[Action, ...] = ()
+    ) -> dict[str, Any]:
+        """The complete new status (camelCase): ``base`` (the current status) with this draft applied, and
+        ``pending`` as the decision record's side effects still to apply."""
         status = dict(base)
         status.update(
             {
@@ -138,6 +153,11 @@ class StatusDraft:
         status["conditions"] = promoted_conditions(
             base.get("conditions") or [], phase=self.phase, kind=kind, now=now
         )
+        status.pop("decision", None)
+        if self.record is not None or pending:
+            routes = self.record.routes if self.record is not None else None
+            record = Record(revision=self.last_applied_spec, routes=routes, pending=pending)
+            status["decision"] = record.render()
         return status
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from canarist.api import Canary, Provider, Strategy
+from canarist.api import Canary, Strategy
 from canarist.engine import messages
-from canarist.engine.model import EngineSettings, Routes
+from canarist.engine.model import EngineSettings, RouterCapabilities, Routes
 from canarist.engine.weights import FULL, WeightPlan, advance, next_step_weight, weighted
 
 #: iterations Flagger assumes for the kubernetes provider when the spec has none.
@@ -25,8 +25,9 @@ KUBERNETES_ITERATIONS = 10
 class StrategyPlan:
     """How a run of this canary moves traffic.
 
-    ``routing`` is False for the ``kubernetes`` provider (blue/green by switching the apex Service only);
-    ``warnings`` are the events Flagger repeats on every analysis tick for that provider.
+    ``routing`` is False for a router without weights, like the ``kubernetes`` provider (blue/green by
+    switching the apex Service only); ``warnings`` are the events Flagger repeats on every analysis tick
+    for that provider.
     """
 
     strategy: Strategy
@@ -41,7 +42,12 @@ class StrategyPlan:
         return self.strategy == Strategy.CANARY
 
 
-def plan_for(canary: Canary, settings: EngineSettings) -> StrategyPlan:
+def plan_for(
+    canary: Canary, settings: EngineSettings, router: RouterCapabilities | None = None
+) -> StrategyPlan:
+    """How this canary's run moves, given what the router can do (``router.weights``: without weights the
+    run is blue/green without routing, with Flagger's ``kubernetes`` provider warnings)."""
+    router = router or RouterCapabilities()
     analysis = canary.analysis()
     weights = WeightPlan(
         step_weight=analysis.step_weight if analysis else 0,
@@ -50,7 +56,7 @@ def plan_for(canary: Canary, settings: EngineSettings) -> StrategyPlan:
         overshoot=settings.overshoot_max_weight,
     )
     mirror = bool(analysis and analysis.mirror)
-    if canary.provider_or(settings.mesh_provider) != Provider.KUBERNETES:
+    if router.weights:
         return StrategyPlan(canary.strategy(), weights, canary.iterations(), mirror)
     warnings: list[str] = []
     if analysis is not None and analysis.match:

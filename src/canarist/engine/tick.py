@@ -25,9 +25,12 @@ from canarist.engine.model import (
     EventType,
     Initialize,
     Observation,
+    Routes,
+    SetRoutes,
     Severity,
     WriteStatus,
 )
+from canarist.engine.record import Record, effects_first
 from canarist.engine.status import StatusDraft, parse_time
 
 
@@ -43,6 +46,14 @@ class NotDue(Exception):
 
 class _StatusSlot:
     """Where the single WriteStatus goes in the action list (the position of the last status write)."""
+
+
+class _Converge(SetRoutes):
+    """A SetRoutes that only brings the route objects back to the recorded split (no progress)."""
+
+
+class _RunRoutes(SetRoutes):
+    """A SetRoutes that moves the run's traffic (recorded in the same decision's status write)."""
 
 
 class Tick:
@@ -65,7 +76,12 @@ class Tick:
         self.interval = timedelta(seconds=canary.analysis_interval(settings.min_interval_s))
         self.phase = str(canary.status.phase)
         self.status = StatusDraft.of(canary.status)
+        self.record = Record.of(canary.status.decision)
         self.actions: list[Action | _StatusSlot] = []
+        #: the decision's side effects are recorded as pending before any of them (``commit``)
+        self.committed = False
+        #: the pending side effects of the status are applied again (``replay``)
+        self.replaying = False
         self.paced = False
         self.again = False
         self._last_written = parse_time(canary.status.last_transition_time)
@@ -85,7 +101,7 @@ class Tick:
 
     def pace(self) -> None:
         """Interval-paced work starts here: stop unless it is due."""
-        assert all(isinstance(a, Initialize) for a in self.actions), "paced work must come first"
+        assert all(isinstance(a, Initialize | _Converge) for a in self.actions), "paced work must come first"
         if not self.due:
             raise NotDue
         self.paced = True
@@ -102,6 +118,29 @@ class Tick:
 
     def act(self, action: Action) -> None:
         self.actions.append(action)
+
+    def route(self, routes: Routes) -> None:
+        """Move the run's traffic: recorded in the status (``status.decision.routes``), written before the
+        route objects are changed (a failed route write is repaired by ``converge`` on the next tick)."""
+        self.actions.append(_RunRoutes(routes))
+        self.status.set_routes(routes)
+        self._wrote_status()
+
+    def converge(self, routes: Routes) -> None:
+        """Bring the route objects back to the split the status records (a half-applied earlier tick)."""
+        self.actions.append(_Converge(routes))
+
+    def commit(self) -> None:
+        """This decision is terminal or promotes: write the status with every side effect of the decision
+        as pending first, then the effects, then the announcements, then clear them with a second write."""
+        self.committed = True
+
+    def replay(self) -> None:
+        """Apply the recorded pending side effects of an earlier decision, then clear them."""
+        self.replaying = True
+        for action in self.record.pending:
+            self.actions.append(action)
+        self.status.written = True
 
     def event(self, message: str, *, type: EventType = "Normal", phase: str | None = None) -> None:
         """Record an event; the event webhook sees ``phase``, by default the status phase decided so far."""
@@ -152,15 +191,53 @@ class Tick:
 
     # -- the result ---------------------------------------------------------------------------------------
 
+    def _write(self, pending: tuple[Action, ...] = ()) -> WriteStatus:
+        base = self.canary.status.to_dict()
+        return WriteStatus(self.status.render(base, now=self.obs.now, kind=self.kind, pending=pending))
+
+    def _ordered(self) -> list[Action]:
+        """The actions in the order they are applied (docs/engine.md, "The order of writes").
+
+        * a replay: the recorded side effects, then the write that clears them;
+        * a committed decision: Initialize (and a converging SetRoutes), the status with every other
+          action recorded as pending, the effects (routes, scale-down, promotion), the announcements
+          (events, alerts, counters, post-rollout hooks), the status with nothing pending;
+        * a step that moves traffic: Initialize, the status recording the new split, the events, the
+          route change last (a failed route write is repaired from the status on the next tick);
+        * anything else: Flagger's order, the single status write where the last of Flagger's was.
+        """
+        prefix: list[Action] = []
+        body: list[Action] = []
+        moves: list[Action] = []
+        for a in self.actions:
+            if isinstance(a, _StatusSlot):
+                continue
+            if isinstance(a, Initialize | _Converge):
+                prefix.append(SetRoutes(a.routes) if isinstance(a, _Converge) else a)
+            elif isinstance(a, _RunRoutes):
+                moves.append(SetRoutes(a.routes))
+                body.append(moves[-1])
+            else:
+                body.append(a)
+        if self.replaying:
+            return [*prefix, *body, self._write()]
+        if self.committed:
+            pending = tuple(effects_first(body))
+            return [*prefix, self._write(pending), *pending, self._write()]
+        if moves:
+            return [*prefix, self._write(), *(a for a in body if a not in moves), *moves]
+        return [
+            self._write()
+            if isinstance(a, _StatusSlot)
+            else SetRoutes(a.routes)
+            if isinstance(a, _Converge)
+            else a
+            for a in self.actions
+        ]
+
     def decision(self) -> Decision:
         now = self.obs.now
-        actions: list[Action] = []
-        for action in self.actions:
-            if isinstance(action, _StatusSlot):
-                rendered = self.status.render(self.canary.status.to_dict(), now=now, kind=self.kind)
-                actions.append(WriteStatus(status=rendered))
-            else:
-                actions.append(action)
+        actions = self._ordered()
         marks = [m for m in (self.obs.last_paced_at, self._last_written) if m is not None]
         if self.paced or self.status.written:
             marks.append(now)
