@@ -83,15 +83,17 @@ def decide(
 
 def _tick(t: Tick) -> None:
     canary, obs = t.canary, t.obs
+    if t.phase in (Phase.TERMINATING, Phase.TERMINATED):
+        return  # the runtime's finalizer owns the canary now
+    if t.record.pending:
+        # An earlier decision was recorded but not confirmed as applied: finish it, decide nothing (also
+        # while suspended: the decision was taken before, and it may still have traffic to move).
+        _replay(t)
+        return
     # step 1
     if canary.spec.suspend:
         t.pace()
         t.event(messages.SUSPENDED)
-        return
-    if t.phase in (Phase.TERMINATING, Phase.TERMINATED):
-        return  # the runtime's finalizer owns the canary now
-    if t.record.pending:
-        _replay(t)  # an earlier decision was recorded but not confirmed as applied: finish it, decide nothing
         return
     # step 2 and the workload's own errors
     if obs.target is None:
