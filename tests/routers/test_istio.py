@@ -23,7 +23,7 @@ from canarist.routers.base import (
 )
 from canarist.routers.istio import IstioRouter
 from tests.workloads import podinfo
-from tests.workloads.podinfo import OWNER
+from tests.workloads.podinfo import FLUX, OWNER, stored
 
 ISTIO = IstioRouter()
 
@@ -66,7 +66,7 @@ def test_podinfo_objects() -> None:
             "name": "podinfo",
             "namespace": "test",
             "labels": {},
-            "annotations": {},
+            "annotations": FLUX,
             "ownerReferences": [OWNER],
         },
         "spec": {
@@ -107,7 +107,7 @@ def test_defaults_hosts_gateways_and_http_features() -> None:
     )
     vs = vs_of(canary, Routes(90, 10))
     assert vs["metadata"]["labels"] == {"l": "1"}
-    assert vs["metadata"]["annotations"] == {"a": "2"}
+    assert vs["metadata"]["annotations"] == {"a": "2", **FLUX}
     assert vs["spec"] == {
         "hosts": ["*"],
         "gateways": ["mesh"],
@@ -389,7 +389,7 @@ def test_set_routes_merge_only_touches_routes() -> None:
     assert written["metadata"] == vs["metadata"]
     # a reconcile update of a VirtualService the canary owns writes no backup annotation
     updated = ISTIO.merge(ctx, vs, ISTIO.desired(ctx, Routes(95, 5))[2])
-    assert updated["metadata"]["annotations"] == {}
+    assert updated["metadata"]["annotations"] == FLUX
     assert written["spec"]["http"][0]["route"] == [dest("podinfo-primary", 95), dest("podinfo-canary", 5)]
     dr = ISTIO.desired(ctx, Routes(100, 0))[0]
     assert ISTIO.merge(ctx, dr, dr, set_routes=True) == dr
@@ -411,7 +411,8 @@ def test_takeover_stores_original_configuration_and_revert_restores_it() -> None
     taken = ISTIO.merge(ctx, user_vs, desired)
     assert taken["metadata"]["resourceVersion"] == "77"
     assert "ownerReferences" not in taken["metadata"]  # a taken-over VS keeps its owners
-    assert taken["metadata"]["labels"] == {}
+    assert "labels" not in taken["metadata"]  # no apex labels: none written, as the API server keeps it
+    assert {k: taken["metadata"]["annotations"][k] for k in FLUX} == FLUX
     stored = taken["metadata"]["annotations"]["flagger.kubernetes.io/original-configuration"]
     assert json.loads(stored) == USER_VS["spec"]
     assert taken["spec"] == desired["spec"]
@@ -440,3 +441,53 @@ def test_revert_from_kubectl_annotation_and_errors() -> None:
     with pytest.raises(RevertError) as err:
         ISTIO.revert(ctx, observed([bare]))
     assert str(err.value) == "VirtualService podinfo.test original configuration not found, unable to revert"
+
+
+def test_reconcile_of_an_unchanged_virtual_service_writes_nothing() -> None:
+    canary = podinfo.canary(service={"port": 9898, "apex": {"annotations": {"a": "1"}}})
+    ctx = ctx_for(canary)
+    for routes in (Routes(100, 0), Routes(70, 30, mirrored=True)):
+        desired = ISTIO.desired(ctx, routes)[2]
+        assert desired["metadata"]["annotations"] == {"a": "1", **FLUX}
+        written = stored(desired)
+        assert "labels" not in written["metadata"]
+        assert not ISTIO.needs_update(ctx, written, desired)
+        assert ISTIO.merge(ctx, written, desired) == written
+    # taken over from the user: the second reconcile computes the first one's result
+    taken = stored(ISTIO.merge(ctx, copy.deepcopy(USER_VS), ISTIO.desired(ctx, Routes(100, 0))[2]))
+    desired = ISTIO.desired(ctx, Routes(100, 0))[2]
+    assert not ISTIO.needs_update(ctx, taken, desired)
+    assert ISTIO.merge(ctx, taken, desired) == taken
+
+
+def test_virtual_service_without_the_flux_opt_out_gets_it_and_keeps_its_routes() -> None:
+    ctx = ctx_for(podinfo.canary())
+    written = stored(ISTIO.desired(ctx, Routes(60, 40))[2])
+    del written["metadata"]["annotations"]
+    desired = ISTIO.desired(ctx, Routes(100, 0))[2]
+    assert ISTIO.needs_update(ctx, written, desired)
+    updated = ISTIO.merge(ctx, written, desired)
+    assert updated["metadata"]["annotations"] == FLUX
+    assert updated["spec"] == written["spec"]  # the weights of the running analysis stay
+    assert not ISTIO.needs_update(ctx, updated, desired)
+
+
+def test_revert_removes_the_flux_opt_out_unless_the_user_had_it() -> None:
+    ctx = ctx_for(podinfo.canary())
+    desired = ISTIO.desired(ctx, Routes(100, 0))[2]
+    taken = stored(ISTIO.merge(ctx, copy.deepcopy(USER_VS), desired))
+    reverted = ISTIO.revert(ctx, observed([taken]))[0]
+    assert not set(FLUX) & set(reverted["metadata"]["annotations"])
+    # recorded by kubectl: the user's own value comes back
+    user_vs = copy.deepcopy(USER_VS)
+    user_vs["metadata"]["annotations"] = {"helm.toolkit.fluxcd.io/driftDetection": "disabled"}
+    user_vs["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] = json.dumps(
+        {
+            "metadata": {"annotations": {"helm.toolkit.fluxcd.io/driftDetection": "disabled"}},
+            "spec": USER_VS["spec"],
+        }
+    )
+    taken = stored(ISTIO.merge(ctx, user_vs, desired))
+    reverted = ISTIO.revert(ctx, observed([taken]))[0]
+    assert reverted["spec"] == USER_VS["spec"]
+    assert reverted["metadata"]["annotations"] == user_vs["metadata"]["annotations"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,23 @@ OWNER = {
     "controller": True,
     "blockOwnerDeletion": True,
 }
+#: the annotations that keep Flux's kustomize- and helm-controller off the objects the operator manages.
+FLUX = {
+    "kustomize.toolkit.fluxcd.io/reconcile": "disabled",
+    "helm.toolkit.fluxcd.io/driftDetection": "disabled",
+}
+
+
+def stored(obj: dict[str, Any], resource_version: str = "7") -> dict[str, Any]:
+    """``obj`` as an API server returns it after the write: a resourceVersion and no empty label or
+    annotation maps."""
+    out = copy.deepcopy(obj)
+    meta = out.setdefault("metadata", {})
+    for key in ("labels", "annotations"):
+        if not meta.get(key):
+            meta.pop(key, None)
+    meta["resourceVersion"] = resource_version
+    return out
 
 
 def load(name: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from canarist.engine.model import Readiness
 from canarist.workloads import daemonset
 from canarist.workloads.revision import revision_hash
 from tests.workloads import podinfo
-from tests.workloads.podinfo import OWNER
+from tests.workloads.podinfo import FLUX, OWNER, stored
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 W = "waiting for rollout to finish: "
@@ -33,7 +33,7 @@ def test_primary() -> None:
         "name": "podinfo-primary",
         "namespace": "test",
         "labels": {"app": "podinfo-primary"},
-        "annotations": {},
+        "annotations": FLUX,
         "ownerReferences": [OWNER],
     }
     spec = primary["spec"]
@@ -45,6 +45,9 @@ def test_primary() -> None:
     assert spec["template"]["metadata"]["annotations"]["flagger-id"] == "f"
     promoted = daemonset.promote(podinfo.canary(), target(), primary, "app", "podinfo", flagger_id="g")
     assert promoted["spec"]["template"]["metadata"]["annotations"]["flagger-id"] == "g"
+    assert promoted["metadata"]["annotations"] == FLUX
+    written = stored(primary)
+    assert daemonset.promote(podinfo.canary(), target(), written, "app", "podinfo", flagger_id="f") == written
 
 
 def test_strategy_and_scaling() -> None:

@@ -9,7 +9,7 @@ from canarist.workloads.hpa import build_primary_hpa, hpa_needs_update, hpa_upda
 from canarist.workloads.selector import DEFAULT_SELECTOR_LABELS, discover_ports, find_selector
 from canarist.workloads.services import build_services
 from tests.workloads import podinfo
-from tests.workloads.podinfo import OWNER
+from tests.workloads.podinfo import FLUX, OWNER, stored
 
 PODINFO_CONTAINER = {
     "name": "podinfod",
@@ -39,7 +39,7 @@ def test_services() -> None:
             "name": "podinfo-canary",
             "namespace": "test",
             "labels": {"app": "podinfo-canary"},
-            "annotations": {},
+            "annotations": FLUX,
             "ownerReferences": [OWNER],
         },
         "spec": {"type": "ClusterIP", "selector": {"app": "podinfo"}, "ports": ports},
@@ -51,7 +51,7 @@ def test_services() -> None:
             "name": "podinfo-primary",
             "namespace": "test",
             "labels": {"app": "podinfo-primary"},
-            "annotations": {},
+            "annotations": FLUX,
             "ownerReferences": [OWNER],
         },
         "spec": {"type": "ClusterIP", "selector": {"app": "podinfo-primary"}, "ports": ports},
@@ -63,7 +63,7 @@ def test_services() -> None:
             "name": "podinfo",
             "namespace": "test",
             "labels": {"app": "podinfo"},
-            "annotations": {},
+            "annotations": FLUX,
             "ownerReferences": [OWNER],
         },
         "spec": {"type": "ClusterIP", "selector": {"app": "podinfo-primary"}, "ports": ports},
@@ -81,7 +81,7 @@ def test_primary_deployment() -> None:
             "name": "podinfo-primary",
             "namespace": "test",
             "labels": {"app": "podinfo-primary"},
-            "annotations": {},
+            "annotations": FLUX,
             "ownerReferences": [OWNER],
         },
         "spec": {
@@ -115,7 +115,7 @@ def test_primary_hpa() -> None:
             "name": "podinfo-primary",
             "namespace": "test",
             "labels": {},
-            "annotations": {},
+            "annotations": FLUX,
             "ownerReferences": [OWNER],
         },
         "spec": {
@@ -209,3 +209,42 @@ def test_port_discovery_of_podinfo() -> None:
         {"name": "tcp-sidecar-0", "protocol": "TCP", "port": 7000, "targetPort": 7000},
     ]
     assert discover_ports(podinfo.canary(), target) == {}
+
+
+def test_primary_hpa_flux_opt_out_and_a_second_update_writes_nothing() -> None:
+    canary = podinfo.canary()
+    source = podinfo.hpa()
+    source["metadata"]["annotations"] = {"note": "n", "helm.toolkit.fluxcd.io/driftDetection": "enabled"}
+    desired = build_primary_hpa(canary, source, "podinfo-primary")
+    assert desired["metadata"]["annotations"] == {"note": "n", **FLUX}
+    written = stored(desired)
+    assert "labels" not in written["metadata"]
+    assert not hpa_needs_update(written, desired)
+    assert hpa_update(written, desired) == written
+    # an HPA written before the opt-out existed is updated once, then left alone
+    older = copy.deepcopy(written)
+    older["metadata"]["annotations"] = {"note": "n"}
+    assert hpa_needs_update(older, desired)
+    updated = hpa_update(older, desired)
+    assert updated == written
+    assert not hpa_needs_update(updated, desired)
+
+
+def test_promote_keeps_the_flux_opt_out_and_a_second_promote_writes_nothing() -> None:
+    canary = podinfo.canary()
+    target = podinfo.deployment()
+    target["metadata"]["annotations"] = {"team.io/owner": "a", "kustomize.toolkit.fluxcd.io/reconcile": "x"}
+    primary = stored(
+        build_primary(canary, target, "app", "podinfo", flagger_id="id-1", include_label_prefixes=["team"])
+    )
+    assert primary["metadata"]["annotations"] == {"team.io/owner": "a", **FLUX}
+    promoted = promote(
+        canary, target, primary, "app", "podinfo", flagger_id="id-1", include_label_prefixes=["team"]
+    )
+    assert promoted == primary
+    older = copy.deepcopy(primary)
+    older["metadata"]["annotations"] = {"team.io/owner": "a"}
+    again = promote(
+        canary, target, older, "app", "podinfo", flagger_id="id-1", include_label_prefixes=["team"]
+    )
+    assert again == primary

@@ -37,8 +37,13 @@ from canarist.workloads._meta import (
     controller_ref,
     deep,
     filter_metadata,
+    has_flux_opt_out,
     is_owned_by,
+    last_applied_annotations,
+    managed_annotations,
     prune,
+    set_metadata_map,
+    without_flux_opt_out,
 )
 
 API_VERSION = "networking.istio.io/v1beta1"
@@ -284,7 +289,7 @@ class IstioRouter:
             "name": ctx.apex,
             "namespace": ctx.namespace,
             "labels": filter_metadata(apex.labels if apex is not None else {}),
-            "annotations": filter_metadata(apex.annotations if apex is not None else {}),
+            "annotations": managed_annotations(apex.annotations if apex is not None else {}),
         }
         if ctx.set_owner_refs:
             metadata["ownerReferences"] = [controller_ref(ctx.canary)]
@@ -372,6 +377,8 @@ class IstioRouter:
         if observed_obj.get("kind") == "DestinationRule":
             differs: bool = prune(observed_obj.get("spec") or {}) != prune(desired_obj.get("spec") or {})
             return differs
+        if not has_flux_opt_out(observed_obj):
+            return True
         return self._comparable(ctx, observed_obj.get("spec") or {}) != self._comparable(
             ctx, desired_obj.get("spec") or {}
         )
@@ -379,11 +386,14 @@ class IstioRouter:
     def merge(
         self, ctx: RouteContext, observed_obj: Obj, desired_obj: Obj, *, set_routes: bool = False
     ) -> Obj:
-        """Reconcile update (default): the desired spec and labels/annotations on the observed object; a
-        VirtualService taken over (not owned by this canary) without kubectl's last-applied annotation keeps
-        its previous spec in ``flagger.kubernetes.io/original-configuration``. An existing backup is never
-        overwritten, so a revert restores the configuration found at takeover; a VirtualService the canary
-        created gets no backup (Flagger writes one on every update, which only ever holds its own spec).
+        """Reconcile update (default): the desired spec and labels/annotations on the observed object, with
+        the Flux opt-out annotations; an observed VirtualService spec that differs only in what
+        :meth:`needs_update` ignores (weights, mirror, cookie routes) is kept, so adding the annotations
+        changes nothing else. A VirtualService taken over (not owned by this canary) without kubectl's
+        last-applied annotation keeps its previous spec in ``flagger.kubernetes.io/original-configuration``.
+        An existing backup is never overwritten, so a revert restores the configuration found at takeover; a
+        VirtualService the canary created gets no backup (Flagger writes one on every update, which only ever
+        holds its own spec).
 
         ``set_routes=True`` (SetRoutes): only ``spec.http``/``spec.tcp`` of a VirtualService change;
         DestinationRules are returned unchanged.
@@ -399,14 +409,18 @@ class IstioRouter:
                 else:
                     spec.pop(key, None)
             return out
-        out["spec"] = deep(desired_obj.get("spec") or {})
         if observed_obj.get("kind") != "VirtualService":
+            out["spec"] = deep(desired_obj.get("spec") or {})
             return out
+        observed_spec = observed_obj.get("spec") or {}
+        desired_spec = desired_obj.get("spec") or {}
+        if self._comparable(ctx, observed_spec) != self._comparable(ctx, desired_spec):
+            out["spec"] = deep(desired_spec)
         meta = out.setdefault("metadata", {})
         observed_annotations: Mapping[str, str] = (observed_obj.get("metadata") or {}).get(
             "annotations"
         ) or {}
-        annotations = dict((desired_obj.get("metadata") or {}).get("annotations") or {})
+        annotations = managed_annotations((desired_obj.get("metadata") or {}).get("annotations"))
         if KUBECTL_LAST_APPLIED in observed_annotations:
             annotations[KUBECTL_LAST_APPLIED] = observed_annotations[KUBECTL_LAST_APPLIED]
         elif ORIGINAL_CONFIGURATION in observed_annotations:
@@ -416,7 +430,7 @@ class IstioRouter:
                 observed_obj.get("spec") or {}, separators=(",", ":")
             )
         meta["annotations"] = annotations
-        meta["labels"] = dict((desired_obj.get("metadata") or {}).get("labels") or {})
+        set_metadata_map(meta, "labels", (desired_obj.get("metadata") or {}).get("labels") or {})
         return out
 
     # -- finalize ----------------------------------------------------------------------------------
@@ -442,6 +456,9 @@ class IstioRouter:
             )
         out: Obj = deep(vs)
         out["spec"] = spec
+        meta = out.setdefault("metadata", {})
+        restored = without_flux_opt_out(meta.get("annotations"), last_applied_annotations(vs))
+        set_metadata_map(meta, "annotations", restored)
         return [out]
 
 

@@ -6,7 +6,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from canarist.api import Canary
-from canarist.workloads._meta import Obj, controller_ref, deep, filter_metadata
+from canarist.workloads._meta import (
+    Obj,
+    controller_ref,
+    deep,
+    filter_metadata,
+    managed_annotations,
+    set_metadata_map,
+)
 
 PRIMARY_SUFFIX = "-primary"
 
@@ -41,7 +48,7 @@ def primary_hpa_spec(canary: Canary, hpa: Mapping[str, Any], primary_name: str) 
 
 def build_primary_hpa(canary: Canary, hpa: Mapping[str, Any], primary_name: str) -> Obj:
     """The primary HPA ``<autoscalerRef.name>-primary``; metadata = the HPA's labels/annotations without
-    toolkit keys.
+    toolkit keys, plus the Flux opt-out annotations.
 
     The same object is the desired state for updates (:func:`hpa_needs_update`, :func:`hpa_update`).
     Flagger filters labels by ``-include-label-prefix`` on update but not on create, and compares against
@@ -56,7 +63,7 @@ def build_primary_hpa(canary: Canary, hpa: Mapping[str, Any], primary_name: str)
             "name": f"{name}{PRIMARY_SUFFIX}",
             "namespace": canary.metadata.namespace or meta.get("namespace", ""),
             "labels": filter_metadata(meta.get("labels")),
-            "annotations": filter_metadata(meta.get("annotations")),
+            "annotations": managed_annotations(meta.get("annotations")),
             "ownerReferences": [controller_ref(canary)],
         },
         "spec": primary_hpa_spec(canary, hpa, primary_name),
@@ -96,6 +103,6 @@ def hpa_update(observed: Mapping[str, Any], desired: Mapping[str, Any]) -> Obj:
             spec.pop(key, None)
     meta = out.setdefault("metadata", {})
     d_meta = desired.get("metadata") or {}
-    meta["labels"] = dict(d_meta.get("labels") or {})
-    meta["annotations"] = dict(d_meta.get("annotations") or {})
+    set_metadata_map(meta, "labels", d_meta.get("labels") or {})
+    set_metadata_map(meta, "annotations", d_meta.get("annotations") or {})
     return out

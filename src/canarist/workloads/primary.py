@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from canarist.api import Canary
-from canarist.workloads._meta import Obj, controller_ref, deep, filter_metadata, get_path, include_by_prefix
+from canarist.workloads._meta import (
+    Obj,
+    controller_ref,
+    deep,
+    get_path,
+    include_by_prefix,
+    managed_annotations,
+)
 from canarist.workloads.configs import rename_pod_spec_refs
 from canarist.workloads.selector import DEFAULT_SELECTOR_LABELS
 
@@ -132,7 +139,8 @@ def build(
     selector_labels: Collection[str] = DEFAULT_SELECTOR_LABELS,
 ) -> Obj:
     """The primary created at initialization: target labels filtered by the include prefixes, all target
-    annotations (toolkit ones dropped), a controller ownerRef to the canary, selector ``<value>-primary``.
+    annotations (toolkit ones dropped) plus the Flux opt-out annotations, a controller ownerRef to the
+    canary, selector ``<value>-primary``.
 
     ``flagger_id`` is the fresh id for the ``flagger-id`` pod annotation (the caller generates it);
     ``configs_renamed`` holds the ``configmap/<name>``/``secret/<name>`` keys whose ``-primary`` copies exist.
@@ -155,7 +163,7 @@ def build(
             "name": canary.primary_name(),
             "namespace": canary.metadata.namespace or meta.get("namespace", ""),
             "labels": _object_labels(target, inputs),
-            "annotations": filter_metadata(meta.get("annotations")),
+            "annotations": managed_annotations(meta.get("annotations")),
             "ownerReferences": [controller_ref(canary)],
         },
         "spec": out_spec,
@@ -178,7 +186,8 @@ def promote(
     """The observed primary with the target's template and spec fields copied over (Flagger's Promote).
 
     Replicas are copied only when the canary has no autoscalerRef. Object labels and annotations come from
-    the target, filtered by ``-include-label-prefix``; the selector (immutable) is never changed.
+    the target, filtered by ``-include-label-prefix`` (annotations plus the Flux opt-out ones); the selector
+    (immutable) is never changed.
     """
     inputs = PrimaryInputs(
         selector_label, selector_value, flagger_id, include_label_prefixes, configs_renamed, selector_labels
@@ -195,8 +204,8 @@ def promote(
         out_spec["replicas"] = spec["replicas"]
     out_spec["template"] = _template(shape, target, inputs)
     out_meta = out.setdefault("metadata", {})
-    out_meta["annotations"] = include_by_prefix(
-        (target.get("metadata") or {}).get("annotations"), inputs.include_label_prefixes
+    out_meta["annotations"] = managed_annotations(
+        include_by_prefix((target.get("metadata") or {}).get("annotations"), inputs.include_label_prefixes)
     )
     out_meta["labels"] = _object_labels(target, inputs)
     return out

@@ -18,7 +18,13 @@ from canarist.workloads._meta import (
     deep,
     filter_metadata,
     get_path,
+    has_flux_opt_out,
     is_owned_by,
+    last_applied_annotations,
+    managed_annotations,
+    set_metadata_map,
+    with_flux_opt_out,
+    without_flux_opt_out,
 )
 
 
@@ -81,7 +87,7 @@ def _build(
             "name": name,
             "namespace": canary.metadata.namespace,
             "labels": filter_metadata(labels),
-            "annotations": filter_metadata(annotations),
+            "annotations": managed_annotations(annotations),
             "ownerReferences": [controller_ref(canary)],
         },
         "spec": spec,
@@ -140,6 +146,7 @@ def merge_service(
     does not matter); clusterIP and everything else of the observed spec are kept. Labels and annotations
     are reconciled only when the Service is owned by the canary, keeping the values of the
     ``unmanagedMetadata`` keys. The kubectl last-applied annotation is never copied from the desired side.
+    A Service taken over (not owned) keeps its labels and annotations and gets the Flux opt-out annotations.
     """
     out: Obj = deep(dict(observed))
     spec = out.setdefault("spec", {})
@@ -165,7 +172,7 @@ def merge_service(
         annotations = _with_unmanaged(
             {
                 k: v
-                for k, v in filter_metadata(d_meta.get("annotations")).items()
+                for k, v in managed_annotations(d_meta.get("annotations")).items()
                 if k != KUBECTL_LAST_APPLIED
             },
             meta.get("annotations") or {},
@@ -175,6 +182,9 @@ def merge_service(
             meta["labels"] = labels
         if annotations != (meta.get("annotations") or {}):
             meta["annotations"] = annotations
+    elif not has_flux_opt_out(out):
+        meta = out.setdefault("metadata", {})
+        meta["annotations"] = with_flux_opt_out(meta.get("annotations"))
     return out
 
 
@@ -192,7 +202,9 @@ def revert_apex_service(
     observed: Mapping[str, Any], canary: Canary, selector_label: str, selector_value: str
 ) -> Obj | None:
     """On finalization: an apex Service *not* owned by the canary gets its selector back, from the kubectl
-    last-applied annotation when present, else pointed at the target pods. None when nothing to do."""
+    last-applied annotation when present, else pointed at the target pods, and loses the Flux opt-out
+    annotations the canary added (kept when the user's own, per the last-applied annotation). None when
+    nothing to do."""
     if is_owned_by(observed, canary):
         return None
     out: Obj = deep(dict(observed))
@@ -211,4 +223,7 @@ def revert_apex_service(
         selector = dict(spec.get("selector") or {})
         selector[selector_label] = selector_value
     spec["selector"] = selector
+    meta = out.setdefault("metadata", {})
+    restored = without_flux_opt_out(meta.get("annotations"), last_applied_annotations(observed))
+    set_metadata_map(meta, "annotations", restored)
     return out
