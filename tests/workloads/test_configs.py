@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import pytest
+
+from canarist.kube.writer import overlay
 from canarist.workloads.configs import (
     config_checksum,
     config_refs,
@@ -16,7 +19,7 @@ from canarist.workloads.configs import (
 )
 from canarist.workloads.deployment import build_primary
 from tests.workloads import podinfo
-from tests.workloads.podinfo import OWNER
+from tests.workloads.podinfo import OWNER, stored
 
 
 def sha8(text: str) -> str:
@@ -240,3 +243,23 @@ def test_primary_deployment_uses_primary_configs_and_renames_anti_affinity() -> 
     assert dep["spec"]["template"]["spec"]["topologySpreadConstraints"][0]["labelSelector"]["matchLabels"][
         "app"
     ] == ("podinfo")
+
+
+@pytest.mark.parametrize("kind", ["ConfigMap", "Secret"])
+@pytest.mark.parametrize("labels", [None, {"team": "a"}])
+@pytest.mark.parametrize("annotations", [None, {"note": "n"}])
+def test_an_unchanged_primary_copy_is_not_rewritten(
+    kind: str, labels: dict[str, str] | None, annotations: dict[str, str] | None
+) -> None:
+    source = cm("podinfo-config", {"color": "blue"}, annotations) if kind == "ConfigMap" else secret("s")
+    if annotations is not None:
+        source["metadata"]["annotations"] = annotations
+    if labels is not None:
+        source["metadata"]["labels"] = labels
+    desired = primary_config_copy(podinfo.canary(), source, include_label_prefixes=["team"])
+    assert ("labels" in desired["metadata"]) == (labels is not None)
+    assert ("annotations" in desired["metadata"]) == (annotations is not None)
+    # as the API server returns the copy after writing it: server fields added, no empty maps
+    served = stored(desired)
+    served["metadata"].update({"uid": "c0ffee", "creationTimestamp": "2024-01-01T00:00:00Z"})
+    assert overlay(served, desired) is None

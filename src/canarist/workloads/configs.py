@@ -17,7 +17,15 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from canarist.api import Canary
-from canarist.workloads._meta import Obj, controller_ref, deep, filter_metadata, get_path, include_by_prefix
+from canarist.workloads._meta import (
+    Obj,
+    controller_ref,
+    deep,
+    filter_metadata,
+    get_path,
+    include_by_prefix,
+    set_metadata_map,
+)
 
 #: annotation on a ConfigMap/Secret; a value starting with ``disable`` opts it out of tracking.
 CONFIG_TRACKING_ANNOTATION = "flagger.app/config-tracking"
@@ -179,7 +187,8 @@ def primary_config_copy(
 ) -> Obj:
     """``<name>-primary``: a copy of a ConfigMap or Secret owned by the canary.
 
-    Labels are filtered by ``-include-label-prefix``, annotations lose the ``toolkit.fluxcd.io`` keys. The
+    Labels are filtered by ``-include-label-prefix``, annotations lose the ``toolkit.fluxcd.io`` keys; an
+    empty result is left out (the API server stores no empty map, so an unchanged copy compares equal). The
     Canary is the controller owner; the original's owners are kept as non-controller references.
     """
     meta = config.get("metadata") or {}
@@ -188,17 +197,14 @@ def primary_config_copy(
         foreign = deep(ref)
         foreign["controller"] = False
         owners.append(foreign)
-    out: Obj = {
-        "apiVersion": "v1",
-        "kind": config.get("kind", "ConfigMap"),
-        "metadata": {
-            "name": f"{meta.get('name', '')}{PRIMARY_SUFFIX}",
-            "namespace": canary.metadata.namespace or meta.get("namespace", ""),
-            "labels": include_by_prefix(meta.get("labels"), include_label_prefixes),
-            "annotations": filter_metadata(meta.get("annotations")),
-            "ownerReferences": owners,
-        },
+    out_meta: Obj = {
+        "name": f"{meta.get('name', '')}{PRIMARY_SUFFIX}",
+        "namespace": canary.metadata.namespace or meta.get("namespace", ""),
     }
+    set_metadata_map(out_meta, "labels", include_by_prefix(meta.get("labels"), include_label_prefixes))
+    set_metadata_map(out_meta, "annotations", filter_metadata(meta.get("annotations")))
+    out_meta["ownerReferences"] = owners
+    out: Obj = {"apiVersion": "v1", "kind": config.get("kind", "ConfigMap"), "metadata": out_meta}
     if out["kind"] == "Secret":
         out["type"] = config.get("type") or "Opaque"
     for key in ("data", "binaryData") if out["kind"] == "ConfigMap" else ("data",):
