@@ -78,7 +78,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--allow-any-command",
         "-allow-any-command",
         action="store_true",
-        help="run any command through the shell, as flagger-loadtester does (unsafe)",
+        help="run any command through sh -c / bash -c unchecked, as flagger-loadtester does (unsafe)",
+    )
+    parser.add_argument(
+        "--proto-dir",
+        "-proto-dir",
+        action="append",
+        default=None,
+        metavar="DIR",
+        help="a directory ghz may read --proto/--protoset/-i files from (repeatable; default none)",
     )
     parser.set_defaults(handler=run)
 
@@ -93,6 +101,7 @@ def config_from_args(args: argparse.Namespace) -> LoadTesterConfig:
         token=args.token,
         allowed_commands=allowed,
         allow_any_command=args.allow_any_command,
+        proto_dirs=tuple(args.proto_dir or ()),
     )
 
 
@@ -100,11 +109,7 @@ def run(args: argparse.Namespace) -> int:
     from canarist.operator.logs import configure_logging
 
     configure_logging(level=args.log_level, fmt=args.zap_encoding)
-    config = config_from_args(args)
-    if config.allow_any_command:
-        log.warning("--allow-any-command: every command runs through the shell unchecked")
-    else:
-        log.info("allowed programs: %s", ", ".join(config.allowed_commands))
+    config = config_from_args(args)  # the loadtester logs its allow-list (or a WARNING) when it starts
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -3,13 +3,16 @@
 See docs/webhooks.md for the endpoints and the safety rules.
 """
 
-from canarist.loadtester.runner import CommandOutcome, run_command
+from canarist.loadtester.runner import CommandOutcome, run_command, run_pipeline
 from canarist.loadtester.safety import (
     DEFAULT_ALLOWED_COMMANDS,
     PIPE_FILTERS,
     CommandPolicy,
     CommandRejected,
+    CommandUnrunnable,
+    Stage,
     check_command,
+    split_pipeline,
 )
 from canarist.loadtester.server import HookPayload, LoadTester, LoadTesterConfig, parse_payload, serve
 
@@ -19,11 +22,15 @@ __all__ = [
     "CommandOutcome",
     "CommandPolicy",
     "CommandRejected",
+    "CommandUnrunnable",
     "HookPayload",
     "LoadTester",
     "LoadTesterConfig",
+    "Stage",
     "check_command",
     "parse_payload",
     "run_command",
+    "run_pipeline",
     "serve",
+    "split_pipeline",
 ]

@@ -13,7 +13,8 @@ import hmac
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -21,8 +22,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from canarist import __version__
-from canarist.loadtester.runner import CommandOutcome, run_command, truncate
-from canarist.loadtester.safety import DEFAULT_ALLOWED_COMMANDS, CommandPolicy, CommandRejected
+from canarist.loadtester.runner import CommandOutcome, run_command, run_pipeline, truncate
+from canarist.loadtester.safety import (
+    DEFAULT_ALLOWED_COMMANDS,
+    CommandPolicy,
+    CommandRejected,
+    CommandUnrunnable,
+    Stage,
+)
 
 log = logging.getLogger("canarist.loadtester")
 
@@ -44,6 +51,7 @@ class LoadTesterConfig:
     allowed_commands: tuple[str, ...] = DEFAULT_ALLOWED_COMMANDS
     allow_any_command: bool = False
     log_output_limit: int = 4096
+    proto_dirs: tuple[str, ...] = ()  # directories ghz may read .proto/.protoset files from
 
 
 @dataclass(frozen=True)
@@ -90,7 +98,10 @@ class LoadTester:
 
     def __init__(self, config: LoadTesterConfig | None = None) -> None:
         self.config = config or LoadTesterConfig()
-        self.policy = CommandPolicy.from_options(self.config.allowed_commands, self.config.allow_any_command)
+        # Programs are resolved to absolute paths here, once, from PATH at start-up.
+        self.policy = CommandPolicy.from_options(
+            self.config.allowed_commands, self.config.allow_any_command, self.config.proto_dirs
+        )
         self._namespace_re = (
             re.compile(self.config.namespace_regexp) if self.config.namespace_regexp else None
         )
@@ -98,6 +109,7 @@ class LoadTester:
         self.rollbacks: dict[str, bool] = {}
         self.running: dict[tuple[str, str], asyncio.Task[CommandOutcome]] = {}
         self.completed: list[CommandOutcome] = []  # the last outcomes of async tasks, newest last
+        self.started_pids: deque[int] = deque(maxlen=1000)  # every process started, newest last
         self._runner: web.AppRunner | None = None
         self.port: int = 0
         self.registry = CollectorRegistry()
@@ -149,8 +161,27 @@ class LoadTester:
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.port = int(sockets[0].getsockname()[1]) if sockets else self.config.port
+        self._log_policy()
         log.info("Starting load tester v%s API on port %s", __version__, self.port)
         return self.url
+
+    def _log_policy(self) -> None:
+        policy = self.policy
+        if policy.allow_any:
+            log.warning(
+                "--allow-any-command: every command runs through sh -c / bash -c UNCHECKED, as in "
+                "flagger-loadtester; anyone who can reach this loadtester or create a Canary gets a shell"
+            )
+            return
+        installed = [f"{name}={policy.paths[name]}" for name in sorted(policy.allowed) if policy.paths[name]]
+        log.info("allowed programs: %s", ", ".join(installed) or "none")
+        if policy.missing:
+            log.info("allowed but not installed: %s", ", ".join(policy.missing))
+        if policy.unchecked:
+            log.warning(
+                "no option grammar for %s: their arguments are passed unchecked (still without a shell)",
+                ", ".join(policy.unchecked),
+            )
 
     @property
     def url(self) -> str:
@@ -252,23 +283,39 @@ class LoadTester:
         if not command.strip():
             self.tasks_total.labels(task_type, "rejected").inc()
             return web.Response(status=400, text="cmd not found in payload metadata")
+        stages: tuple[Stage, ...] | None = None
         try:
-            self.policy.check(command)
+            if not self.policy.allow_any:
+                stages = self.policy.plan(command)
         except CommandRejected as err:
             self.tasks_total.labels(task_type, "rejected").inc()
             log.warning(
                 "command rejected for %s: %s: %s",
                 payload.canary,
-                command,
+                truncate(command, self.config.log_output_limit),
                 err,
                 extra={"canary": payload.canary},
             )
             return web.Response(status=403, text=f"command rejected: {err}")
+        except CommandUnrunnable as err:
+            self.tasks_total.labels(task_type, "rejected").inc()
+            log.warning(
+                "command cannot run for %s: %s", payload.canary, err, extra={"canary": payload.canary}
+            )
+            return web.Response(status=400, text=f"command cannot be run: {err}")
         if task_type == "bash":
-            return await self._run_blocking(payload, command)
-        return self._queue(payload, command)
+            return await self._run_blocking(payload, command, stages)
+        return self._queue(payload, command, stages)
 
-    def _queue(self, payload: HookPayload, command: str) -> web.Response:
+    async def _execute(self, command: str, stages: Sequence[Stage] | None, shell: str) -> CommandOutcome:
+        """Exec the planned stages, or (``--allow-any-command``) run the command through ``shell -c``."""
+        spawned = self.started_pids.append
+        if stages is None:
+            return await run_command(command, shell, self.config.timeout_s, on_spawn=spawned)
+        argvs = [stage.argv for stage in stages]
+        return await run_pipeline(command, argvs, self.config.timeout_s, on_spawn=spawned)
+
+    def _queue(self, payload: HookPayload, command: str, stages: Sequence[Stage] | None) -> web.Response:
         key = (payload.canary, command)
         existing = self.running.get(key)
         if existing is not None and not existing.done():
@@ -277,18 +324,20 @@ class LoadTester:
             return web.Response(status=202, text=f"command skipped {command} is already running")
         log_output = payload.metadata.get("logCmdOutput", "") == "true"
         task = asyncio.create_task(
-            self._run_async(payload, command, log_output), name=f"cmd {payload.canary}"
+            self._run_async(payload, command, stages, log_output), name=f"cmd {payload.canary}"
         )
         self.running[key] = task
         self.tasks_running.set(len(self.running))
         self.tasks_total.labels("cmd", "accepted").inc()
         return web.Response(status=202, text="task accepted")
 
-    async def _run_async(self, payload: HookPayload, command: str, log_output: bool) -> CommandOutcome:
+    async def _run_async(
+        self, payload: HookPayload, command: str, stages: Sequence[Stage] | None, log_output: bool
+    ) -> CommandOutcome:
         extra = {"canary": payload.canary}
         log.info("command starting %s", command, extra=extra)
         try:
-            outcome = await run_command(command, "sh", self.config.timeout_s)
+            outcome = await self._execute(command, stages, "sh")
         finally:
             self.running.pop((payload.canary, command), None)
             self.tasks_running.set(len(self.running))
@@ -305,10 +354,12 @@ class LoadTester:
         del self.completed[:-100]
         return outcome
 
-    async def _run_blocking(self, payload: HookPayload, command: str) -> web.Response:
+    async def _run_blocking(
+        self, payload: HookPayload, command: str, stages: Sequence[Stage] | None
+    ) -> web.Response:
         extra = {"canary": payload.canary}
         log.info("command starting %s", command, extra=extra)
-        outcome = await run_command(command, "bash", self.config.timeout_s)
+        outcome = await self._execute(command, stages, "bash")
         self._record(outcome, "bash")
         if not outcome.ok:
             message = outcome.describe_failure()
@@ -320,7 +371,10 @@ class LoadTester:
         return web.Response(status=200, text="")
 
     def _record(self, outcome: CommandOutcome, task_type: str) -> None:
-        result = "timeout" if outcome.timed_out else ("succeeded" if outcome.ok else "failed")
+        if outcome.error:
+            result = "unrunnable"
+        else:
+            result = "timeout" if outcome.timed_out else ("succeeded" if outcome.ok else "failed")
         self.tasks_total.labels(task_type, result).inc()
 
     # -- gates -------------------------------------------------------------------------------------
