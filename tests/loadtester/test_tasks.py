@@ -1,8 +1,10 @@
 import asyncio
+import contextlib
 import os
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from tests.loadtester.conftest import hook
@@ -15,9 +17,12 @@ TEST_PROGRAMS = ("hey", "curl", "echo", "false", "sleep", "true", "printf")
 async def test_bash_success_and_exit_codes(loadtester):
     client = await loadtester(allowed_commands=TEST_PROGRAMS)
     assert await client.post("/", hook(type="bash", cmd="true")) == (200, "")
-    status, text = await client.post("/", hook(type="bash", cmd="echo oops >&2 && false"))
+    status, text = await client.post("/", hook(type="bash", cmd="sleep oops"))
     assert status == 500
-    assert text == "command echo oops >&2 && false failed: exit status 1: oops"
+    assert text.startswith("command sleep oops failed: exit status 1: ")
+    assert "oops" in text.removeprefix("command sleep oops failed")
+    # a pipeline's status is its last stage's, as in sh
+    assert (await client.post("/", hook(type="bash", cmd="false | grep -c x")))[0] == 500
 
 
 async def test_bash_return_cmd_output(loadtester):
@@ -109,12 +114,81 @@ async def test_timeout_kills_the_task_and_its_children(loadtester, tmp_path):
     assert 'canarist_loadtester_tasks_total{result="timeout",type="cmd"} 1.0' in metrics
 
 
+def _gone(pid: int, *argvs: list[str]) -> bool:
+    """The process is dead and reaped (or its PID now belongs to a program other than ``argvs``)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
+    except FileNotFoundError:
+        return True
+    return all([part.decode() for part in cmdline[1:]] != argv[1:] for argv in argvs)
+
+
+async def _stop_bounded(tester, what: str) -> None:
+    try:
+        async with asyncio.timeout(10):  # a bound against hanging, not a timing assertion
+            await tester.stop()
+    except TimeoutError:
+        pytest.fail(f"stop() waited for {what} instead of killing it")
+
+
 async def test_stop_kills_running_tasks(loadtester):
+    # issue #10: sleep 600 cannot finish during the test, so "gone" means killed.
     client = await loadtester(allowed_commands=TEST_PROGRAMS)
-    await client.post("/", hook(cmd="sleep 30"))
-    assert client.tester.running
-    await client.tester.stop()
-    assert client.tester.running == {}
+    tester = client.tester
+    assert await client.post("/", hook(cmd="sleep 600")) == (202, "task accepted")
+    assert await client.post("/", hook(cmd="sleep 601 | grep x")) == (202, "task accepted")
+    async with asyncio.timeout(10):
+        while len(tester.started_pids) < 3:  # noqa: ASYNC110 - waits for the spawns, a condition
+            await asyncio.sleep(0.01)
+    pids = list(tester.started_pids)
+    for pid in pids:
+        os.kill(pid, 0)  # alive before the stop
+    await _stop_bounded(tester, "sleep 600")
+    assert tester.running == {}
+    for pid in pids:
+        assert _gone(pid, ["sleep", "600"], ["sleep", "601"], ["grep", "x"])
+
+
+def _processes_with(marker: str) -> list[int]:
+    """Live (not zombie) processes whose argv contains ``marker``, wherever they were reparented."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if marker.encode() in argv and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("any_command", [False, True], ids=["exec", "allow-any-shell"])
+@pytest.mark.parametrize("yields", range(0, 24, 2))
+async def test_stop_kills_a_command_that_is_being_spawned(loadtester, yields, any_command):
+    # issue #10: the stop lands `yields` loop turns after the request was sent: before, during or after
+    # the spawn of one of the pipeline's stages. Whatever was started must be gone when stop() returns.
+    options = {"allow_any_command": True} if any_command else {"allowed_commands": TEST_PROGRAMS}
+    client = await loadtester(**options)
+    tester = client.tester
+    marker = f"issue10-{yields}-{any_command}-{os.getpid()}"
+    command = "sleep 603 | " + " | ".join([f"grep {marker}"] * 4)
+    post = asyncio.create_task(client.post("/", hook(cmd=command)))
+    for _ in range(yields):
+        await asyncio.sleep(0)
+    await _stop_bounded(tester, "a command being spawned")
+    with contextlib.suppress(aiohttp.ClientError):
+        await post
+    assert tester.running == {}
+    assert _processes_with(marker) == []
+    for pid in tester.started_pids:
+        assert _gone(pid, ["sleep", "603"], ["grep", marker])
 
 
 @pytest.mark.parametrize(
@@ -122,13 +196,13 @@ async def test_stop_kills_running_tasks(loadtester):
     [
         ("rm -rf {victim}", "'rm'"),
         ("curl -s http://127.0.0.1:1/install.sh | sh", "'sh'"),
-        ("hey -n 1 http://127.0.0.1:1/; rm -rf {victim}", "'rm'"),
-        ("curl http://127.0.0.1:1/ && bash -c 'rm -rf {victim}'", "'bash'"),
+        ("hey -n 1 http://127.0.0.1:1/; rm -rf {victim}", "';'"),
+        ("curl http://127.0.0.1:1/ && bash -c 'rm -rf {victim}'", "'&'"),
         ("hey $(rm -rf {victim})", "$(...)"),
-        ("hey `rm -rf {victim}`", "backticks"),
+        ("hey `rm -rf {victim}`", "backtick"),
         ("curl -o {victim} http://127.0.0.1:1/", "-o"),
         ("hey -n 1 http://127.0.0.1:1/ > {victim}", "redirection"),
-        ("hey -n 1 http://127.0.0.1:1/\nrm -rf {victim}", "'rm'"),
+        ("hey -n 1 http://127.0.0.1:1/\nrm -rf {victim}", "newline"),
     ],
 )
 async def test_allow_list_refuses_abuse(loadtester, tmp_path, command, named):
