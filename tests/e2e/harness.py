@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import yaml
@@ -23,12 +24,19 @@ from canarist.api.crds import crds
 from canarist.kube import resources as kinds
 from canarist.kube.client import KubeClient
 from canarist.kube.errors import NotFound
+from canarist.operator.controller import Controller
 from canarist.operator.runtime import Operator
 from canarist.operator.settings import OperatorSettings
 from canarist.sandbox.demo_app import DemoApp
+from tests.fixtures.canaries import canary_manifest
+
+if TYPE_CHECKING:
+    from tests.e2e.conftest import World
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "podinfo"
 NAMESPACE = "test"
+#: How long a whole run (a new revision to Succeeded or Failed) may take.
+PROMOTION_TIMEOUT_S = 120
 
 
 def load_example(name: str) -> dict[str, Any]:
@@ -36,13 +44,12 @@ def load_example(name: str) -> dict[str, Any]:
     return document
 
 
-def seed_canary(**analysis_overrides: Any) -> dict[str, Any]:
-    """The walkthrough's Canary without webhooks (the webhook suite adds them), with overrides."""
-    canary = load_example("canary.yaml")
-    analysis = canary["spec"]["analysis"]
-    analysis.pop("webhooks", None)
-    analysis.update(analysis_overrides)
-    return canary
+def fast_seed(**overrides: Any) -> dict[str, Any]:
+    """The walkthrough's Canary with short intervals (analysis 3 s, metrics 10 s) and without its webhooks
+    (the webhook suite passes ``webhooks=``); ``overrides`` are keywords of `canary_manifest`."""
+    options: dict[str, Any] = {"interval": "3s", "metric_interval": "10s", "webhooks": None}
+    options.update(overrides)
+    return canary_manifest(**options)
 
 
 @dataclass
@@ -127,6 +134,20 @@ async def wait_for(
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}; last value: {last!r}")
 
 
+STOP_TIMEOUT_S = 30
+SLOW_STOP_S = 5
+
+
+def pending_stacks() -> str:
+    """Every unfinished task of the loop with its whole stack (where each one is waiting)."""
+    out = io.StringIO()
+    for task in asyncio.all_tasks():
+        if not task.done() and task is not asyncio.current_task():
+            print(f"--- {task.get_name()} ({task.get_coro()!r})", file=out)
+            task.print_stack(limit=None, file=out)
+    return out.getvalue()
+
+
 class OperatorProcess:
     """The real operator running on the test loop (same code as `canarist operator`)."""
 
@@ -154,15 +175,18 @@ class OperatorProcess:
     async def stop(self) -> None:
         self._stop.set()
         if self._task is not None:
-            done, _ = await asyncio.wait({self._task}, timeout=30)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            done, _ = await asyncio.wait({self._task}, timeout=STOP_TIMEOUT_S)
             if not done:
-                stacks = "\n".join(
-                    f"{task.get_name()}: {task.get_stack(limit=3)}"
-                    for task in asyncio.all_tasks()
-                    if not task.done()
-                )
+                stacks = pending_stacks()
                 self._task.cancel()
-                raise AssertionError(f"the operator did not stop within 30 s; pending tasks:\n{stacks}")
+                raise AssertionError(
+                    f"the operator did not stop within {STOP_TIMEOUT_S:g} s; pending tasks:\n{stacks}"
+                )
+            took = loop.time() - started
+            if took > SLOW_STOP_S:
+                print(f"the operator took {took:.1f} s to stop")  # shown with the output of a failing test
             self._task.result()
         if self.client is not None:
             await self.client.close()
@@ -193,3 +217,102 @@ async def delivered(read: Callable[[], list[str]], message: str, *, timeout_s: f
 
     found: list[str] = await wait_for(arrived, what=f"{message!r} to be delivered", timeout_s=timeout_s)
     return found
+
+
+async def phase_is(world: World, *phases: str) -> str | None:
+    phase = (await canary_status(world.client)).get("phase")
+    return phase if phase in phases else None
+
+
+async def set_image(world: World, image: str) -> None:
+    patch = {"spec": {"template": {"spec": {"containers": [{"name": "podinfod", "image": image}]}}}}
+    await world.client.patch(kinds.DEPLOYMENT, "podinfo", patch, namespace=NAMESPACE, patch_type="strategic")
+
+
+async def initialize(world: World, canary: dict[str, Any], **operator_settings: Any) -> OperatorProcess:
+    """Start the operator, apply the podinfo objects and the canary, wait for Initialized."""
+    process = await world.start_operator(**operator_settings)
+    await world.apply_podinfo(canary)
+    await wait_for(lambda: phase_is(world, "Initialized"), what="Initialized", timeout_s=60)
+    return process
+
+
+# The event a run sends after writing its final phase (post-rollout hooks run in between).
+CLOSING_EVENT = {"Succeeded": "Promotion completed!", "Failed": "Canary failed!"}
+
+
+def run_events(world: World) -> list[str]:
+    """Events from the last "New revision detected" on, without the readiness waits (timing-dependent)."""
+    messages = [m for m in event_messages(world.events) if " not ready: waiting for rollout" not in m]
+    starts = [i for i, m in enumerate(messages) if m.startswith("New revision detected! Scaling up")]
+    return messages[starts[-1] :] if starts else messages
+
+
+async def reaches(world: World, phase: str) -> None:
+    """The canary is in ``phase`` and the event that closes that phase has been delivered."""
+    await wait_for(lambda: phase_is(world, phase), what=phase, timeout_s=PROMOTION_TIMEOUT_S, poll_s=0.3)
+    prefix = CLOSING_EVENT.get(phase)
+    if prefix is not None:
+
+        async def closed() -> bool:
+            return any(m.startswith(prefix) for m in run_events(world))
+
+        await wait_for(closed, what=f"an event starting {prefix!r}", timeout_s=30)
+
+
+async def event_seen(world: World, message: str) -> None:
+    await delivered(lambda: event_messages(world.events), message, timeout_s=PROMOTION_TIMEOUT_S)
+
+
+def _controller(operator: OperatorProcess | Operator) -> Controller:
+    running = operator.operator if isinstance(operator, OperatorProcess) else operator
+    assert running is not None, "the operator has not been started"
+    return running.controller
+
+
+async def ticks_pass(
+    operator: OperatorProcess | Operator,
+    n: int,
+    namespace: str = NAMESPACE,
+    name: str = "podinfo",
+    *,
+    timeout_s: float = 60.0,
+) -> None:
+    """Wait until the canary's worker has completed ``n`` more ticks than when called.
+
+    Tests that prove that something does *not* happen wait for ticks, not for wall-clock time: a busy
+    machine slows the operator down, and a sleep would then cover no tick at all. The first of the ``n``
+    ticks may have been in flight at the call (it started before it), so ``n`` ticks guarantee ``n - 1``
+    whole ticks that started after the call. A worker ticks on every change of what it watches, when its
+    next paced step is due, and at least once per control-loop interval (2 s in the e2e world).
+    """
+    controller = _controller(operator)
+    start = controller.ticks(namespace, name)
+
+    async def passed() -> int | None:
+        count = controller.ticks(namespace, name)
+        return count if count >= start + n else None
+
+    await wait_for(passed, what=f"{n} more ticks of {name}.{namespace} (from {start})", timeout_s=timeout_s)
+
+
+async def operator_sees(
+    operator: OperatorProcess | Operator,
+    kind: kinds.ResourceKind,
+    name: str,
+    check: Callable[[dict[str, Any]], bool],
+    namespace: str = NAMESPACE,
+) -> None:
+    """Wait until the operator's cache holds ``name`` in a state for which ``check`` is true, so that every
+    tick from then on sees that state."""
+    controller = _controller(operator)
+
+    async def seen() -> bool:
+        obj = controller.cache.get(kind, namespace, name)
+        return obj is not None and check(obj)
+
+    await wait_for(seen, what=f"the operator's cache to show the expected {kind.kind} {name}", timeout_s=30)
+
+
+def image_of(workload: dict[str, Any]) -> str:
+    return str(workload["spec"]["template"]["spec"]["containers"][0]["image"])

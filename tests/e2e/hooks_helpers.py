@@ -4,7 +4,6 @@ tests/e2e/test_notifications.py): Canaries with webhooks, a real loadtester, wai
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator, Callable
@@ -13,10 +12,10 @@ from typing import Any
 
 import aiohttp
 
-from canarist.kube import resources as kinds
 from canarist.loadtester import LoadTester, LoadTesterConfig
 from tests.e2e.conftest import World
-from tests.e2e.harness import NAMESPACE, apply, canary_status, load_example, seed_canary, wait_for
+from tests.e2e.harness import NAMESPACE, apply, fast_seed, phase_is, wait_for
+from tests.fixtures.canaries import walkthrough_canary
 from tests.fixtures.capture import CaptureServer
 
 RUN_TIMEOUT_S = 60
@@ -30,16 +29,7 @@ def fast_canary(
 ) -> dict[str, Any]:
     """The walkthrough's Canary with short intervals (analysis 3 s, metrics 10 s), the given webhooks, and
     optionally without metrics (so that a run's events are exactly the webhook sequence)."""
-    canary = seed_canary(interval="3s", **analysis)
-    spec = canary["spec"]["analysis"]
-    if metrics:
-        for metric in spec["metrics"]:
-            metric["interval"] = "10s"
-    else:
-        spec["metrics"] = []
-    if webhooks is not None:
-        spec["webhooks"] = webhooks
-    return canary
+    return fast_seed(webhooks=webhooks, **({} if metrics else {"metrics": []}), **analysis)
 
 
 def golden_canary(webhooks: list[dict[str, Any]], **analysis: Any) -> dict[str, Any]:
@@ -56,7 +46,7 @@ def seed_webhooks_for(
     loadtester_url: str, canary_url: str, load_duration: str = "2s"
 ) -> list[dict[str, Any]]:
     """The walkthrough's two webhooks, pointed at a local loadtester and the canary demo app."""
-    hooks: list[dict[str, Any]] = load_example("canary.yaml")["spec"]["analysis"]["webhooks"]
+    hooks: list[dict[str, Any]] = walkthrough_canary()["spec"]["analysis"]["webhooks"]
     for hook in hooks:
         assert hook["url"] == SEED_LOADTESTER_URL
         hook["url"] = loadtester_url
@@ -86,28 +76,11 @@ async def post_json(url: str, payload: dict[str, Any]) -> tuple[int, str]:
         return response.status, await response.text()
 
 
-async def phase_is(world: World, *phases: str) -> str | None:
-    phase = (await canary_status(world.client)).get("phase")
-    return phase if phase in phases else None
-
-
 async def wait_phase(world: World, *phases: str, timeout_s: float = RUN_TIMEOUT_S) -> str:
     phase: str = await wait_for(
         lambda: phase_is(world, *phases), what=" or ".join(phases), timeout_s=timeout_s, poll_s=0.1
     )
     return phase
-
-
-async def set_image(world: World, image: str) -> None:
-    patch = {"spec": {"template": {"spec": {"containers": [{"name": "podinfod", "image": image}]}}}}
-    await world.client.patch(kinds.DEPLOYMENT, "podinfo", patch, namespace=NAMESPACE, patch_type="strategic")
-
-
-async def initialize(world: World, canary: dict[str, Any], **operator_settings: Any) -> None:
-    """Start the operator, apply the podinfo objects and the canary, wait for Initialized."""
-    await world.start_operator(**operator_settings)
-    await world.apply_podinfo(canary)
-    await wait_phase(world, "Initialized")
 
 
 def posts(sink: CaptureServer, path: str | None = None) -> list[Any]:
@@ -159,11 +132,6 @@ def alert_provider(name: str, secret_name: str, channel: str = "on-call") -> dic
 async def apply_all(world: World, *objects: dict[str, Any]) -> None:
     for obj in objects:
         await apply(world.client, obj)
-
-
-async def settle(seconds: float) -> None:
-    """Let the operator run a few more ticks (used before asserting that something did *not* happen)."""
-    await asyncio.sleep(seconds)
 
 
 def dumps(value: Any) -> str:

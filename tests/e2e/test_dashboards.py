@@ -15,8 +15,7 @@ from typing import Any
 import aiohttp
 
 from tests.e2e.conftest import World
-from tests.e2e.harness import wait_for
-from tests.e2e.test_seed_walkthrough import PROMOTION_TIMEOUT_S, fast_seed, phase_is, set_image
+from tests.e2e.harness import PROMOTION_TIMEOUT_S, fast_seed, phase_is, set_image, wait_for
 
 GRAFANA = Path(__file__).resolve().parents[2] / "deploy" / "grafana"
 DASHBOARDS = {path.name: json.loads(path.read_text()) for path in sorted(GRAFANA.glob("*.json"))}
@@ -109,9 +108,9 @@ async def test_every_dashboard_query_returns_data_from_a_real_run(
             f'up{{instance="{target}"}}', accept=lambda v: v == 1, timeout_s=30
         )
         started = time.time()
-        canary = fast_seed(stepWeight=25)
-        canary["spec"]["analysis"]["webhooks"] = [{"name": "smoke", "type": "rollout", "url": hook.url}]
-        await world.apply_podinfo(canary)
+        await world.apply_podinfo(
+            fast_seed(stepWeight=25, webhooks=[{"name": "smoke", "type": "rollout", "url": hook.url}])
+        )
         await wait_for(lambda: phase_is(world, "Initialized"), what="Initialized", timeout_s=60)
         await set_image(world, "quay.io/stefanprodan/podinfo:3.1.1")
         await wait_for(

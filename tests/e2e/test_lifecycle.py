@@ -3,7 +3,6 @@ plane, a real Prometheus and real traffic."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from canarist.kube import resources as kinds
@@ -14,45 +13,19 @@ from tests.e2e.harness import (
     canary_status,
     delivered,
     event_messages,
+    event_seen,
+    fast_seed,
+    image_of,
+    initialize,
     load_example,
+    operator_sees,
+    phase_is,
+    reaches,
+    run_events,
+    set_image,
+    ticks_pass,
     wait_for,
 )
-from tests.e2e.test_seed_walkthrough import fast_seed, phase_is, set_image
-
-RUN_TIMEOUT_S = 120
-
-
-async def initialized(world: World, canary: dict[str, Any]) -> None:
-    await world.start_operator()
-    await world.apply_podinfo(canary)
-    await wait_for(lambda: phase_is(world, "Initialized"), what="Initialized", timeout_s=60)
-
-
-# The event a run sends after writing its final phase (post-rollout hooks run in between).
-CLOSING_EVENT = {"Succeeded": "Promotion completed!", "Failed": "Canary failed!"}
-
-
-async def reaches(world: World, phase: str) -> None:
-    """The canary is in ``phase`` and the event that closes that phase has been delivered."""
-    await wait_for(lambda: phase_is(world, phase), what=phase, timeout_s=RUN_TIMEOUT_S, poll_s=0.3)
-    prefix = CLOSING_EVENT.get(phase)
-    if prefix is not None:
-
-        async def closed() -> bool:
-            return any(m.startswith(prefix) for m in run_events(world))
-
-        await wait_for(closed, what=f"an event starting {prefix!r}", timeout_s=30)
-
-
-async def event_seen(world: World, message: str) -> None:
-    await delivered(lambda: event_messages(world.events), message, timeout_s=RUN_TIMEOUT_S)
-
-
-def run_events(world: World) -> list[str]:
-    """Events from the last "New revision detected" on, without the readiness waits (timing-dependent)."""
-    messages = [m for m in event_messages(world.events) if " not ready: waiting for rollout" not in m]
-    starts = [i for i, m in enumerate(messages) if m.startswith("New revision detected! Scaling up")]
-    return messages[starts[-1] :] if starts else messages
 
 
 async def primary_image(world: World) -> str:
@@ -61,7 +34,7 @@ async def primary_image(world: World) -> str:
 
 
 async def test_promotion_emits_flaggers_event_sequence_for_the_seed_spec(world: World) -> None:
-    await initialized(world, fast_seed())
+    await initialize(world, fast_seed())
     await set_image(world, "quay.io/stefanprodan/podinfo:3.1.1")
     await reaches(world, "Succeeded")
     # Flagger's sequence for interval/threshold/maxWeight 50/stepWeight 5 (inventory §2.2, §2.5, §2.8).
@@ -76,7 +49,7 @@ async def test_promotion_emits_flaggers_event_sequence_for_the_seed_spec(world: 
 
 
 async def test_no_data_is_never_a_pass(world: World) -> None:
-    await initialized(world, fast_seed(stepWeight=10, threshold=2))
+    await initialize(world, fast_seed(stepWeight=10, threshold=2))
     await world.traffic.stop()  # nobody calls the app: the canary has no metrics at all
     await set_image(world, "quay.io/stefanprodan/podinfo:3.1.1")
     await reaches(world, "Failed")
@@ -94,7 +67,7 @@ async def test_no_data_is_never_a_pass(world: World) -> None:
 
 
 async def test_latency_rolls_back(world: World) -> None:
-    await initialized(world, fast_seed(stepWeight=10, threshold=2))
+    await initialize(world, fast_seed(stepWeight=10, threshold=2))
     world.canary_app.set_knobs(latency_ms=700)
     await set_image(world, "quay.io/stefanprodan/podinfo:3.1.1")
     await reaches(world, "Failed")
@@ -107,7 +80,7 @@ async def test_latency_rolls_back(world: World) -> None:
 
 
 async def test_new_revision_mid_analysis_restarts_the_run(world: World) -> None:
-    await initialized(world, fast_seed(stepWeight=10))
+    await initialize(world, fast_seed(stepWeight=10))
     await set_image(world, "quay.io/stefanprodan/podinfo:3.1.1")
     await event_seen(world, "Advance podinfo.test canary weight 10")
     await set_image(world, "quay.io/stefanprodan/podinfo:3.1.2")
@@ -140,7 +113,7 @@ async def test_a_configmap_change_starts_a_run_and_reaches_the_primary(world: Wo
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     container["envFrom"] = [{"configMapRef": {"name": "podinfo-config"}}]
     await apply(world.client, deployment)
-    await initialized(world, fast_seed(stepWeight=25))
+    await initialize(world, fast_seed(stepWeight=25))
     copy = await world.client.get(kinds.CONFIG_MAP, "podinfo-config-primary", namespace=NAMESPACE)
     assert copy["data"] == {"color": "blue"}
 
@@ -160,9 +133,7 @@ async def test_a_configmap_change_starts_a_run_and_reaches_the_primary(world: Wo
 
 
 async def test_skip_analysis_promotes_without_checks(world: World) -> None:
-    canary = fast_seed()
-    canary["spec"]["skipAnalysis"] = True
-    await initialized(world, canary)
+    await initialize(world, fast_seed(spec={"skipAnalysis": True}))
     await world.traffic.stop()  # no metrics at all: an analysis would fail, a skipped one must not care
     await set_image(world, "quay.io/stefanprodan/podinfo:3.1.1")
     await reaches(world, "Succeeded")
@@ -173,11 +144,17 @@ async def test_skip_analysis_promotes_without_checks(world: World) -> None:
 
 
 async def test_suspend_pauses_and_resume_continues(world: World) -> None:
-    await initialized(world, fast_seed(stepWeight=25))
+    operator = await initialize(world, fast_seed(stepWeight=25))
     await world.client.patch(kinds.CANARY, "podinfo", {"spec": {"suspend": True}}, namespace=NAMESPACE)
     await event_seen(world, "skipping canary run as object is suspended")
     await set_image(world, "quay.io/stefanprodan/podinfo:3.1.1")
-    await asyncio.sleep(4)  # more than one analysis interval
+    await operator_sees(operator, kinds.DEPLOYMENT, "podinfo", lambda d: image_of(d).endswith(":3.1.1"))
+    # From here every tick sees the new revision, which a canary that is not suspended acts on at the first
+    # tick. Four ticks: the first may have started before the cache had the image, the next may be a wake by
+    # the target's status update; the last two are at rest, and at rest a worker ticks when its next step is
+    # due or at the 2 s resync, whichever comes first (interval 3 s: paced, +2 s, +3 s paced, ...), so one
+    # of any two consecutive ticks is a paced one: a suspended canary gets a paced tick with the new image.
+    await ticks_pass(operator, 4)
     assert (await canary_status(world.client))["phase"] == "Initialized"
     assert "New revision detected! Scaling up podinfo.test" not in event_messages(world.events)
 
@@ -187,9 +164,7 @@ async def test_suspend_pauses_and_resume_continues(world: World) -> None:
 
 
 async def test_a_canary_that_never_becomes_ready_is_rolled_back_at_the_deadline(world: World) -> None:
-    canary = fast_seed()
-    canary["spec"]["progressDeadlineSeconds"] = 4
-    await initialized(world, canary)
+    await initialize(world, fast_seed(progress_deadline_s=4))
     patch = {"spec": {"progressDeadlineSeconds": 2}}
     await world.client.patch(kinds.DEPLOYMENT, "podinfo", patch, namespace=NAMESPACE)
     await set_image(world, "quay.io/stefanprodan/podinfo:never-ready")
@@ -209,7 +184,6 @@ async def test_an_operator_restarted_mid_run_finishes_the_run_without_repeating_
     await event_seen(world, "Advance podinfo.test canary weight 20")
     await first.stop()
     world.operators.remove(first)
-    await asyncio.sleep(1)
     await world.start_operator()
     await reaches(world, "Succeeded")
     advances = [m for m in run_events(world) if m.startswith("Advance podinfo.test canary weight")]
@@ -218,16 +192,17 @@ async def test_an_operator_restarted_mid_run_finishes_the_run_without_repeating_
 
 
 async def test_a_second_canary_on_the_same_target_is_refused_with_a_warning(world: World) -> None:
-    await initialized(world, fast_seed())
-    second = fast_seed()
-    second["metadata"]["name"] = "podinfo-again"
-    await apply(world.client, second)
+    operator = await initialize(world, fast_seed())
+    await apply(world.client, fast_seed(name="podinfo-again"))
     expected = (
         "Deployment podinfo.test is already the target of canary podinfo.test; "
         "podinfo-again.test will not run until it targets another workload"
     )
     await event_seen(world, expected)
-    await asyncio.sleep(3)  # a few more ticks: the warning is not repeated, the second canary stays idle
+    # Three more ticks of the second canary (two that started after the warning was out): a warning said
+    # on every tick would be there three more times; the duplicate check comes before any paced work, so
+    # no interval is involved.
+    await ticks_pass(operator, 3, name="podinfo-again")
     assert event_messages(world.events).count(expected) == 1
     again = await world.client.get(kinds.CANARY, "podinfo-again", namespace=NAMESPACE)
     assert (again.get("status") or {}).get("phase") in (None, "")
@@ -246,9 +221,7 @@ async def test_revert_on_deletion_gives_the_workload_and_its_service_back(world:
         },
         kind=kinds.SERVICE,
     )
-    canary = fast_seed()
-    canary["spec"]["revertOnDeletion"] = True
-    await initialized(world, canary)
+    await initialize(world, fast_seed(spec={"revertOnDeletion": True}))
     obj = await world.client.get(kinds.CANARY, "podinfo", namespace=NAMESPACE)
     assert obj["metadata"]["finalizers"] == ["finalizer.flagger.app"]
     apex = await world.client.get(kinds.SERVICE, "podinfo", namespace=NAMESPACE)
@@ -270,7 +243,7 @@ async def test_revert_on_deletion_gives_the_workload_and_its_service_back(world:
 
 
 async def test_an_invalid_edit_is_reported_with_its_path_and_a_fix_resumes_the_canary(world: World) -> None:
-    await initialized(world, fast_seed())
+    operator = await initialize(world, fast_seed())
     range_path = "/spec/analysis/metrics/0/thresholdRange"
     broken = [{"op": "add", "path": range_path, "value": {"min": 99, "max": 1}}]
     await world.client.patch(kinds.CANARY, "podinfo", broken, namespace=NAMESPACE, patch_type="json")
@@ -292,7 +265,11 @@ async def test_an_invalid_edit_is_reported_with_its_path_and_a_fix_resumes_the_c
         "Warning",
     )
     await set_image(world, "quay.io/stefanprodan/podinfo:3.1.1")
-    await asyncio.sleep(4)  # more than one analysis interval: an invalid canary does not start a run
+    await operator_sees(operator, kinds.DEPLOYMENT, "podinfo", lambda d: image_of(d).endswith(":3.1.1"))
+    # An invalid canary stops every tick before the engine (no interval involved), and a valid one would
+    # start its run on the first tick that sees the new image. Three ticks: the first may have started
+    # before the cache had the image, the other two saw it, and each would repeat a warning said per tick.
+    await ticks_pass(operator, 3)
     assert (await canary_status(world.client))["phase"] == "Initialized"
     [warning] = await warnings()
     assert warning.get("count", 1) == 1  # said once, not every tick
@@ -305,15 +282,14 @@ async def test_an_invalid_edit_is_reported_with_its_path_and_a_fix_resumes_the_c
 
 
 async def test_without_revert_on_deletion_no_finalizer_is_added(world: World) -> None:
-    await initialized(world, fast_seed())
+    await initialize(world, fast_seed())
     obj = await world.client.get(kinds.CANARY, "podinfo", namespace=NAMESPACE)
     assert not obj["metadata"].get("finalizers")
 
 
 async def test_session_affinity_pins_users_to_the_canary_and_expires_the_cookie_after(world: World) -> None:
-    canary = fast_seed(stepWeight=25)
-    canary["spec"]["analysis"]["sessionAffinity"] = {"cookieName": "flagger-cookie", "maxAge": 21600}
-    await initialized(world, canary)
+    affinity = {"cookieName": "flagger-cookie", "maxAge": 21600}
+    await initialize(world, fast_seed(stepWeight=25, sessionAffinity=affinity))
     await set_image(world, "quay.io/stefanprodan/podinfo:3.1.1")
     await event_seen(world, "Advance podinfo.test canary weight 25")
 

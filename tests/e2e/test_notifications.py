@@ -7,17 +7,22 @@ from __future__ import annotations
 from typing import Any
 
 from tests.e2e.conftest import World
-from tests.e2e.harness import NAMESPACE, canary_status, load_example
+from tests.e2e.harness import (
+    NAMESPACE,
+    canary_status,
+    delivered,
+    initialize,
+    load_example,
+    set_image,
+    ticks_pass,
+)
 from tests.e2e.hooks_helpers import (
     alert_provider,
     apply_all,
     golden_canary,
-    initialize,
     messages_of,
     posts,
     secret,
-    set_image,
-    settle,
     slack_texts,
     wait_phase,
 )
@@ -50,7 +55,9 @@ async def promotion_then_rollback(world: World, load: CaptureServer) -> None:
     await set_image(world, "quay.io/stefanprodan/podinfo:3.1.2")
     await wait_phase(world, "Progressing", timeout_s=15)
     await wait_phase(world, "Failed")
-    await settle(1.0)
+    # The phase is written before the closing event is sent; then two more ticks that emit nothing more.
+    await delivered(lambda: messages_of(world.events), "Canary failed! Scaling down podinfo.test")
+    await ticks_pass(world.operators[-1], 2)
     messages = messages_of(world.events)
     assert "Promotion completed! Scaling down podinfo.test" in messages
     assert "Rolling back podinfo.test failed checks threshold reached 2" in messages

@@ -18,8 +18,17 @@ from canarist.kube.client import KubeClient, RequestLog, RequestRecord
 from canarist.operator.runtime import LEASE_NAME, Operator
 from tests.deploy.support import load_roles
 from tests.e2e.conftest import World
-from tests.e2e.harness import NAMESPACE, OperatorProcess, apply, load_example, wait_for
-from tests.e2e.test_seed_walkthrough import PROMOTION_TIMEOUT_S, fast_seed, phase_is, set_image
+from tests.e2e.harness import (
+    NAMESPACE,
+    PROMOTION_TIMEOUT_S,
+    OperatorProcess,
+    apply,
+    fast_seed,
+    load_example,
+    phase_is,
+    set_image,
+    wait_for,
+)
 
 OPERATOR_NAMESPACE = "canarist-system"  # where deploy/ runs the operator and keeps its Lease
 

@@ -22,9 +22,18 @@ from canarist.kube.client import KubeClient
 from canarist.kube.errors import NotFound
 from canarist.operator.runtime import LEASE_NAME, Operator
 from tests.e2e.conftest import World
-from tests.e2e.harness import NAMESPACE, apply, event_messages, load_example, wait_for
-from tests.e2e.test_lifecycle import event_seen, reaches
-from tests.e2e.test_seed_walkthrough import fast_seed, phase_is, set_image
+from tests.e2e.harness import (
+    NAMESPACE,
+    apply,
+    event_messages,
+    event_seen,
+    fast_seed,
+    load_example,
+    phase_is,
+    reaches,
+    set_image,
+    wait_for,
+)
 
 ELECTION_FLAGS = [
     "-enable-leader-election",
@@ -90,12 +99,21 @@ async def test_a_standby_takes_over_from_a_dead_leader_and_finishes_the_run(
             }
         )
         client = KubeClient.from_kubeconfig(world.kubeconfig)
+        lease_reads: list[float] = []  # when the standby asked for the Lease (its election attempts)
+        client.add_request_hook(lambda record: _note_lease_read(record, lease_reads))
         standby = Operator(standby_settings, client, http_host="127.0.0.1")
         stop = asyncio.Event()
         task = asyncio.create_task(standby.run(stop))
         try:
             await wait_for(lambda: _synced(standby), what="standby caches", timeout_s=30)
-            await asyncio.sleep(2)
+            # Not a leader in the subprocess's ticks (we cannot count them) but in the election's own terms:
+            # a standby that took the Lease it saw first as expired after a lease duration, or ignored the
+            # holder, would lead after attempts spanning more than a lease duration (3 s); wait for those.
+            await wait_for(
+                lambda: _attempts_span(lease_reads, standby_settings.leader_election_lease_duration_s + 1),
+                what="standby election attempts over more than a lease duration",
+                timeout_s=30,
+            )
             assert not standby.leading, "two leaders at once"
             assert await lease_holder(world.client) == first
 
@@ -120,6 +138,15 @@ async def test_a_standby_takes_over_from_a_dead_leader_and_finishes_the_run(
             await client.close()
     # A standby that stops cleanly releases the Lease so the next replica does not wait for it to expire.
     assert await lease_holder(world.client) == ""
+
+
+def _note_lease_read(record: Any, reads: list[float]) -> None:
+    if getattr(record, "resource", "") == "leases" and getattr(record, "verb", "") == "get":
+        reads.append(time.monotonic())
+
+
+async def _attempts_span(reads: list[float], seconds: float) -> bool:
+    return len(reads) >= 2 and reads[-1] - reads[0] >= seconds
 
 
 async def _synced(operator: Operator) -> bool:

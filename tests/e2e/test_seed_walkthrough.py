@@ -7,30 +7,19 @@ else is the walkthrough's Canary.
 
 from __future__ import annotations
 
-from typing import Any
-
 from canarist.kube import resources as kinds
 from tests.e2e.conftest import World
-from tests.e2e.harness import NAMESPACE, canary_status, delivered, event_messages, seed_canary, wait_for
-
-PROMOTION_TIMEOUT_S = 120
-
-
-def fast_seed(**overrides: Any) -> dict[str, Any]:
-    canary = seed_canary(interval="3s", **overrides)
-    for metric in canary["spec"]["analysis"]["metrics"]:
-        metric["interval"] = "10s"
-    return canary
-
-
-async def phase_is(world: World, *phases: str) -> str | None:
-    phase = (await canary_status(world.client)).get("phase")
-    return phase if phase in phases else None
-
-
-async def set_image(world: World, image: str) -> None:
-    patch = {"spec": {"template": {"spec": {"containers": [{"name": "podinfod", "image": image}]}}}}
-    await world.client.patch(kinds.DEPLOYMENT, "podinfo", patch, namespace=NAMESPACE, patch_type="strategic")
+from tests.e2e.harness import (
+    NAMESPACE,
+    PROMOTION_TIMEOUT_S,
+    canary_status,
+    delivered,
+    event_messages,
+    fast_seed,
+    phase_is,
+    set_image,
+    wait_for,
+)
 
 
 async def test_initialization_generates_flaggers_objects(world: World) -> None:

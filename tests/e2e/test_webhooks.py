@@ -16,21 +16,28 @@ from canarist.cli.main import main
 from canarist.kube import resources as kinds
 from canarist.workloads.revision import webhook_checksum
 from tests.e2e.conftest import World
-from tests.e2e.harness import NAMESPACE, canary_status, delivered, event_messages, wait_for
+from tests.e2e.harness import (
+    NAMESPACE,
+    canary_status,
+    delivered,
+    event_messages,
+    initialize,
+    set_image,
+    ticks_pass,
+    wait_for,
+)
 from tests.e2e.hooks_helpers import (
     KEY,
     fast_canary,
     golden_canary,
-    initialize,
     messages_of,
     post_json,
     posts,
     running_loadtester,
     seed_webhooks_for,
-    set_image,
-    settle,
     slack_texts,
     wait_phase,
+    wait_until,
     without_readiness_waits,
 )
 from tests.fixtures.capture import CaptureFactory
@@ -316,10 +323,14 @@ async def test_loadtester_gates_hold_and_release_the_canary(
             {"name": "approve-rollout", "type": "confirm-rollout", "url": gate},
             {"name": "approve-promotion", "type": "confirm-promotion", "url": gate},
         ]
-        await initialize(world, golden_canary(webhooks, stepWeight=50))
+        operator = await initialize(world, golden_canary(webhooks, stepWeight=50))
         await set_image(world, "quay.io/stefanprodan/podinfo:3.1.1")
         await wait_phase(world, "Waiting")
-        await settle(4.0)  # a few more intervals: still held, target not scaled up
+        # Still held, target not scaled up, over two more gate checks: the gate is asked on paced ticks
+        # (once per 3 s interval), and with nothing changing the worker ticks when the next step is due or
+        # at the 2 s resync, whichever comes first, so one of any two consecutive ticks is paced. Five
+        # ticks: the first may have been in flight at the call, the other four hold two paced ones.
+        await ticks_pass(operator, 5)
         assert (await canary_status(world.client))["phase"] == "Waiting"
         assert await cli("gate", "check", KEY, "--url", tester.url) == 1
         assert capsys.readouterr().out == "podinfo.test: closed\n"
@@ -330,7 +341,7 @@ async def test_loadtester_gates_hold_and_release_the_canary(
         # Close it again before the analysis reaches the promotion gate.
         assert await post_json(f"{tester.url}gate/close", payload()) == (202, "gate podinfo.test closed")
         await wait_phase(world, "WaitingPromotion", timeout_s=30)
-        await settle(4.0)
+        await ticks_pass(operator, 5)  # two more paced ticks, each asking the promotion gate (as above)
         assert (await canary_status(world.client))["phase"] == "WaitingPromotion"
         # The traffic stays on the canary (the status weight is 0 there, as Flagger's setStatusPhase does).
         assert await route_weights(world) == [0, 100]
@@ -371,7 +382,7 @@ async def test_a_rollback_hook_rolls_the_canary_back(world: World) -> None:
             {"name": "approve-promotion", "type": "confirm-promotion", "url": f"{tester.url}gate/check"},
             {"name": "manual-rollback", "type": "rollback", "url": f"{tester.url}rollback/check"},
         ]
-        await initialize(world, golden_canary(webhooks))
+        operator = await initialize(world, golden_canary(webhooks))
         await set_image(world, "quay.io/stefanprodan/podinfo:3.1.1")
         await wait_phase(world, "WaitingPromotion")
         assert await route_weights(world) == [0, 100]
@@ -390,7 +401,9 @@ async def test_a_rollback_hook_rolls_the_canary_back(world: World) -> None:
     target = await world.client.get(kinds.DEPLOYMENT, "podinfo", namespace=NAMESPACE)
     assert target["spec"]["replicas"] == 0
 
-    await settle(0.5)
+    # The phase is written before the closing event is sent; then two more ticks that emit nothing more.
+    await delivered(lambda: messages_of(world.events), "Canary failed! Scaling down podinfo.test")
+    await ticks_pass(operator, 2)
     bodies = posts(world.events)
     messages = [b["metadata"]["eventMessage"] for b in bodies]
     assert "Rollback hook manual-rollback not signaling a rollback" in messages
@@ -428,10 +441,12 @@ async def test_a_failing_acceptance_test_in_the_loadtester_rolls_the_canary_back
     async with running_loadtester() as tester:
         hooks = seed_webhooks_for(tester.url, world.canary_app.url)
         hooks[0]["metadata"]["cmd"] = hooks[0]["metadata"]["cmd"].replace("grep token", "grep no-such-field")
-        await initialize(world, fast_canary(webhooks=hooks, stepWeight=25, threshold=1))
+        operator = await initialize(world, fast_canary(webhooks=hooks, stepWeight=25, threshold=1))
         await set_image(world, "quay.io/stefanprodan/podinfo:3.1.1")
         await wait_phase(world, "Failed")
-    await settle(0.5)
+    # The phase is written before the closing event is sent; then two more ticks that emit nothing more.
+    await delivered(lambda: messages_of(world.events), "Canary failed! Scaling down podinfo.test")
+    await ticks_pass(operator, 2)
     cmd = f"curl -sd 'test' {world.canary_app.url}/token | grep no-such-field"
     messages = without_readiness_waits(messages_of(world.events))
     run = messages[messages.index("New revision detected! Scaling up podinfo.test") :]
@@ -464,11 +479,14 @@ async def test_a_closed_traffic_increase_gate_holds_the_weight_and_alerts_every_
 
     gate.respond_with([200])
     await wait_phase(world, "Succeeded")
-    await settle(0.5)
+    await delivered(lambda: messages_of(world.events), "Promotion completed! Scaling down podinfo.test")
     halt = "Halt podinfo.test advancement waiting for traffic increase approval traffic-gate"
     halts = messages_of(world.events).count(halt)
     assert halts >= 3  # every interval while closed, as Flagger does
-    waiting = slack_texts(slack).count("Canary traffic increase is waiting for approval.")
+    text = "Canary traffic increase is waiting for approval."
+    # Each halt is also a Slack alert, which may still be on its way.
+    await wait_until(lambda: slack_texts(slack).count(text) >= halts, f"{halts} Slack alerts {text!r}")
+    waiting = slack_texts(slack).count(text)
     assert waiting == halts
     assert "Confirm-traffic-increase check traffic-gate passed" in messages_of(world.events)
 
