@@ -96,3 +96,29 @@ def test_readiness() -> None:
     stale = ds_status(3, 3, 3)
     stale["metadata"]["generation"] = 3
     assert check(stale).message == W + "observed daemonset generation less than desired generation"
+
+
+def test_scaling_to_zero_and_back_is_not_a_new_revision() -> None:
+    """A merge patch that removes the scale-to-zero label may leave an empty node selector behind."""
+    from canarist.workloads.revision import revision_hash
+
+    base = {
+        "kind": "DaemonSet",
+        "spec": {"template": {"spec": {"containers": [{"name": "a", "image": "x"}]}}},
+    }
+    down = {
+        "kind": "DaemonSet",
+        "spec": {
+            "template": {
+                "spec": {
+                    **base["spec"]["template"]["spec"],
+                    "nodeSelector": {"flagger.app/scale-to-zero": "true"},
+                }
+            }
+        },
+    }
+    back = {
+        "kind": "DaemonSet",
+        "spec": {"template": {"spec": {**base["spec"]["template"]["spec"], "nodeSelector": {}}}},
+    }
+    assert revision_hash(base) == revision_hash(down) == revision_hash(back)

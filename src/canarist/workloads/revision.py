@@ -60,9 +60,11 @@ def hashed_part(target: Mapping[str, Any]) -> Any:
         return deep(target.get("spec") or {})
     template = deep(get_path(target, "spec", "template") or {})
     if kind == "DaemonSet":
+        # Scaling a DaemonSet to zero and back is not a new revision. An empty node selector is no node
+        # selector (the API server omits empty maps; a merge patch removing the last key may leave one).
         node_selector = get_path(template, "spec", "nodeSelector")
-        if isinstance(node_selector, dict) and SCALE_TO_ZERO_LABEL in node_selector:
-            del node_selector[SCALE_TO_ZERO_LABEL]
+        if isinstance(node_selector, dict):
+            node_selector.pop(SCALE_TO_ZERO_LABEL, None)
             if not node_selector:
                 del template["spec"]["nodeSelector"]
     return template
