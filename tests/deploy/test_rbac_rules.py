@@ -53,3 +53,18 @@ def test_roles_of_rbac_yaml() -> None:
     assert not lease.allows(
         "coordination.k8s.io", "leases", "update", "canarist-system", "someone-elses-lease"
     )
+
+
+def test_every_kind_the_operator_watches_is_granted_from_the_declarations() -> None:
+    """The operator's RBAC follows from what it watches: the base kinds and each router's declared kinds
+    (a new router's kinds that are not granted fail here, not in a cluster)."""
+    from canarist.operator.controller import watched_kinds
+    from canarist.routers import registry as routers
+
+    cluster = load_roles()["ClusterRole/canarist"]
+    for kind in watched_kinds("istio"):
+        for verb in ("list", "watch"):
+            assert cluster.allows(kind.group, kind.plural, verb), f"{verb} {kind.group}/{kind.plural}"
+    for kind in routers.all_kinds():
+        for verb in ("create", "update"):
+            assert cluster.allows(kind.group, kind.plural, verb), f"{verb} {kind.group}/{kind.plural}"
