@@ -12,7 +12,9 @@ import asyncio
 import contextlib
 import copy
 import io
-from collections.abc import Callable
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -316,3 +318,40 @@ async def operator_sees(
 
 def image_of(workload: dict[str, Any]) -> str:
     return str(workload["spec"]["template"]["spec"]["containers"][0]["image"])
+
+
+ELECTION_FLAGS = [
+    "-enable-leader-election",
+    f"-leader-election-namespace={NAMESPACE}",
+    "--leader-election-lease-duration=3s",
+    "--leader-election-renew-deadline=2s",
+    "--leader-election-retry-period=500ms",
+]
+
+
+def operator_command(world: World, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "canarist",
+        "operator",
+        f"-kubeconfig={world.kubeconfig}",
+        f"-metrics-server={world.settings.metrics_server}",
+        f"-event-webhook={world.settings.event_webhook}",
+        "--min-analysis-interval=1s",
+        "-port=0",
+        "-log-level=info",
+        *extra,
+    ]
+
+
+@contextlib.asynccontextmanager
+async def operator_subprocess(world: World, *extra: str, log: Path) -> AsyncIterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as out:
+        process = subprocess.Popen(operator_command(world, *extra), stdout=out, stderr=subprocess.STDOUT)  # noqa: ASYNC220
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)

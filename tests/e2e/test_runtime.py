@@ -4,13 +4,9 @@ graceful SIGTERM, and the `/metrics` a dashboard reads."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,53 +19,19 @@ from canarist.kube.errors import NotFound
 from canarist.operator.runtime import LEASE_NAME, Operator
 from tests.e2e.conftest import World
 from tests.e2e.harness import (
+    ELECTION_FLAGS,
     NAMESPACE,
     apply,
     event_messages,
     event_seen,
     fast_seed,
     load_example,
+    operator_subprocess,
     phase_is,
     reaches,
     set_image,
     wait_for,
 )
-
-ELECTION_FLAGS = [
-    "-enable-leader-election",
-    f"-leader-election-namespace={NAMESPACE}",
-    "--leader-election-lease-duration=3s",
-    "--leader-election-renew-deadline=2s",
-    "--leader-election-retry-period=500ms",
-]
-
-
-def operator_command(world: World, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "canarist",
-        "operator",
-        f"-kubeconfig={world.kubeconfig}",
-        f"-metrics-server={world.settings.metrics_server}",
-        f"-event-webhook={world.settings.event_webhook}",
-        "--min-analysis-interval=1s",
-        "-port=0",
-        "-log-level=info",
-        *extra,
-    ]
-
-
-@contextlib.asynccontextmanager
-async def operator_subprocess(world: World, *extra: str, log: Path) -> AsyncIterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as out:
-        process = subprocess.Popen(operator_command(world, *extra), stdout=out, stderr=subprocess.STDOUT)  # noqa: ASYNC220
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
 
 
 async def lease_holder(client: KubeClient) -> str:
