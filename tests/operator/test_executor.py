@@ -1,0 +1,158 @@
+"""The executor against a real local control plane, reading from a dict-backed cache: what a decision writes,
+and that applying it again writes nothing (every action is idempotent, through the writer's one policy)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from canarist.api import Canary
+from canarist.api.crds import crds
+from canarist.engine.model import Initialize, Promote, ScaleDownTarget
+from canarist.kube import resources as kinds
+from canarist.kube.cache import StaticCache
+from canarist.kube.client import KubeClient, RequestRecord
+from canarist.kube.events import EventRecorder
+from canarist.kube.writer import Writer
+from canarist.notify.outbox import Outbox
+from canarist.operator.alerts import AlertSender
+from canarist.operator.executor import Executor
+from canarist.operator.observe import observe
+from canarist.operator.settings import OperatorSettings
+from canarist.operator.telemetry import Telemetry
+from tests.fixtures.canaries import canary_manifest
+
+pytestmark = pytest.mark.localcluster(install_istio_crds=True)
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+WRITES = {"create", "update", "patch", "delete"}
+
+
+@dataclass
+class Rig:
+    client: KubeClient
+    cache: StaticCache
+    executor: Executor
+    settings: OperatorSettings
+    writes: list[RequestRecord]
+
+    async def put(self, kind: kinds.ResourceKind, obj: dict[str, Any]) -> dict[str, Any]:
+        created = await self.client.create(obj, kind=kind)
+        self.cache.put(kind, created)
+        return created
+
+    async def refresh(self, kind: kinds.ResourceKind, name: str) -> None:
+        """What an informer would hold by now (the local control plane's controllers update status)."""
+        self.cache.put(kind, await self.client.get(kind, name, namespace="test"))
+
+    async def canary(self, manifest: dict[str, Any]) -> Canary:
+        created = await self.put(kinds.CANARY, manifest)
+        return Canary.model_validate(created)
+
+    async def apply(self, canary: Canary, *actions: Any) -> list[RequestRecord]:
+        """Apply ``actions`` as one decision; the write requests it made."""
+        before = len(self.writes)
+        observed = observe(canary, self.cache, self.settings, NOW, None)
+        await self.executor.apply(canary, observed, tuple(actions))
+        return [r for r in self.writes[before:] if r.resource != "events"]
+
+
+@pytest.fixture
+async def rig(local_cluster: Any) -> AsyncIterator[Rig]:
+    client = KubeClient.from_kubeconfig(local_cluster.kubeconfig)
+    for crd in crds():
+        await client.create(crd, kind=kinds.CUSTOM_RESOURCE_DEFINITION)
+    await client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "test"}})
+    writes: list[RequestRecord] = []
+    client.add_request_hook(lambda record: writes.append(record) if record.verb in WRITES else None)
+    cache = StaticCache()
+    settings = OperatorSettings()
+    telemetry = Telemetry("istio")
+    outbox = Outbox()
+    alerts = AlertSender(cache, settings, telemetry, outbox)
+    executor = Executor(
+        client, cache, Writer(client, cache), EventRecorder(client), settings, telemetry, alerts, outbox
+    )
+    try:
+        yield Rig(client, cache, executor, settings, writes)
+    finally:
+        await alerts.close(1.0)
+        await client.close()
+
+
+def daemonset(image: str = "podinfo:1") -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": "podinfo", "namespace": "test", "labels": {"app": "podinfo"}},
+        "spec": {
+            "updateStrategy": {"type": "RollingUpdate"},
+            "selector": {"matchLabels": {"app": "podinfo"}},
+            "template": {
+                "metadata": {"labels": {"app": "podinfo"}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "app",
+                            "image": image,
+                            "ports": [{"name": "http", "containerPort": 9898}],
+                            "envFrom": [{"configMapRef": {"name": "settings"}}],
+                        }
+                    ]
+                },
+            },
+        },
+    }
+
+
+SETTINGS_MAP = {
+    "apiVersion": "v1",
+    "kind": "ConfigMap",
+    "metadata": {"name": "settings", "namespace": "test"},
+}
+
+
+async def _initialized(rig: Rig) -> Canary:
+    await rig.put(kinds.CONFIG_MAP, {**SETTINGS_MAP, "data": {"color": "blue"}})
+    await rig.put(kinds.DAEMON_SET, daemonset())
+    canary = await rig.canary(canary_manifest(target_kind="DaemonSet", autoscaler=None))
+    writes = await rig.apply(canary, Initialize(takeover=True), ScaleDownTarget())
+    assert writes, "initialization wrote nothing"
+    return canary
+
+
+async def test_initialization_of_a_daemonset_writes_a_daemonset_primary_once(rig: Rig) -> None:
+    canary = await _initialized(rig)
+    primary = await rig.client.get(kinds.DAEMON_SET, "podinfo-primary", namespace="test")
+    assert primary["spec"]["selector"] == {"matchLabels": {"app": "podinfo-primary"}}
+    assert await rig.client.get_or_none(kinds.DEPLOYMENT, "podinfo-primary", namespace="test") is None
+    copy = await rig.client.get(kinds.CONFIG_MAP, "settings-primary", namespace="test")
+    assert copy["data"] == {"color": "blue"}
+    for name in ("podinfo", "podinfo-primary", "podinfo-canary"):
+        service = await rig.client.get(kinds.SERVICE, name, namespace="test")
+        assert service["metadata"]["annotations"]["kustomize.toolkit.fluxcd.io/reconcile"] == "disabled"
+    target = await rig.client.get(kinds.DAEMON_SET, "podinfo", namespace="test")
+    assert target["spec"]["template"]["spec"]["nodeSelector"] == {"flagger.app/scale-to-zero": "true"}
+
+    # The same decision again, with the cache holding what was written: not one write.
+    assert await rig.apply(canary, Initialize(takeover=True), ScaleDownTarget()) == []
+
+
+async def test_a_replayed_promote_writes_nothing(rig: Rig) -> None:
+    canary = await _initialized(rig)
+    changed = await rig.client.get(kinds.DAEMON_SET, "podinfo", namespace="test")
+    changed["spec"]["template"]["spec"]["containers"][0]["image"] = "podinfo:2"
+    rig.cache.put(kinds.DAEMON_SET, await rig.client.replace(changed, kind=kinds.DAEMON_SET))
+
+    await rig.refresh(kinds.DAEMON_SET, "podinfo-primary")
+    writes = await rig.apply(canary, Promote())
+    assert [(w.verb, w.resource, w.name) for w in writes] == [("update", "daemonsets", "podinfo-primary")]
+    primary = await rig.client.get(kinds.DAEMON_SET, "podinfo-primary", namespace="test")
+    assert primary["spec"]["template"]["spec"]["containers"][0]["image"] == "podinfo:2"
+    # After a crash or a lost answer the same Promote comes again: the primary already carries it.
+    await rig.refresh(kinds.DAEMON_SET, "podinfo-primary")
+    assert await rig.apply(canary, Promote()) == []

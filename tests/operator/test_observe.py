@@ -1,0 +1,177 @@
+"""`observe` on a dict-backed cache: the target kind's record, the router and its capabilities resolved once,
+and every problem only an edit fixes raised as `Permanent` with a path-qualified message."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from canarist.api import Canary
+from canarist.kube import resources as kinds
+from canarist.kube.cache import StaticCache
+from canarist.operator.observe import Permanent, observe
+from canarist.operator.settings import OperatorSettings
+from canarist.workloads.targets import DAEMON_SET, DEPLOYMENT
+from tests.fixtures.canaries import canary_model
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+SETTINGS = OperatorSettings()
+
+
+def workload(kind: str, name: str, *, ready: bool = True, **meta: Any) -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        "apiVersion": "apps/v1",
+        "kind": kind,
+        "metadata": {"name": name, "namespace": "test", "generation": 1, **meta},
+        "spec": {
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": "podinfo:1"}]},
+            },
+        },
+    }
+    if kind == "Deployment":
+        obj["spec"]["replicas"] = 1
+        obj["status"] = {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1}
+        obj["status"]["conditions"] = [
+            {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}
+        ]
+    else:
+        obj["spec"]["updateStrategy"] = {"type": "RollingUpdate"}
+        obj["status"] = {
+            "observedGeneration": 1,
+            "desiredNumberScheduled": 1,
+            "updatedNumberScheduled": 1 if ready else 0,
+            "numberAvailable": 1 if ready else 0,
+        }
+    return obj
+
+
+def canary(kind: str = "Deployment", **overrides: Any) -> Canary:
+    return canary_model(target_kind=kind, autoscaler=None, **overrides)
+
+
+def test_a_daemonset_target_is_read_with_the_daemonset_record() -> None:
+    cache = StaticCache(
+        [
+            (kinds.DAEMON_SET, workload("DaemonSet", "podinfo")),
+            (kinds.DAEMON_SET, workload("DaemonSet", "podinfo-primary", ready=False)),
+            # A Deployment of the primary's name must not be mistaken for the primary.
+            (kinds.DEPLOYMENT, workload("Deployment", "podinfo-primary")),
+        ]
+    )
+    observed = observe(canary("DaemonSet"), cache, SETTINGS, NOW, None)
+    assert observed.target_kind is DAEMON_SET
+    assert observed.primary is not None
+    assert observed.primary["kind"] == "DaemonSet"
+    assert observed.observation.canary.ready
+    assert not observed.observation.primary.ready
+    assert observed.observation.target is not None
+    assert observed.observation.target.kind == "DaemonSet"
+
+
+def test_a_deployment_target_and_the_router_resolved_once() -> None:
+    cache = StaticCache([(kinds.DEPLOYMENT, workload("Deployment", "podinfo"))])
+    observed = observe(canary(), cache, SETTINGS, NOW, None)
+    assert observed.target_kind is DEPLOYMENT
+    assert observed.router.name == "istio"
+    assert observed.context.apex == "podinfo"
+    assert observed.observation.router.weights
+    assert observed.primary is None
+    assert not observed.observation.primary.ready
+
+
+def test_routes_are_read_back_from_the_cached_route_object() -> None:
+    vs = {
+        "apiVersion": "networking.istio.io/v1beta1",
+        "kind": "VirtualService",
+        "metadata": {"name": "podinfo", "namespace": "test"},
+        "spec": {
+            "hosts": ["podinfo"],
+            "http": [
+                {
+                    "route": [
+                        {"destination": {"host": "podinfo-primary"}, "weight": 70},
+                        {"destination": {"host": "podinfo-canary"}, "weight": 30},
+                    ]
+                }
+            ],
+        },
+    }
+    cache = StaticCache([(kinds.DEPLOYMENT, workload("Deployment", "podinfo")), (kinds.VIRTUAL_SERVICE, vs)])
+    observed = observe(canary(), cache, SETTINGS, NOW, None)
+    routes = observed.observation.routes
+    assert routes is not None
+    assert (routes.primary, routes.canary) == (70, 30)
+
+
+def test_the_kubernetes_provider_has_no_weights() -> None:
+    cache = StaticCache([(kinds.DEPLOYMENT, workload("Deployment", "podinfo"))])
+    observed = observe(canary(provider="kubernetes"), cache, SETTINGS, NOW, None)
+    assert not observed.observation.router.weights
+    assert not observed.observation.router.matches
+
+
+def _problem(
+    subject: Canary, cache: StaticCache | None = None, settings: OperatorSettings = SETTINGS
+) -> Permanent:
+    with pytest.raises(Permanent) as raised:
+        observe(subject, cache or StaticCache(), settings, NOW, None)
+    return raised.value
+
+
+def test_an_unsupported_provider_is_permanent() -> None:
+    problem = _problem(canary(provider="linkerd"))
+    assert problem.reason == "UnsupportedProvider"
+    assert problem.message == (
+        "spec.provider: provider 'linkerd' is not supported by canarist yet (supported: istio, kubernetes)"
+    )
+
+
+def test_a_service_target_is_permanent_until_canarist_runs_them() -> None:
+    problem = _problem(canary("Service"))
+    assert problem.reason == "UnsupportedTarget"
+    assert problem.message.startswith(
+        "spec.targetRef.kind: Service targets are not supported by canarist yet"
+    )
+
+
+def test_ab_testing_on_a_router_without_matches_is_refused() -> None:
+    subject = canary(provider="kubernetes", iterations=5, match=[{"headers": {"x-canary": {"exact": "1"}}}])
+    problem = _problem(subject)
+    assert problem.reason == "UnsupportedByProvider"
+    assert problem.message.startswith("spec.analysis.match: provider kubernetes cannot route by header")
+
+
+def test_cross_namespace_references_are_refused_only_when_asked() -> None:
+    cache = StaticCache([(kinds.DEPLOYMENT, workload("Deployment", "podinfo"))])
+    metrics = [
+        {"name": "errors", "templateRef": {"name": "errors", "namespace": "istio-system"}, "interval": "1m"}
+    ]
+    subject = canary(metrics=metrics)
+    observe(subject, cache, SETTINGS, NOW, None)  # allowed by default, as in Flagger
+    strict = OperatorSettings(no_cross_namespace_refs=True)
+    problem = _problem(subject, cache, strict)
+    assert problem.reason == "CrossNamespaceReference"
+    assert problem.message.startswith(
+        "spec.analysis.metrics[0].templateRef.namespace: istio-system is another"
+    )
+
+
+def test_a_target_generated_by_another_canary_is_refused() -> None:
+    owner = {
+        "apiVersion": "flagger.app/v1beta1",
+        "kind": "Canary",
+        "name": "web",
+        "uid": "1",
+        "controller": True,
+    }
+    primary = workload("Deployment", "web-primary", ownerReferences=[owner])
+    subject = canary(target_name="web-primary", name="hijack")
+    problem = _problem(subject, StaticCache([(kinds.DEPLOYMENT, copy.deepcopy(primary))]))
+    assert problem.reason == "TargetOwnedByCanary"
+    assert "was generated by canary web.test" in problem.message
