@@ -182,7 +182,7 @@ class Initialize:
 
 @dataclass(frozen=True)
 class ScaleDownTarget:
-    """Scale the target to zero (pausing its KEDA scaler first)."""
+    """Scale the target to zero (a DaemonSet: a node selector that matches no node)."""
 
 
 @dataclass(frozen=True)

@@ -148,6 +148,13 @@ def observe(
         record = target_kind(canary.spec.target_ref.kind)
     except UnsupportedTarget as error:
         raise Permanent("UnsupportedTarget", str(error)) from None
+    scaler = canary.spec.autoscaler_ref
+    if scaler is not None and scaler.kind != "HorizontalPodAutoscaler":
+        raise Permanent(
+            "UnsupportedAutoscaler",
+            f"spec.autoscalerRef.kind: {scaler.kind} autoscalers are not supported by canarist yet "
+            "(supported: HorizontalPodAutoscaler)",
+        )
     if settings.no_cross_namespace_refs:
         problems = cross_namespace_refs(canary)
         if problems:
