@@ -25,11 +25,11 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import httpx2
 from lightkube.config import client_adapter
@@ -49,6 +49,7 @@ from .errors import (
     is_transient,
     not_applied,
 )
+from .policy import contains, differs, overlay  # contains stays importable from here
 from .resources import ResourceKind, kind_of
 
 __all__ = [
@@ -81,6 +82,8 @@ _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # A connection that was never made: the server cannot have seen the request.
 _NOT_SENT = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout)
 
+_T = TypeVar("_T")
+
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
@@ -104,6 +107,29 @@ class RetryPolicy:
         if isinstance(retry_after, int | float) and retry_after > 0:
             backoff = max(backoff, min(float(retry_after), self.max_retry_after))
         return backoff
+
+    async def run(
+        self, op: Callable[[], Awaitable[_T]], retryable: Callable[[BaseException], bool], what: str
+    ) -> _T:
+        """``await op()``, again after each failure ``retryable`` accepts, within the attempts and budget."""
+        attempt = 0
+        waited = 0.0
+        while True:
+            try:
+                return await op()
+            except KubeError as e:
+                attempt += 1
+                if not retryable(e) or attempt >= self.attempts:
+                    if attempt > 1:
+                        e.add_note(f"gave up after {attempt} attempts ({waited:.1f} s of backoff)")
+                    raise
+                delay = self.delay(attempt, e)
+                if waited + delay > self.budget:
+                    e.add_note(f"gave up after {attempt} attempts: retry budget {self.budget:g} s spent")
+                    raise
+                log.debug("%s: %s; retry %d in %.2f s", what, e, attempt, delay)
+                waited += delay
+                await asyncio.sleep(delay)
 
 
 DEFAULT_RETRY = RetryPolicy()
@@ -227,66 +253,6 @@ def format_selector(selector: Selector) -> str | None:
     if isinstance(selector, str):
         return selector or None
     return ",".join(f"{k}={v}" for k, v in selector.items()) or None
-
-
-def contains(actual: Any, desired: Any) -> bool:
-    """True when ``desired`` is contained in ``actual``: every key of every desired mapping is present with a
-    contained value, lists have the same length and contain element-wise, scalars are equal. A desired
-    ``None`` matches a missing key. Fields the server added (defaults, status) do not count as differences."""
-    if isinstance(desired, Mapping):
-        if not isinstance(actual, Mapping):
-            return False
-        for key, value in desired.items():
-            if key not in actual:
-                if value is None:
-                    continue
-                return False
-            if not contains(actual[key], value):
-                return False
-        return True
-    if isinstance(desired, list):
-        if not isinstance(actual, list) or len(actual) != len(desired):
-            return False
-        return all(contains(a, d) for a, d in zip(actual, desired, strict=True))
-    return bool(actual == desired)
-
-
-_METADATA_COMPARED = ("labels", "annotations", "ownerReferences", "finalizers")
-
-
-def _ensure_differs(current: Obj, desired: Obj) -> bool:
-    for key, value in desired.items():
-        if key in ("apiVersion", "kind", "status"):
-            continue
-        if key == "metadata":
-            meta = current.get("metadata") or {}
-            for mkey in _METADATA_COMPARED:
-                if mkey in value and not contains(
-                    meta.get(mkey) or ({} if mkey in ("labels", "annotations") else []), value[mkey]
-                ):
-                    return True
-            continue
-        if not contains(current.get(key), value):
-            return True
-    return False
-
-
-def _ensure_merge(current: Obj, desired: Obj) -> Obj:
-    merged = copy.deepcopy(current)
-    for key, value in desired.items():
-        if key in ("apiVersion", "kind", "status"):
-            continue
-        if key == "metadata":
-            meta = merged.setdefault("metadata", {})
-            for mkey in ("labels", "annotations"):
-                if mkey in value:
-                    meta[mkey] = {**(meta.get(mkey) or {}), **copy.deepcopy(value[mkey] or {})}
-            for mkey in ("ownerReferences", "finalizers"):
-                if mkey in value:
-                    meta[mkey] = copy.deepcopy(value[mkey])
-            continue
-        merged[key] = copy.deepcopy(value)
-    return merged
 
 
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -565,36 +531,23 @@ class KubeClient:
         policy = retry or self.retry
         if retry_mode == "none":
             policy = NO_RETRY
-        waited = 0.0
-        attempt = 0
-        while True:
+
+        async def once() -> Obj:
             self._check_fence(method, kind, namespace, name)
-            try:
-                return await self._send(
-                    method,
-                    verb,
-                    kind,
-                    namespace=namespace,
-                    name=name,
-                    subresource=subresource,
-                    params=params,
-                    body=body,
-                    content_type=content_type,
-                )
-            except KubeError as e:
-                attempt += 1
-                retryable = not_applied(e) if retry_mode == "not_applied" else is_transient(e)
-                if not retryable or attempt >= policy.attempts:
-                    if attempt > 1:
-                        e.add_note(f"gave up after {attempt} attempts ({waited:.1f} s of backoff)")
-                    raise
-                delay = policy.delay(attempt, e)
-                if waited + delay > policy.budget:
-                    e.add_note(f"gave up after {attempt} attempts: retry budget {policy.budget:g} s spent")
-                    raise
-                log.debug("%s %s: %s; retry %d in %.2f s", method, kind.plural, e, attempt, delay)
-                waited += delay
-                await asyncio.sleep(delay)
+            return await self._send(
+                method,
+                verb,
+                kind,
+                namespace=namespace,
+                name=name,
+                subresource=subresource,
+                params=params,
+                body=body,
+                content_type=content_type,
+            )
+
+        retryable = not_applied if retry_mode == "not_applied" else is_transient
+        return await policy.run(once, retryable, f"{method} {kind.plural}")
 
     async def _send(
         self,
@@ -1013,10 +966,13 @@ class KubeClient:
                     return EnsureResult(created, "created")
                 except AlreadyExists:
                     current = await self.get(kind, name, namespace=ns)
-            if not _ensure_differs(current, desired):
+            if not differs(current, desired):
                 return EnsureResult(current, "unchanged")
             try:
-                updated = await self.replace(_ensure_merge(current, desired), kind=kind, namespace=ns)
+                merged = overlay(current, desired)
+                if merged is None:
+                    return EnsureResult(current, "unchanged")
+                updated = await self.replace(merged, kind=kind, namespace=ns)
                 return EnsureResult(updated, "updated")
             except Conflict:
                 attempt += 1

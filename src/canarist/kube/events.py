@@ -129,25 +129,7 @@ class EventRecorder:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
 
     async def _retrying(self, op: Callable[[], Awaitable[Obj]]) -> Obj:
-        policy = self.retry
-        attempt = 0
-        waited = 0.0
-        while True:
-            try:
-                return await op()
-            except KubeError as e:
-                attempt += 1
-                if not is_transient(e) or attempt >= policy.attempts:
-                    if attempt > 1:
-                        e.add_note(f"gave up after {attempt} attempts")
-                    raise
-                delay = policy.delay(attempt, e)
-                if waited + delay > policy.budget:
-                    e.add_note(f"gave up after {attempt} attempts: retry budget {policy.budget:g} s spent")
-                    raise
-                log.debug("event write failed (%s), retry %d in %.2f s", e, attempt, delay)
-                waited += delay
-                await asyncio.sleep(delay)
+        return await self.retry.run(op, is_transient, "event write")
 
     async def _record(self, involved: Mapping[str, Any], type_: str, reason: str, message: str) -> Obj:
         ref = object_reference(involved)

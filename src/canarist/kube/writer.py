@@ -16,13 +16,13 @@ maps, so comparing them literally would rewrite the object forever).
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from .client import KubeClient, Obj, contains
+from .client import KubeClient, Obj
 from .errors import AlreadyExists, KubeError
+from .policy import differs, overlay
 from .resources import ResourceKind
 
 __all__ = ["Merge", "WriteError", "Writer", "differs", "overlay"]
@@ -30,9 +30,6 @@ __all__ = ["Merge", "WriteError", "Writer", "differs", "overlay"]
 log = logging.getLogger("canarist")
 
 Merge = Callable[[Obj, Obj], Obj | None]
-
-_COMPARED_METADATA = ("labels", "annotations", "ownerReferences", "finalizers")
-_MERGED_METADATA = ("labels", "annotations")
 
 
 class WriteError(Exception):
@@ -47,52 +44,6 @@ class _Remembers(Protocol):
     def get(self, kind: ResourceKind, namespace: str, name: str) -> Obj | None: ...
 
     def remember(self, kind: ResourceKind, obj: Obj) -> None: ...
-
-
-def _empty(value: Any) -> bool:
-    return value is None or (isinstance(value, Mapping | list) and not value)
-
-
-def _contained(actual: Any, desired: Any) -> bool:
-    return (_empty(actual) and _empty(desired)) or contains(actual, desired)
-
-
-def differs(observed: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
-    """Whether ``desired`` says something ``observed`` does not (top-level fields other than status, and the
-    metadata that the operator owns)."""
-    for key, value in desired.items():
-        if key in ("apiVersion", "kind", "status"):
-            continue
-        if key == "metadata":
-            meta = observed.get("metadata") or {}
-            if any(m in value and not _contained(meta.get(m), value[m]) for m in _COMPARED_METADATA):
-                return True
-            continue
-        if not _contained(observed.get(key), value):
-            return True
-    return False
-
-
-def overlay(observed: Obj, desired: Obj) -> Obj | None:
-    """The default merge: desired top-level fields replace observed ones; labels and annotations are merged
-    (desired wins); ownerReferences and finalizers are replaced. None when nothing differs."""
-    if not differs(observed, desired):
-        return None
-    merged = copy.deepcopy(observed)
-    for key, value in desired.items():
-        if key in ("apiVersion", "kind", "status"):
-            continue
-        if key == "metadata":
-            meta = merged.setdefault("metadata", {})
-            for mkey in _MERGED_METADATA:
-                if value.get(mkey):
-                    meta[mkey] = {**(meta.get(mkey) or {}), **copy.deepcopy(value[mkey])}
-            for mkey in ("ownerReferences", "finalizers"):
-                if mkey in value:
-                    meta[mkey] = copy.deepcopy(value[mkey])
-            continue
-        merged[key] = copy.deepcopy(value)
-    return merged
 
 
 def _name(obj: Mapping[str, Any]) -> tuple[str, str]:

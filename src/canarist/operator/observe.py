@@ -97,18 +97,20 @@ def cross_namespace_refs(canary: Canary) -> list[str]:
     namespace = canary.metadata.namespace or ""
     problems: list[str] = []
     analysis = canary.analysis()
-    for i, metric in enumerate(analysis.metrics or [] if analysis is not None else []):
-        ref = metric.template_ref
+    named: list[tuple[str, Any]] = []
+    if analysis is not None:
+        named += [
+            (f"spec.analysis.metrics[{i}].templateRef", m.template_ref)
+            for i, m in enumerate(analysis.metrics or [])
+        ]
+        named += [
+            (f"spec.analysis.alerts[{i}].providerRef", a.provider_ref)
+            for i, a in enumerate(analysis.alerts or [])
+        ]
+    for path, ref in named:
         if ref is not None and ref.namespace and ref.namespace != namespace:
             problems.append(
-                f"spec.analysis.metrics[{i}].templateRef.namespace: {ref.namespace} is another namespace "
-                "(cross-namespace references are disabled by -no-cross-namespace-refs)"
-            )
-    for i, alert in enumerate(analysis.alerts or [] if analysis is not None else []):
-        ref = alert.provider_ref
-        if ref is not None and ref.namespace and ref.namespace != namespace:
-            problems.append(
-                f"spec.analysis.alerts[{i}].providerRef.namespace: {ref.namespace} is another namespace "
+                f"{path}.namespace: {ref.namespace} is another namespace "
                 "(cross-namespace references are disabled by -no-cross-namespace-refs)"
             )
     refs: tuple[tuple[str, Any], ...] = (
