@@ -36,6 +36,7 @@ from canarist.kube.informer import Informer
 from canarist.loadtester import LoadTester, LoadTesterConfig
 from canarist.localcluster import LocalClusterThread
 from canarist.sandbox.envoy import ENVOY_INSTALL, EnvoyProcess, envoy_binary
+from canarist.sandbox.lifecycle import cancel_task, stop_process
 from canarist.sandbox.liveview import CanarySnapshot, LiveView, event_messages_for, snapshot
 from canarist.sandbox.mesh import WEIGHT_HEADER, MeshWatcher, RouteWrite
 from canarist.sandbox.pods import PodManager
@@ -318,14 +319,7 @@ class Sandbox:
 
     def stop_operator(self) -> None:
         process, self.operator = self.operator, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop_process(process, timeout_s=15, kill_timeout_s=5)
 
     # -- addresses --------------------------------------------------------------------------------------
 
@@ -413,11 +407,8 @@ class UserTraffic:
         self._task = asyncio.create_task(self._run(), name="user-traffic")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_task(self._task)
+        self._task = None
 
 
 class StatusLoop:
@@ -440,11 +431,8 @@ class StatusLoop:
         self._task = asyncio.create_task(self._run(), name="fault")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_task(self._task)
+        self._task = None
 
 
 # ------------------------------------------------------------------------------------------------ recorder
@@ -570,10 +558,7 @@ class Recorder:
     async def stop(self) -> None:
         for handle in self._pending:
             handle.cancel()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_task(self._task)
 
 
 # ------------------------------------------------------------------------------------------------ story

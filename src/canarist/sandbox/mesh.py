@@ -10,7 +10,6 @@ command) stays valid; `reserve` allocates one before the Service even exists.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from canarist.kube.client import KubeClient
 from canarist.kube.informer import Informer
 from canarist.sandbox.envoy import EnvoyFiles
 from canarist.sandbox.envoy_config import GATEWAY_LISTENER, envoy_config, listener_key
+from canarist.sandbox.lifecycle import cancel_task
 from canarist.sandbox.pods import PodManager
 from canarist.sandbox.prometheus import free_port
 
@@ -80,10 +80,7 @@ class MeshWatcher:
         self._task = asyncio.create_task(self._loop(), name="sandbox-mesh")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_task(self._task)
         await self.virtual_services.stop()
         await self.destination_rules.stop()
 

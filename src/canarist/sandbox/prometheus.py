@@ -29,6 +29,8 @@ from typing import Any
 
 import aiohttp
 
+from canarist.sandbox.lifecycle import stop_process
+
 __all__ = ["PROMETHEUS_INSTALL", "PrometheusError", "PrometheusProcess", "PrometheusQuery", "free_port"]
 
 PROMETHEUS_INSTALL = "sudo apt-get install -y --no-install-recommends prometheus"
@@ -153,14 +155,7 @@ class PrometheusProcess:
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process, timeout_s=10, kill_timeout_s=10)
 
 
 class PrometheusQuery:
