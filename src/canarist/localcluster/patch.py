@@ -56,9 +56,10 @@ def _index(container: list[Any], token: str, allow_end: bool) -> int:
     return index
 
 
-def _parent(doc: Any, tokens: list[str], path: str) -> Any:
+def _walk(doc: Any, tokens: list[str], path: str) -> Any:
+    """The value at ``tokens`` below ``doc``; ``PatchError`` naming ``path`` when one is missing."""
     current = doc
-    for token in tokens[:-1]:
+    for token in tokens:
         if isinstance(current, dict):
             if token not in current:
                 raise PatchError(f"missing path: {path}")
@@ -68,20 +69,14 @@ def _parent(doc: Any, tokens: list[str], path: str) -> Any:
         else:
             raise PatchError(f"missing path: {path}")
     return current
+
+
+def _parent(doc: Any, tokens: list[str], path: str) -> Any:
+    return _walk(doc, tokens[:-1], path)
 
 
 def _get(doc: Any, path: str) -> Any:
-    current = doc
-    for token in _pointer(path):
-        if isinstance(current, dict):
-            if token not in current:
-                raise PatchError(f"missing path: {path}")
-            current = current[token]
-        elif isinstance(current, list):
-            current = current[_index(current, token, False)]
-        else:
-            raise PatchError(f"missing path: {path}")
-    return current
+    return _walk(doc, _pointer(path), path)
 
 
 def _add(doc: Any, path: str, value: Any) -> Any:
