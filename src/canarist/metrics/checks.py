@@ -141,18 +141,36 @@ def _legacy_threshold(metric: CanaryMetric) -> float:
     return metric.threshold if metric.threshold is not None else 0.0
 
 
-def _custom_verdict(canary: Canary, metric: CanaryMetric, value: float, query: str) -> CheckResult:
+def _threshold_verdict(
+    metric: CanaryMetric,
+    value: float,
+    query: str,
+    legacy_op: Literal["<", ">"],
+    halt_message: Callable[[str, float], str],
+) -> CheckResult:
+    """Passed, or failed on the ``thresholdRange``; without a range, failed when ``value legacy_op
+    threshold`` (the legacy threshold). ``halt_message(op, bound)`` words the failure."""
     failure = _range_failure(value, metric)
-    if failure is None and metric.threshold_range is None and value > _legacy_threshold(metric):
-        failure = (">", _legacy_threshold(metric))
+    if failure is None and metric.threshold_range is None:
+        legacy = _legacy_threshold(metric)
+        if value > legacy if legacy_op == ">" else value < legacy:
+            failure = (legacy_op, legacy)
     if failure is not None:
         op, bound = failure
-        return _failed(
-            f"Halt {canary.key} advancement {metric.name} {go_percent2(value)} {op} {go_float(bound)}",
-            value,
-            query=query,
-        )
+        return _failed(halt_message(op, bound), value, query=query)
     return _passed(value, value, query)
+
+
+def _custom_verdict(canary: Canary, metric: CanaryMetric, value: float, query: str) -> CheckResult:
+    return _threshold_verdict(
+        metric,
+        value,
+        query,
+        ">",
+        lambda op, bound: (
+            f"Halt {canary.key} advancement {metric.name} {go_percent2(value)} {op} {go_float(bound)}"
+        ),
+    )
 
 
 async def evaluate_metric(
@@ -220,17 +238,15 @@ async def _builtin_check(
         return _failed(f"Prometheus query failed: running query failed: {err}", query=query, severity="error")
 
     if metric.name == REQUEST_SUCCESS_RATE:
-        failure = _range_failure(value, metric)
-        if failure is None and metric.threshold_range is None and _legacy_threshold(metric) > value:
-            failure = ("<", _legacy_threshold(metric))
-        if failure is not None:
-            op, bound = failure
-            return _failed(
-                f"Halt {canary.key} advancement success rate {go_percent2(value)}% {op} {go_float(bound)}%",
-                value,
-                query=query,
-            )
-        return _passed(value, value, query)
+        return _threshold_verdict(
+            metric,
+            value,
+            query,
+            "<",
+            lambda op, bound: (
+                f"Halt {canary.key} advancement success rate {go_percent2(value)}% {op} {go_float(bound)}%"
+            ),
+        )
 
     # request-duration: whole milliseconds, bounds truncated to whole milliseconds (Go's Duration)
     if math.isinf(value):
