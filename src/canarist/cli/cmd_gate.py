@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from canarist.loadtester.client import add_common, call
+from canarist.loadtester.client import add_switch_command, call_action
 
 ACTIONS = {
     "open": ("/gate/open", "gate {canary} opened"),
@@ -19,14 +19,16 @@ ACTIONS = {
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "gate", help="open, close or check a loadtester gate", description=__doc__.split("\n\n")[1]
+    add_switch_command(
+        subparsers,
+        "gate",
+        ACTIONS,
+        run,
+        help="open, close or check a loadtester gate",
+        description=__doc__.split("\n\n")[1],
+        action_help="open (= approve), close or check",
     )
-    parser.add_argument("action", choices=list(ACTIONS), help="open (= approve), close or check")
-    add_common(parser)
-    parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    path, done = ACTIONS[args.action]
-    return call(args, path, done)
+    return call_action(args, ACTIONS)

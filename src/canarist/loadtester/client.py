@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Callable, Mapping
 
 from canarist.hooks import build_payload, call_webhook
 
@@ -35,6 +36,30 @@ def add_common(parser: argparse.ArgumentParser) -> None:
         help="bearer token, when the loadtester runs with --token (env CANARIST_LOADTESTER_TOKEN)",
     )
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
+
+
+def add_switch_command(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    command: str,
+    actions: Mapping[str, tuple[str, str]],
+    handler: Callable[[argparse.Namespace], int],
+    *,
+    help: str,
+    description: str,
+    action_help: str,
+) -> argparse.ArgumentParser:
+    """The ``canarist COMMAND ACTION NAME.NAMESPACE`` parser of a loadtester switch (the gate, the rollback)."""
+    parser = subparsers.add_parser(command, help=help, description=description)
+    parser.add_argument("action", choices=list(actions), help=action_help)
+    add_common(parser)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def call_action(args: argparse.Namespace, actions: Mapping[str, tuple[str, str]]) -> int:
+    """`call` with the (path, done) of ``args.action`` in ``actions``."""
+    path, done = actions[args.action]
+    return call(args, path, done)
 
 
 def call(args: argparse.Namespace, path: str, done: str) -> int:
