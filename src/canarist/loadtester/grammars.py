@@ -431,6 +431,18 @@ def validate_args(grammar: Grammar, args: Sequence[str]) -> None:
         _validate_getopt(grammar, args)
 
 
+def _option_value(
+    grammar: Grammar, args: Sequence[str], index: int, key: str, eq: str, glued: str
+) -> tuple[str, int]:
+    """The value of option ``key``: ``glued`` after its ``=``, else the word at ``index`` (and the index
+    past it); refused when there is none."""
+    if eq:
+        return glued, index
+    if index >= len(args):
+        raise _refuse(grammar, f"option {key} needs a value")
+    return args[index], index + 1
+
+
 def _validate_getopt(grammar: Grammar, args: Sequence[str]) -> None:
     positional: list[str] = []
     seen: set[str] = set()
@@ -458,15 +470,9 @@ def _validate_getopt(grammar: Grammar, args: Sequence[str]) -> None:
                 if eq:
                     raise _refuse(grammar, f"option {key} takes no value")
                 continue
-            if eq:
-                if grammar.style == "curl":
-                    raise _refuse(grammar, f"write {key} VALUE, not {key}=VALUE (curl does not split at =)")
-                value = glued
-            else:
-                if index >= len(args):
-                    raise _refuse(grammar, f"option {key} needs a value")
-                value = args[index]
-                index += 1
+            if eq and grammar.style == "curl":
+                raise _refuse(grammar, f"write {key} VALUE, not {key}=VALUE (curl does not split at =)")
+            value, index = _option_value(grammar, args, index, key, eq, glued)
             _value(grammar, key, opt, value)
             continue
         if word.startswith("-") and word != "-":
@@ -521,13 +527,7 @@ def _validate_go(grammar: Grammar, args: Sequence[str]) -> None:
             if eq and glued not in _GO_BOOL:
                 raise _refuse(grammar, f"option -{name} takes true or false, got {glued!r}")
             continue
-        if eq:
-            value = glued
-        else:
-            if index >= len(args):
-                raise _refuse(grammar, f"option -{name} needs a value")
-            value = args[index]
-            index += 1
+        value, index = _option_value(grammar, args, index, f"-{name}", eq, glued)
         _value(grammar, f"-{name}", opt, value)
     reason = grammar.positional(list(args[index:]), frozenset(seen))
     if reason:
