@@ -13,7 +13,7 @@ import ipaddress
 import json
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -588,35 +588,37 @@ class Api:
         with contextlib.suppress(ApiError):
             self.delete(rt, str(meta.get("namespace") or ""), str(meta["name"]))
 
+    def _stored_objects(self) -> Iterator[tuple[ResourceType, Obj]]:
+        """Every stored object with its storage type, a storage key at a time (each key's objects are
+        listed when the walk reaches it, so changes made meanwhile are seen)."""
+        for key in list(self.store.objects):
+            rt = self.storage_type(key)
+            if rt is None:
+                continue
+            for obj in list(self.store.objects.get(key, {}).values()):
+                yield rt, obj
+
     def _collect_garbage(self, owner_uid: str) -> None:
         """Background cascading deletion: dependents whose owners are all gone are deleted."""
-        for key in list(self.store.objects):
-            rt = self.storage_type(key)
-            if rt is None:
+        for rt, obj in self._stored_objects():
+            refs = obj["metadata"].get("ownerReferences") or []
+            if not any(r.get("uid") == owner_uid for r in refs):
                 continue
-            for obj in list(self.store.objects.get(key, {}).values()):
-                refs = obj["metadata"].get("ownerReferences") or []
-                if not any(r.get("uid") == owner_uid for r in refs):
-                    continue
-                if all(self.store.by_uid(str(r.get("uid"))) is None for r in refs):
-                    self._delete_quietly(rt, obj)
+            if all(self.store.by_uid(str(r.get("uid"))) is None for r in refs):
+                self._delete_quietly(rt, obj)
 
     def _orphan(self, owner_uid: str) -> None:
-        for key in list(self.store.objects):
-            rt = self.storage_type(key)
-            if rt is None:
-                continue
-            for obj in list(self.store.objects.get(key, {}).values()):
-                refs = obj["metadata"].get("ownerReferences") or []
-                kept = [r for r in refs if r.get("uid") != owner_uid]
-                if len(kept) != len(refs):
-                    new = dict(obj)
-                    new["metadata"] = dict(obj["metadata"])
-                    if kept:
-                        new["metadata"]["ownerReferences"] = kept
-                    else:
-                        new["metadata"].pop("ownerReferences", None)
-                    self._commit(rt, new)
+        for rt, obj in self._stored_objects():
+            refs = obj["metadata"].get("ownerReferences") or []
+            kept = [r for r in refs if r.get("uid") != owner_uid]
+            if len(kept) != len(refs):
+                new = dict(obj)
+                new["metadata"] = dict(obj["metadata"])
+                if kept:
+                    new["metadata"]["ownerReferences"] = kept
+                else:
+                    new["metadata"].pop("ownerReferences", None)
+                self._commit(rt, new)
 
     def _cleanup_namespace(self, name: str) -> None:
         namespace = self.store.get(("", "namespaces"), "", name)
