@@ -270,6 +270,8 @@ async def test_label_selector_informer(kube: KubeClient, ns: str, started: list[
     await eventually(lambda: informer.get(ns, "out") is not None)
     await kube.patch(r.CONFIG_MAP, "in", {"metadata": {"labels": {"tracked": None}}}, namespace=ns)
     await eventually(lambda: informer.get(ns, "in") is None)
+    # The cache changes before the handlers run (on the dispatcher task): wait for the handler's event.
+    await eventually(lambda: len(seen.events) >= 3)
     assert [e[:2] for e in seen.events] == [(ADDED, "in"), (ADDED, "out"), (DELETED, "in")]
 
 
