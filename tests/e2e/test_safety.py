@@ -29,6 +29,7 @@ from tests.e2e.harness import (
     ticks_pass,
     wait_for,
 )
+from tests.fixtures.capture import serve_loopback
 
 
 def _weights(vs: dict[str, Any]) -> list[int]:
@@ -114,11 +115,7 @@ async def test_a_hanging_event_webhook_does_not_hold_the_analysis(world: World) 
 
     app = web.Application()
     app.router.add_post("/", hang)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port = await serve_loopback(app)
     try:
         operator = await world.start_operator(event_webhook=f"http://127.0.0.1:{port}/")
         await world.apply_podinfo(fast_seed(stepWeight=25))

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from tests.fixtures.capture import serve_loopback
+
 
 class GatedServer:
     def __init__(self, status: int = 200) -> None:
@@ -53,15 +55,7 @@ class GatedServer:
     async def start(self) -> GatedServer:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        sockets = getattr(server, "sockets", None)
-        assert sockets
-        self.port = sockets[0].getsockname()[1]
+        self._runner, self.port = await serve_loopback(app)
         return self
 
     async def stop(self) -> None:
