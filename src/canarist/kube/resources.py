@@ -22,6 +22,7 @@ __all__ = [
     "DESTINATION_RULE",
     "EVENT",
     "HORIZONTAL_POD_AUTOSCALER",
+    "INGRESS",
     "LEASE",
     "METRIC_TEMPLATE",
     "NAMESPACE",
@@ -108,6 +109,8 @@ DAEMON_SET = ResourceKind("apps", "v1", "daemonsets", "DaemonSet", status_subres
 HORIZONTAL_POD_AUTOSCALER = ResourceKind(
     "autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", status_subresource=True
 )
+# networking.k8s.io/v1
+INGRESS = ResourceKind("networking.k8s.io", "v1", "ingresses", "Ingress", status_subresource=True)
 # coordination.k8s.io/v1
 LEASE = ResourceKind("coordination.k8s.io", "v1", "leases", "Lease")
 # apiextensions.k8s.io/v1

@@ -138,6 +138,22 @@ def _owning_canary(obj: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _references(router: Router, context: RouteContext, store: ObjectStore) -> dict[str, Obj]:
+    """The objects the router reads but does not own; a missing one stops the run with a Warning."""
+    found: dict[str, Obj] = {}
+    missing: list[str] = []
+    for ref in router.references(context):
+        kind = kinds.kind_of({"apiVersion": ref.api_version, "kind": ref.kind})
+        obj = store.get(kind, ref.namespace, ref.name)
+        if obj is None:
+            missing.append(f"{ref.path or ref.kind}: {ref.kind} {ref.name}.{ref.namespace} not found")
+        else:
+            found[ref.key] = obj
+    if missing:
+        raise Permanent("MissingReference", f"provider {router.name}: " + "; ".join(missing))
+    return found
+
+
 def observe(
     canary: Canary,
     store: ObjectStore,
@@ -203,6 +219,7 @@ def observe(
             obj = store.get(kind, ref.namespace, ref.name)
             if obj is not None:
                 route_objects[ref.key] = obj
+        context = dataclasses.replace(context, references=_references(router, context, store))
     except (UnknownKind, RouterConfigError) as error:
         raise Permanent("RouterConfigError", f"provider {router.name}: {error}") from None
     routes: Routes | None = None

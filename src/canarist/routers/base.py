@@ -14,6 +14,13 @@ Executor recipe (Flagger's Reconcile / SetRoutes / GetRoutes / Finalize):
 * **GetRoutes**: ``router.routes(ctx, observed)`` (raises :class:`RoutesError`).
 * **Finalize**: write every object of ``router.revert(ctx, observed)`` (may raise :class:`RevertError`,
   a warning).
+
+Objects a router reads but does not own (the Ingress named by ``spec.ingressRef``, the Gloo Upstream of
+``spec.upstreamRef``) are declared by :meth:`Router.references`; the operator fetches them from its cache
+and hands them over in :attr:`RouteContext.references`, keyed by :func:`object_key`. A missing one is
+reported on the Canary (path-qualified) and nothing is written. Invalid configuration (no
+``gatewayRefs``, say) is raised as :class:`RouterConfigError` from :meth:`Router.objects`, with the field
+path in the message.
 """
 
 from __future__ import annotations
@@ -54,6 +61,14 @@ class ObjectRef:
     @property
     def key(self) -> str:
         return f"{self.kind}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Reference(ObjectRef):
+    """An object the router reads but does not own; ``path`` is the Canary field that names it
+    (``spec.ingressRef``), used in the message when it does not exist."""
+
+    path: str = ""
 
 
 def object_key(obj: Mapping[str, Any]) -> str:
@@ -118,6 +133,8 @@ class RouteContext:
     #: operator settings a router may read (``-ingress-class``, ``-ingress-annotations-prefix``).
     ingress_class: str = ""
     ingress_annotations_prefix: str = ""
+    #: the objects of :meth:`Router.references`, as found in the cluster (keyed by :func:`object_key`).
+    references: Mapping[str, Obj] = field(default_factory=dict)
 
     @classmethod
     def from_canary(
@@ -167,7 +184,12 @@ class Router(Protocol):
     settings: frozenset[str]
 
     def objects(self, ctx: RouteContext) -> list[ObjectRef]:
-        """The routing objects this router manages (what the executor must observe)."""
+        """The routing objects this router manages (what the executor must observe); raises
+        :class:`RouterConfigError` (path-qualified) when the canary's configuration cannot be routed."""
+        ...
+
+    def references(self, ctx: RouteContext) -> list[Reference]:
+        """Objects the router reads but does not own; each must exist (else a Warning on the Canary)."""
         ...
 
     def desired(self, ctx: RouteContext, routes: Routes) -> list[Obj]:

@@ -27,6 +27,7 @@ from canarist.routers.base import (
     Obj,
     ObjectRef,
     ObservedRoutes,
+    Reference,
     RevertError,
     RouteContext,
     RouterConfigError,
@@ -175,6 +176,9 @@ class IstioRouter:
             ObjectRef(API_VERSION, "DestinationRule", ctx.primary, ctx.namespace),
             ObjectRef(API_VERSION, "VirtualService", ctx.apex, ctx.namespace),
         ]
+
+    def references(self, ctx: RouteContext) -> list[Reference]:
+        return []
 
     # -- desired state -----------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from canarist.engine.model import RouterCapabilities, Routes
 from canarist.kube.resources import ResourceKind
-from canarist.routers.base import Obj, ObjectRef, ObservedRoutes, RouteContext
+from canarist.routers.base import Obj, ObjectRef, ObservedRoutes, Reference, RouteContext
 
 
 class KubernetesRouter:
@@ -20,6 +20,9 @@ class KubernetesRouter:
     settings: frozenset[str] = frozenset()
 
     def objects(self, ctx: RouteContext) -> list[ObjectRef]:
+        return []
+
+    def references(self, ctx: RouteContext) -> list[Reference]:
         return []
 
     def desired(self, ctx: RouteContext, routes: Routes) -> list[Obj]:

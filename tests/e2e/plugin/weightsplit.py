@@ -11,7 +11,7 @@ from typing import Any
 
 from canarist.engine.model import RouterCapabilities, Routes
 from canarist.kube.resources import ResourceKind
-from canarist.routers.base import Obj, ObjectRef, ObservedRoutes, RouteContext, RoutesError
+from canarist.routers.base import Obj, ObjectRef, ObservedRoutes, Reference, RouteContext, RoutesError
 
 WEIGHT_SPLIT = ResourceKind("split.canarist.test", "v1", "weightsplits", "WeightSplit")
 API_VERSION = "split.canarist.test/v1"
@@ -71,6 +71,9 @@ class WeightSplitRouter:
 
     def objects(self, ctx: RouteContext) -> list[ObjectRef]:
         return [ObjectRef(API_VERSION, "WeightSplit", ctx.apex, ctx.namespace)]
+
+    def references(self, ctx: RouteContext) -> list[Reference]:
+        return []
 
     def desired(self, ctx: RouteContext, routes: Routes) -> list[Obj]:
         owner = {
