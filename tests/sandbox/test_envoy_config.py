@@ -1,9 +1,11 @@
-"""The Envoy configuration builder (pure): Istio objects in, listeners/clusters/routes out."""
+"""The Envoy configuration renderer (pure) with the Istio translator: Istio objects in, listeners/clusters/routes
+out."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from canarist.kube.resources import DESTINATION_RULE, VIRTUAL_SERVICE
 from canarist.sandbox.demo import localize_canary
 from canarist.sandbox.envoy_config import (
     GATEWAY_LISTENER,
@@ -64,7 +66,8 @@ def weighted(primary: int, canary: int) -> dict[str, Any]:
 
 
 def build(vs: list[dict[str, Any]], rules: list[dict[str, Any]] | None = None, **kw: Any) -> dict[str, Any]:
-    return envoy_config(vs, rules or [], SERVICES, ENDPOINTS, ports=PORTS, routes_dir="/x/routes", **kw)
+    objects = {VIRTUAL_SERVICE: vs, DESTINATION_RULE: rules or []}
+    return envoy_config(objects, SERVICES, ENDPOINTS, ports=PORTS, routes_dir="/x/routes", **kw)
 
 
 def host_routes(config: dict[str, Any], route: str, host: str) -> list[dict[str, Any]]:
@@ -226,7 +229,7 @@ def test_tcp_routes_become_a_weighted_tcp_proxy() -> None:
 
 
 def test_listeners_only_for_allocated_ports_and_rds_file_paths() -> None:
-    config = envoy_config([], [], SERVICES, ENDPOINTS, ports={GATEWAY_LISTENER: 10000}, routes_dir="/r")
+    config = envoy_config({}, SERVICES, ENDPOINTS, ports={GATEWAY_LISTENER: 10000}, routes_dir="/r")
     assert [x["name"] for x in config["listeners"]] == [GATEWAY_LISTENER]
     hcm = config["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     assert hcm["rds"]["config_source"]["path_config_source"] == {"path": "/r/gateway.json"}

@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from canarist.kube.resources import VIRTUAL_SERVICE
 from canarist.sandbox.demo_app import DemoApp
 from canarist.sandbox.envoy import EnvoyProcess, envoy_binary
 from canarist.sandbox.envoy_config import GATEWAY_LISTENER, Endpoint, envoy_config, listener_key
@@ -62,8 +63,7 @@ class Mesh:
             spec["gateways"] = gateways
         vs = {"metadata": {"name": "podinfo", "namespace": NS}, "spec": spec}
         config = envoy_config(
-            [vs],
-            [],
+            {VIRTUAL_SERVICE: [vs]},
             SERVICES,
             self.endpoints(),
             ports=self.ports,
