@@ -1,10 +1,27 @@
-"""A small podinfo-like demo application that exports Istio-named metrics.
+"""A small podinfo-like demo application that exports the series every provider's builtin queries read.
 
-It stands in for a workload and its Istio sidecar in tests and in the local sandbox: every request to an
-application endpoint is counted in ``istio_requests_total`` and timed in
-``istio_request_duration_milliseconds`` with the labels the destination sidecar would set
-(``reporter="destination"``, ``destination_workload``, ``destination_workload_namespace``,
-``response_code``...), so Flagger's builtin Istio queries work against it unchanged.
+It stands in for a workload, its sidecar and (for requests that came through an ingress) the ingress
+controller in tests and in the local sandbox. Every request to an application endpoint is counted and timed,
+with the labels the real exporter would set, in (names and buckets in `canarist.sandbox.telemetry`,
+docs/sandbox.md#telemetry-per-provider):
+
+* Istio's destination sidecar: ``istio_requests_total``, ``istio_request_duration_milliseconds``
+  (``reporter="destination"``, ``destination_workload``, ``destination_workload_namespace``,
+  ``response_code``...);
+* podinfo itself: ``http_request_duration_seconds`` (``method``, ``path``, ``status``) and
+  ``http_requests_total`` (``status``);
+* Linkerd's inbound proxy: ``response_total`` (``classification`` failure for 5xx) and ``response_latency_ms``;
+* OSM: ``osm_request_total``, ``osm_request_duration_ms`` (``destination_kind="Deployment"``...);
+* the App Mesh Envoy sidecar: ``envoy_cluster_upstream_rq`` (``envoy_response_code``, the local ingress
+  cluster as ``envoy_cluster_name``) and ``envoy_cluster_upstream_rq_time``;
+* the NGINX ingress controller, only when the request carries
+  :data:`~canarist.sandbox.telemetry.INGRESS_HEADER`: ``nginx_ingress_controller_requests`` and
+  ``nginx_ingress_controller_response_duration_seconds``.
+
+so Flagger's builtin queries work against it unchanged. The app plays one pod at a time
+(:meth:`DemoApp.assign`): its ``/metrics`` adds that pod's ``kubernetes_namespace``, ``kubernetes_pod_name``
+and labels to every series but the NGINX ones, as Prometheus' Kubernetes pod discovery would, and a new
+assignment starts every series afresh (one registry per app, emptied and refilled).
 
 Endpoints: ``GET /`` (JSON with the version), ``/status/{code}``, ``/delay/{seconds}``, ``/healthz``,
 ``/readyz``, ``POST /token``, ``GET|POST /knobs`` (error rate and added latency at run time) and
@@ -23,41 +40,31 @@ The error rate is applied deterministically: with rate ``r`` the n-th request fa
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import math
 import secrets
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+from canarist.sandbox import telemetry
+from canarist.sandbox.telemetry import ISTIO_DURATION_BUCKETS_MS, PodIdentity
 
 __all__ = ["ISTIO_DURATION_BUCKETS_MS", "DemoApp"]
-
-#: Istio's default request-duration buckets, in milliseconds.
-ISTIO_DURATION_BUCKETS_MS = (
-    0.5,
-    1,
-    5,
-    10,
-    25,
-    50,
-    100,
-    250,
-    500,
-    1000,
-    2500,
-    5000,
-    10000,
-    30000,
-    60000,
-    300000,
-    600000,
-    1800000,
-    3600000,
-)
 
 _LABELS = (
     "reporter",
@@ -71,10 +78,129 @@ _LABELS = (
     "request_protocol",
     "response_code",
 )
+_HTTP_LABELS = ("method", "path", "status")
+_LINKERD_LABELS = ("direction", "namespace", "deployment", "pod", "status_code", "tls")
+_OSM_LABELS = (
+    "source_namespace",
+    "source_kind",
+    "source_name",
+    "destination_namespace",
+    "destination_kind",
+    "destination_name",
+    "destination_pod",
+    "response_code",
+)
+_NGINX_LABELS = ("namespace", "ingress", "service", "canary", "status", "method", "host", "path")
 
 _UNCOUNTED = ("/metrics", "/knobs", "/healthz", "/readyz")
+#: series exported at zero from the start of a fresh app (a rate then shows up one scrape after the first
+#: such answer instead of two).
+_FRESH_CODES = (200,)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class _Series:
+    """Every collector of one pod assignment, registered in the app's registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.istio_requests = Counter(
+            "istio_requests_total", "Requests seen by the destination proxy", _LABELS, registry=registry
+        )
+        self.istio_duration = Histogram(
+            "istio_request_duration_milliseconds",
+            "Request duration seen by the destination proxy, in milliseconds",
+            _LABELS,
+            buckets=ISTIO_DURATION_BUCKETS_MS,
+            registry=registry,
+        )
+        self.http_duration = Histogram(
+            "http_request_duration_seconds",
+            "Seconds spent serving HTTP requests.",
+            _HTTP_LABELS,
+            buckets=telemetry.DEFAULT_BUCKETS_S,
+            registry=registry,
+        )
+        self.http_requests = Counter(
+            "http_requests_total", "The total number of HTTP requests.", ("status",), registry=registry
+        )
+        self.linkerd_responses = Counter(
+            "response_total",
+            "Total count of HTTP responses.",
+            (*_LINKERD_LABELS, "classification"),
+            registry=registry,
+        )
+        self.linkerd_latency = Histogram(
+            "response_latency_ms",
+            "Elapsed times between a request's headers being received and its response stream completing",
+            _LINKERD_LABELS,
+            buckets=telemetry.LINKERD_LATENCY_BUCKETS_MS,
+            registry=registry,
+        )
+        self.osm_requests = Counter(
+            "osm_request_total",
+            "Number of requests seen by the destination proxy",
+            _OSM_LABELS,
+            registry=registry,
+        )
+        self.osm_duration = Histogram(
+            "osm_request_duration_ms",
+            "Request duration seen by the destination proxy, in milliseconds",
+            _OSM_LABELS,
+            buckets=telemetry.ENVOY_DURATION_BUCKETS_MS,
+            registry=registry,
+        )
+        # Envoy's counters carry no ``_total`` suffix: a gauge here, exported untyped (see _PodScrape).
+        self.envoy_rq = Gauge(
+            "envoy_cluster_upstream_rq",
+            "Upstream requests by response code",
+            ("envoy_response_code", "envoy_cluster_name"),
+            registry=registry,
+        )
+        self.envoy_rq_time = Histogram(
+            "envoy_cluster_upstream_rq_time",
+            "Upstream request time, in milliseconds",
+            ("envoy_cluster_name",),
+            buckets=telemetry.ENVOY_DURATION_BUCKETS_MS,
+            registry=registry,
+        )
+        self.nginx_requests = Gauge(
+            "nginx_ingress_controller_requests",
+            "The total number of client requests",
+            _NGINX_LABELS,
+            registry=registry,
+        )
+        self.nginx_duration = Histogram(
+            "nginx_ingress_controller_response_duration_seconds",
+            "The time spent on receiving the response from the upstream server",
+            _NGINX_LABELS,
+            buckets=telemetry.DEFAULT_BUCKETS_S,
+            registry=registry,
+        )
+
+    def collectors(self) -> list[Any]:
+        return list(vars(self).values())
+
+
+#: families whose counters are exported without a ``_total`` suffix (Envoy's, ingress-nginx's).
+_UNTYPED_COUNTERS = frozenset({"envoy_cluster_upstream_rq", "nginx_ingress_controller_requests"})
+
+
+class _PodScrape(Collector):
+    """The app's registry as Prometheus stores it after a pod-discovery scrape: the pod's identity labels
+    added to every series but the NGINX controller's (labels the series has win)."""
+
+    def __init__(self, app: DemoApp) -> None:
+        self.app = app
+
+    def collect(self) -> Iterable[Metric]:
+        extra = self.app.pod.target_labels()
+        for family in self.app.registry.collect():
+            typ = "unknown" if family.name in _UNTYPED_COUNTERS else family.type
+            out = Metric(family.name, family.documentation, typ, family.unit)
+            add = {} if family.name in telemetry.NGINX_FAMILIES else extra
+            out.samples = [s._replace(labels={**add, **s.labels}) for s in family.samples]
+            yield out
 
 
 class DemoApp:
@@ -90,35 +216,89 @@ class DemoApp:
         error_rate: float = 0.0,
         latency_ms: float = 0.0,
         message: str = "",
+        pod: PodIdentity | None = None,
     ) -> None:
+        self.error_rate = 0.0
+        self.latency_ms = 0.0
+        self.set_knobs(error_rate=error_rate, latency_ms=latency_ms)
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._series: _Series | None = None
+        #: requests counted by this app, over its whole life.
+        self.served = 0
+        #: requests counted by ``(namespace, workload, source workload)``, over every assignment.
+        self.tally: collections.Counter[tuple[str, str, str]] = collections.Counter()
+        self._counted = 0
+        self._runner: web.AppRunner | None = None
+        self._url = ""
+        self.assign(namespace=namespace, workload=workload, version=version, service=service, pod=pod)
+        if message:
+            self.message = message
+
+    # -- pod assignment ---------------------------------------------------------------------------------
+
+    def assign(
+        self,
+        *,
+        namespace: str,
+        workload: str,
+        version: str,
+        service: str = "",
+        pod: PodIdentity | None = None,
+        fresh_codes: Iterable[int] = _FRESH_CODES,
+    ) -> None:
+        """Play a new pod of ``workload``: new identity, every series started afresh (the previous pod's are
+        gone from the next scrape), the deterministic error sequence restarted. ``fresh_codes``: response
+        codes whose series are exported at zero at once. ``served`` and ``tally`` keep counting."""
         self.workload = workload
         self.namespace = namespace
         self.version = version
         self.service = service or workload
-        self.message = message or f"greetings from {workload} v{version}"
-        self.error_rate = 0.0
-        self.latency_ms = 0.0
-        self.set_knobs(error_rate=error_rate, latency_ms=latency_ms)
-        self.hostname = f"{workload}-{secrets.token_hex(4)}"
-        self.registry = CollectorRegistry(auto_describe=True)
-        self.requests_total = Counter(
-            "istio_requests_total", "Requests seen by the destination proxy", _LABELS, registry=self.registry
-        )
-        self.request_duration = Histogram(
-            "istio_request_duration_milliseconds",
-            "Request duration seen by the destination proxy, in milliseconds",
-            _LABELS,
-            buckets=ISTIO_DURATION_BUCKETS_MS,
-            registry=self.registry,
-        )
-        # Export the success series at zero from the start: the first requests then show up as a rate after
-        # one scrape instead of two, so an analysis right after the first weight step sees them.
-        self.requests_total.labels(**self._labels(200))
-        self.request_duration.labels(**self._labels(200))
-        self.served = 0
+        self.message = f"greetings from {workload} v{version}"
+        self.pod = pod or PodIdentity()
+        self.hostname = self.pod.name or f"{workload}-{secrets.token_hex(4)}"
         self._counted = 0
-        self._runner: web.AppRunner | None = None
-        self._url = ""
+        if self._series is not None:
+            for collector in self._series.collectors():
+                self.registry.unregister(collector)
+        self._series = _Series(self.registry)
+        for code in fresh_codes:
+            self._touch(code)
+
+    @property
+    def series(self) -> _Series:
+        assert self._series is not None
+        return self._series
+
+    @property
+    def requests_total(self) -> Counter:
+        """``istio_requests_total`` of the current assignment."""
+        return self.series.istio_requests
+
+    @property
+    def request_duration(self) -> Histogram:
+        """``istio_request_duration_milliseconds`` of the current assignment."""
+        return self.series.istio_duration
+
+    def _touch(self, code: int) -> None:
+        """Export the series of an answer ``code`` to an unlabelled caller at zero."""
+        s = self.series
+        histograms = code == 200
+        labels = self._labels(code)
+        s.istio_requests.labels(**labels)
+        s.http_duration.labels("GET", "root", str(code))
+        s.http_requests.labels(str(code))
+        s.linkerd_responses.labels(**self._linkerd_labels(code), classification=_classification(code))
+        s.osm_requests.labels(**self._osm_labels(code))
+        s.envoy_rq.labels(str(code), self.appmesh_cluster)
+        if histograms:
+            s.istio_duration.labels(**labels)
+            s.linkerd_latency.labels(**self._linkerd_labels(code))
+            s.osm_duration.labels(**self._osm_labels(code))
+            s.envoy_rq_time.labels(self.appmesh_cluster)
+
+    @property
+    def appmesh_cluster(self) -> str:
+        return telemetry.appmesh_cluster_name(self.workload, self.namespace)
 
     # -- knobs ------------------------------------------------------------------------------------------
 
@@ -215,7 +395,7 @@ class DemoApp:
             except web.HTTPException as err:
                 response = web.json_response({"error": err.reason, "code": err.status}, status=err.status)
         self.served += 1
-        self._record(request, response.status, (time.perf_counter() - started) * 1000)
+        self._record(request, response.status, time.perf_counter() - started)
         return response
 
     def _labels(
@@ -234,14 +414,73 @@ class DemoApp:
             "response_code": str(status),
         }
 
-    def _record(self, request: web.Request, status: int, elapsed_ms: float) -> None:
-        labels = self._labels(
-            status,
-            request.headers.get("X-Source-Workload", "unknown"),
-            request.headers.get("X-Source-Namespace", "unknown"),
-        )
-        self.requests_total.labels(**labels).inc()
-        self.request_duration.labels(**labels).observe(elapsed_ms)
+    def _linkerd_labels(self, status: int) -> dict[str, str]:
+        return {
+            "direction": "inbound",
+            "namespace": self.namespace,
+            "deployment": self.workload,
+            "pod": self.hostname,
+            "status_code": str(status),
+            "tls": "true",
+        }
+
+    def _osm_labels(
+        self, status: int, source: str = "unknown", source_namespace: str = "unknown"
+    ) -> dict[str, str]:
+        return {
+            "source_namespace": source_namespace,
+            "source_kind": "Deployment",
+            "source_name": source,
+            "destination_namespace": self.namespace,
+            "destination_kind": "Deployment",
+            "destination_name": self.workload,
+            "destination_pod": self.hostname,
+            "response_code": str(status),
+        }
+
+    def _record(self, request: web.Request, status: int, elapsed_s: float) -> None:
+        source = request.headers.get("X-Source-Workload", "unknown")
+        source_namespace = request.headers.get("X-Source-Namespace", "unknown")
+        self.tally[(self.namespace, self.workload, source)] += 1
+        elapsed_ms = elapsed_s * 1000
+        code = str(status)
+        s = self.series
+        labels = self._labels(status, source, source_namespace)
+        s.istio_requests.labels(**labels).inc()
+        s.istio_duration.labels(**labels).observe(elapsed_ms)
+        s.http_duration.labels(request.method, _route_label(request), code).observe(elapsed_s)
+        s.http_requests.labels(code).inc()
+        linkerd = self._linkerd_labels(status)
+        s.linkerd_responses.labels(**linkerd, classification=_classification(status)).inc()
+        s.linkerd_latency.labels(**linkerd).observe(elapsed_ms)
+        osm = self._osm_labels(status, source, source_namespace)
+        s.osm_requests.labels(**osm).inc()
+        s.osm_duration.labels(**osm).observe(elapsed_ms)
+        s.envoy_rq.labels(code, self.appmesh_cluster).inc()
+        s.envoy_rq_time.labels(self.appmesh_cluster).observe(elapsed_ms)
+        ingress = request.headers.get(telemetry.INGRESS_HEADER, "")
+        if ingress:
+            namespace, _, name = ingress.rpartition("/")
+            nginx = {
+                "namespace": namespace or self.namespace,
+                "ingress": name,
+                "service": request.headers.get(telemetry.INGRESS_SERVICE_HEADER, "") or self.service,
+                "canary": request.headers.get(telemetry.INGRESS_CANARY_HEADER, ""),
+                "status": code,
+                "method": request.method,
+                "host": request.host.rsplit(":", 1)[0] if request.host else "",
+                "path": request.headers.get(telemetry.INGRESS_PATH_HEADER, "") or "/",
+            }
+            s.nginx_requests.labels(**nginx).inc()
+            s.nginx_duration.labels(**nginx).observe(elapsed_s)
+
+    def exposition(self) -> bytes:
+        """The ``/metrics`` body: the registry with the pod's identity labels (see :class:`_PodScrape`)."""
+        return generate_latest(_PodScrape(self))
+
+    def scraped(self) -> Iterator[Metric]:
+        """The metric families as ``/metrics`` exposes them (with the pod's identity labels)."""
+        yield from _PodScrape(self).collect()
 
     def _info(self) -> dict[str, Any]:
         return {
@@ -302,8 +541,7 @@ class DemoApp:
         return web.json_response(self.knobs())
 
     async def _metrics(self, request: web.Request) -> web.StreamResponse:
-        body = generate_latest(self.registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(body=self.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 def _number(value: Any) -> float | None:
@@ -312,3 +550,15 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"expected a number, got {value!r}")
     return float(value)
+
+
+def _classification(status: int) -> str:
+    """Linkerd's default response classification: 5xx are failures."""
+    return "failure" if status >= 500 else "success"
+
+
+def _route_label(request: web.Request) -> str:
+    """podinfo's ``path`` label: the matched route's template, else the request path."""
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else request.path
+    return telemetry.podinfo_path_label(route)

@@ -1,0 +1,199 @@
+"""Names and constants shared by the sandbox's telemetry: what each provider's builtin queries read.
+
+The demo app (`canarist.sandbox.demo_app`) exports, per counted request, the series that the builtin
+``request-success-rate`` / ``request-duration`` queries of `canarist.metrics.builtin` select for every
+provider the sandbox can route for (docs/sandbox.md#telemetry-per-provider):
+
+* Istio: ``istio_requests_total`` / ``istio_request_duration_milliseconds`` (destination sidecar);
+* podinfo itself (the ``kubernetes`` and ``gatewayapi`` observers): ``http_request_duration_seconds``;
+* Linkerd (inbound proxy): ``response_total`` / ``response_latency_ms``;
+* OSM: ``osm_request_total`` / ``osm_request_duration_ms``;
+* App Mesh (the pod's Envoy sidecar): ``envoy_cluster_upstream_rq`` / ``envoy_cluster_upstream_rq_time``;
+* NGINX ingress controller, only for requests that came through an ingress (the gateway says so with
+  :data:`INGRESS_HEADER` and, for the canary Ingress's backend, :data:`INGRESS_CANARY_HEADER`):
+  ``nginx_ingress_controller_requests`` / ``nginx_ingress_controller_response_duration_seconds``.
+
+Pod identity: Kubernetes pod discovery adds ``kubernetes_namespace``, ``kubernetes_pod_name`` and (with a
+``labelmap`` of ``__meta_kubernetes_pod_label_(.+)``) the pod's labels at scrape time. The sandbox's pods are
+apps from a pool that Prometheus already scrapes through file discovery, which forwards new targets only
+every 5 s, so the app carries that identity itself: :meth:`PodIdentity.target_labels` is added to every
+series of the app's ``/metrics`` except the NGINX controller's (which a real controller pod exports, not the
+workload's pod). A label the series already has wins, as with ``honor_labels: true``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+__all__ = [
+    "APPMESH_MESH",
+    "APP_PORT",
+    "DEFAULT_BUCKETS_S",
+    "ENVOY_DURATION_BUCKETS_MS",
+    "INGRESS_CANARY_HEADER",
+    "INGRESS_HEADER",
+    "INGRESS_PATH_HEADER",
+    "INGRESS_SERVICE_HEADER",
+    "ISTIO_DURATION_BUCKETS_MS",
+    "LINKERD_LATENCY_BUCKETS_MS",
+    "NGINX_FAMILIES",
+    "POD_TEMPLATE_HASH_LABEL",
+    "PodIdentity",
+    "appmesh_cluster_name",
+    "pod_name",
+    "pod_template_hash",
+    "podinfo_path_label",
+    "sanitize_label_name",
+]
+
+# -- ingress headers (set by the sandbox's Envoy gateway on requests it routes for an Ingress) ---------------
+
+#: ``<namespace>/<ingress name>`` of the (main) Ingress that admitted the request. Its presence is what makes
+#: a request count for the NGINX controller series.
+INGRESS_HEADER: Final = "x-canarist-ingress"
+#: the upstream name ``<namespace>-<service>-<port>`` when the request went to the canary Ingress's backend
+#: (ingress-nginx's ``$proxy_alternative_upstream_name``, its metrics' ``canary`` label); absent otherwise.
+INGRESS_CANARY_HEADER: Final = "x-canarist-ingress-canary"
+#: optional: the main Ingress's backend Service (the ``service`` label); default: the pod's Service.
+INGRESS_SERVICE_HEADER: Final = "x-canarist-ingress-service"
+#: optional: the Ingress rule's path (the ``path`` label); default ``/``.
+INGRESS_PATH_HEADER: Final = "x-canarist-ingress-path"
+
+#: metric families the NGINX controller exports: they do not get the pod's identity labels.
+NGINX_FAMILIES: Final = frozenset(
+    {"nginx_ingress_controller_requests", "nginx_ingress_controller_response_duration_seconds"}
+)
+
+# -- buckets ----------------------------------------------------------------------------------------------
+
+#: Envoy's default histogram buckets, in milliseconds (Istio's request duration, OSM, the App Mesh sidecar).
+ENVOY_DURATION_BUCKETS_MS: Final = (
+    0.5,
+    1,
+    5,
+    10,
+    25,
+    50,
+    100,
+    250,
+    500,
+    1000,
+    2500,
+    5000,
+    10000,
+    30000,
+    60000,
+    300000,
+    600000,
+    1800000,
+    3600000,
+)
+#: Istio's default request-duration buckets (Envoy's).
+ISTIO_DURATION_BUCKETS_MS: Final = ENVOY_DURATION_BUCKETS_MS
+#: the Linkerd proxy's ``response_latency_ms`` bounds.
+LINKERD_LATENCY_BUCKETS_MS: Final = (
+    1,
+    2,
+    3,
+    4,
+    5,
+    10,
+    20,
+    30,
+    40,
+    50,
+    100,
+    200,
+    300,
+    400,
+    500,
+    1000,
+    2000,
+    3000,
+    4000,
+    5000,
+    10000,
+    20000,
+    30000,
+    40000,
+    50000,
+)
+#: Prometheus' default buckets (Go client ``prometheus.DefBuckets``), in seconds: podinfo's
+#: ``http_request_duration_seconds`` and ingress-nginx's duration histograms use them.
+DEFAULT_BUCKETS_S: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+# -- names ------------------------------------------------------------------------------------------------
+
+#: podinfo's HTTP port (the App Mesh listener's port in the ingress cluster name).
+APP_PORT: Final = 9898
+#: the App Mesh mesh the sandbox's virtual nodes belong to.
+APPMESH_MESH: Final = "canarist"
+POD_TEMPLATE_HASH_LABEL: Final = "pod-template-hash"
+
+# Kubernetes' "safe" alphabet for generated names (k8s.io/apimachinery/pkg/util/rand): no vowels, no 0/1/3.
+_SAFE = "bcdfghjklmnpqrstvwxz2456789"
+_INVALID_LABEL_CHARS = re.compile(r"[^a-zA-Z0-9_]")
+_INVALID_PATH_CHARS = re.compile(r"[^a-zA-Z0-9]+")
+
+
+def sanitize_label_name(name: str) -> str:
+    """A Kubernetes label key as Prometheus' discovery names it (``app.kubernetes.io/name`` ->
+    ``app_kubernetes_io_name``)."""
+    return _INVALID_LABEL_CHARS.sub("_", name)
+
+
+def _fnv32a(data: bytes) -> int:
+    value = 0x811C9DC5
+    for byte in data:
+        value = ((value ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return value
+
+
+def pod_template_hash(template: Mapping[str, Any]) -> str:
+    """A Deployment's ``pod-template-hash`` as Kubernetes spells it: the safe encoding of the decimal FNV-32a
+    hash of the pod template (here: of its JSON), so a new template gets a new hash and the same one keeps
+    it."""
+    digest = _fnv32a(json.dumps(template, sort_keys=True, separators=(",", ":")).encode())
+    return "".join(_SAFE[ord(ch) % len(_SAFE)] for ch in str(digest))
+
+
+def pod_name(deployment: str, template_hash: str) -> str:
+    """``<deployment>-<pod-template-hash>-<5 random safe characters>``, as a ReplicaSet names its pods."""
+    return f"{deployment}-{template_hash}-{''.join(secrets.choice(_SAFE) for _ in range(5))}"
+
+
+def appmesh_cluster_name(deployment: str, namespace: str, port: int = APP_PORT) -> str:
+    """The App Mesh sidecar's local ingress cluster (``cds_ingress_<mesh>_<virtual node>_http_<port>``;
+    the controller names the virtual node ``<name>_<namespace>``)."""
+    return f"cds_ingress_{APPMESH_MESH}_{deployment}_{namespace}_http_{port}"
+
+
+def podinfo_path_label(route: str) -> str:
+    """podinfo's ``path`` label for a route template: non-alphanumerics become ``_``, trimmed, lower case;
+    ``/`` is ``root`` (``/status/{code}`` -> ``status_code``)."""
+    label = _INVALID_PATH_CHARS.sub("_", route).strip("_").lower()
+    return label or "root"
+
+
+@dataclass(frozen=True)
+class PodIdentity:
+    """The pod an app plays, as Prometheus' Kubernetes pod discovery would label its targets."""
+
+    namespace: str = ""
+    name: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def target_labels(self) -> dict[str, str]:
+        """``kubernetes_namespace``, ``kubernetes_pod_name`` and the pod's labels (``labelmap``); empty for an
+        idle app."""
+        if not self.name:
+            return {}
+        out = {sanitize_label_name(k): str(v) for k, v in sorted(self.labels.items())}
+        out["kubernetes_namespace"] = self.namespace
+        out["kubernetes_pod_name"] = self.name
+        return out
