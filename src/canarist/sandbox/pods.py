@@ -5,6 +5,12 @@ keeps, for each one whose containers use the podinfo image, ``status.readyReplic
 ``destination_workload`` = the Deployment's name and ``destination_version`` = the image tag. A new image
 replaces the pods (new ones first, then the old ones are released).
 
+Each pod is named as a ReplicaSet names it, ``<deployment>-<pod-template-hash>-<5 chars>``, and the app
+that plays it exports the pod's identity (``kubernetes_namespace``, ``kubernetes_pod_name``, the template's
+labels plus ``pod-template-hash``) on its series (`canarist.sandbox.telemetry.PodIdentity`). Taking an app
+from the pool and releasing it both call :meth:`DemoApp.assign`, which starts every series afresh, so a
+reused app never carries the previous pod's series; what the apps served stays in their ``tally``.
+
 The apps come from a pool started before the story begins, because Prometheus' file-based discovery
 forwards new targets only every 5 s: a pod taken from the pool is already being scraped, so the first
 analysis of a freshly started canary has data. Knobs (error rate, added latency) are kept per workload, so
@@ -16,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +31,7 @@ from canarist.kube.client import KubeClient
 from canarist.kube.informer import Informer
 from canarist.sandbox.demo_app import DemoApp
 from canarist.sandbox.envoy_config import Endpoint
+from canarist.sandbox.telemetry import POD_TEMPLATE_HASH_LABEL, PodIdentity, pod_name, pod_template_hash
 
 __all__ = ["DEMO_IMAGE_MARKERS", "Pod", "PodManager", "image_tag", "is_demo_deployment"]
 
@@ -54,6 +60,10 @@ def is_demo_deployment(deployment: Mapping[str, Any]) -> bool:
     return bool(_demo_image(deployment))
 
 
+def _template_labels(template: Mapping[str, Any]) -> dict[str, str]:
+    return {str(k): str(v) for k, v in ((template.get("metadata") or {}).get("labels") or {}).items()}
+
+
 def _selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
     return bool(selector) and all(labels.get(str(k)) == str(v) for k, v in selector.items())
 
@@ -66,9 +76,11 @@ class Pod:
     version: str
     labels: dict[str, str] = field(default_factory=dict)
 
-    @property
-    def name(self) -> str:
-        return self.app.hostname
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            self.name = self.app.hostname
 
     def endpoint(self) -> Endpoint:
         host, port = self.app.metrics_target.rsplit(":", 1)
@@ -105,25 +117,28 @@ class PodManager:
         while len(self.idle) < self.pool_size:
             self.idle.append(await self._new_app())
 
-    async def _acquire(self, namespace: str, workload: str, version: str) -> DemoApp:
+    async def _acquire(
+        self, namespace: str, workload: str, version: str, template: Mapping[str, Any] | None = None
+    ) -> Pod:
+        """An app from the pool (or a new one) as a new pod of ``workload``."""
         app = self.idle.pop(0) if self.idle else await self._new_app()
-        app.workload = workload
-        app.namespace = namespace
-        app.service = workload
-        app.version = version
-        app.message = f"greetings from {workload} v{version}"
-        app.hostname = f"{workload}-{secrets.token_hex(4)}"
+        template = template or {}
+        labels = _template_labels(template)
+        template_hash = pod_template_hash(template)
+        name = pod_name(workload, template_hash)
+        identity = PodIdentity(namespace, name, {**labels, POD_TEMPLATE_HASH_LABEL: template_hash})
+        # Export the 200 and 500 series of unlabelled callers at zero at once, so a rate shows up one scrape
+        # after the first such answer instead of two.
+        app.assign(
+            namespace=namespace, workload=workload, version=version, pod=identity, fresh_codes=(200, 500)
+        )
         knobs = self.knobs.get((namespace, workload), {})
         app.set_knobs(error_rate=knobs.get("error_rate", 0.0), latency_ms=knobs.get("latency_ms", 0.0))
-        # Export the 200 and 500 series of unlabelled callers at zero at once (a fresh DemoApp does it for
-        # the 200s), so a rate shows up one scrape after the first such answer instead of two.
-        for code in (200, 500):
-            app.requests_total.labels(**app._labels(code))
-        return app
+        return Pod(app, namespace, workload, version, labels, name)
 
     def _release(self, app: DemoApp) -> None:
-        app.workload = IDLE
-        app.namespace = IDLE
+        """Back to the pool: the app drops the pod's identity and series (as a deleted pod's disappear)."""
+        app.assign(namespace=IDLE, workload=IDLE, version="0")
         app.set_knobs(error_rate=0.0, latency_ms=0.0)
         self.idle.append(app)
 
@@ -190,15 +205,14 @@ class PodManager:
             desired = int((obj.get("status") or {}).get("readyReplicas") or 0)
         version = image_tag(image) if image else ""
         template = (obj.get("spec") or {}).get("template") or {}
-        labels = {str(k): str(v) for k, v in ((template.get("metadata") or {}).get("labels") or {}).items()}
+        labels = _template_labels(template)
         current = self.pods.get(key, [])
         keep = [p for p in current if p.version == version and p.labels == labels]
         stale = [p for p in current if p not in keep]
         while len(keep) > desired:
             stale.append(keep.pop())
         while len(keep) < desired:
-            app = await self._acquire(key[0], key[1], version)
-            keep.append(Pod(app, key[0], key[1], version, labels))
+            keep.append(await self._acquire(key[0], key[1], version, template))
         if keep:
             self.pods[key] = keep
         else:
@@ -230,18 +244,9 @@ class PodManager:
     def served(self, namespace: str, workload: str, source: str | None = None) -> int:
         """Requests counted by the apps of ``workload`` (optionally only from one ``source_workload``),
         including apps that served it before being released."""
-        total = 0.0
-        for app in self.all_apps:
-            for metric in app.registry.collect():
-                if metric.name != "istio_requests":
-                    continue
-                for sample in metric.samples:
-                    labels = sample.labels
-                    if (
-                        sample.name == "istio_requests_total"
-                        and labels.get("destination_workload") == workload
-                        and labels.get("destination_workload_namespace") == namespace
-                        and (source is None or labels.get("source_workload") == source)
-                    ):
-                        total += sample.value
-        return int(total)
+        return sum(
+            count
+            for app in self.all_apps
+            for (ns, name, src), count in app.tally.items()
+            if ns == namespace and name == workload and (source is None or src == source)
+        )
