@@ -114,7 +114,7 @@ def test_mesh_bound_virtual_service_applies_to_the_service_listener() -> None:
 
 
 def test_ab_header_and_cookie_matches() -> None:
-    http = [
+    http: list[dict[str, Any]] = [
         {
             "match": [
                 {"headers": {"x-canary": {"exact": "insider"}}},
@@ -249,7 +249,7 @@ def test_durations() -> None:
 
 
 def test_localize_canary_rewrites_webhook_hosts() -> None:
-    canary = {
+    canary: dict[str, Any] = {
         "metadata": {"name": "podinfo", "namespace": NS},
         "spec": {
             "analysis": {
