@@ -125,10 +125,10 @@ def _problem(
 
 
 def test_an_unsupported_provider_is_permanent() -> None:
-    problem = _problem(canary(provider="linkerd"))
+    problem = _problem(canary(provider="traefik"))
     assert problem.reason == "UnsupportedProvider"
-    assert problem.message == (
-        "spec.provider: provider 'linkerd' is not supported by canarist yet (supported: istio, kubernetes)"
+    assert problem.message.startswith(
+        "spec.provider: provider 'traefik' is not supported by canarist yet (supported: appmesh, "
     )
 
 

@@ -4,6 +4,7 @@ blue/green, the legacy v1beta1 shapes, read-back, the reconcile policy and SetRo
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 import pytest
@@ -359,11 +360,7 @@ def test_pod_selector_default_and_context_override() -> None:
     ctx = ctx_for(canary())
     assert pod_selector(ctx) == ("app", "podinfo-primary", "podinfo")
 
-    class WithSelector(RouteContext):
-        selector_label = "app.kubernetes.io/name"
-        selector_value = "web"
-
-    extended = WithSelector(**{f: getattr(ctx, f) for f in ctx.__dataclass_fields__})
+    extended = dataclasses.replace(ctx, selector_label="app.kubernetes.io/name", selector_value="web")
     nodes = by_key(APPMESH_V1BETA2.desired(extended, Routes(100, 0)))
     assert nodes["VirtualNode/podinfo-primary"]["spec"]["podSelector"] == {
         "matchLabels": {"app.kubernetes.io/name": "web-primary"}

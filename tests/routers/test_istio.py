@@ -85,8 +85,8 @@ def test_podinfo_objects() -> None:
 def test_registry() -> None:
     assert registry.get("istio").name == "istio"
     assert registry.get("kubernetes").name == "kubernetes"
-    with pytest.raises(registry.UnknownProviderError, match="'linkerd' is not supported by canarist yet"):
-        registry.get("linkerd")
+    with pytest.raises(registry.UnknownProviderError, match="'traefik' is not supported by canarist yet"):
+        registry.get("traefik")
     with pytest.raises(registry.UnknownProviderError, match="unknown provider 'nope'"):
         registry.get("nope")
 

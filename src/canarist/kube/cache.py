@@ -7,6 +7,12 @@ sender all read through one cache and write through one `Writer`, so none of the
 >>> await cache.start()
 >>> cache.get(kinds.DEPLOYMENT, "test", "podinfo")
 
+Kinds given at construction are listed before `start` returns. Others are watched on demand:
+`watch(kind)` starts an informer for a kind the first time a caller needs it (a router's objects, when a
+canary first names that router) and says whether it is `SYNCED`, still `PENDING`, or `MISSING` (the API
+server does not serve it: its CRD is not installed). An operator on Istio never lists Gateway API
+routes, and one whose cluster lacks a provider's CRDs is not stuck waiting for them at start.
+
 `StaticCache` holds plain dicts with the same read interface: pure code and unit tests read from it.
 """
 
@@ -15,13 +21,18 @@ from __future__ import annotations
 import asyncio
 import builtins
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from .client import KubeClient, Obj
 from .informer import Handler, IndexFunc, Informer
 from .resources import ResourceKind
 
-__all__ = ["ObjectCache", "ObjectStore", "StaticCache"]
+__all__ = ["MISSING", "PENDING", "SYNCED", "KindState", "ObjectCache", "ObjectStore", "StaticCache"]
+
+KindState = Literal["synced", "pending", "missing"]
+SYNCED: KindState = "synced"
+PENDING: KindState = "pending"
+MISSING: KindState = "missing"
 
 
 class ObjectStore(Protocol):
@@ -32,6 +43,10 @@ class ObjectStore(Protocol):
     def list(self, kind: ResourceKind) -> builtins.list[Obj]: ...
 
     def by_index(self, kind: ResourceKind, index: str, key: str) -> builtins.list[Obj]: ...
+
+    def watch(self, kind: ResourceKind) -> KindState:
+        """Make sure ``kind`` is watched; whether its objects can be read yet."""
+        ...
 
 
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -69,20 +84,28 @@ class ObjectCache:
         namespace: str | None = None,
         label_selectors: Mapping[ResourceKind, str] | None = None,
     ) -> None:
-        selectors = label_selectors or {}
-        self.informers: dict[ResourceKind, Informer] = {
-            kind: Informer(
-                client,
-                kind,
-                namespace=namespace,
-                label_selector=selectors.get(kind) or None,
-                resync_seconds=0,
-            )
-            for kind in dict.fromkeys(kinds)
-        }
+        self._client = client
+        self._namespace = namespace
+        self._selectors = dict(label_selectors or {})
+        self._started = False
+        self._pending_starts: set[asyncio.Future[None]] = set()
+        self.informers: dict[ResourceKind, Informer] = {}
         self._written: dict[_Key, Obj] = {}
-        for kind, informer in self.informers.items():
-            informer.add_handler(self._forget_handler(kind))
+        self._initial = list(dict.fromkeys(kinds))
+        for kind in self._initial:
+            self._add(kind)
+
+    def _add(self, kind: ResourceKind) -> Informer:
+        informer = Informer(
+            self._client,
+            kind,
+            namespace=self._namespace,
+            label_selector=self._selectors.get(kind) or None,
+            resync_seconds=0,
+        )
+        informer.add_handler(self._forget_handler(kind))
+        self.informers[kind] = informer
+        return informer
 
     # -- reads ----------------------------------------------------------------------------------------------
 
@@ -109,6 +132,18 @@ class ObjectCache:
 
     def watches(self, kind: ResourceKind) -> bool:
         return kind in self.informers
+
+    def watch(self, kind: ResourceKind) -> KindState:
+        """Start watching ``kind`` if nobody has yet (on demand, after `start`); its state now."""
+        informer = self.informers.get(kind)
+        if informer is None:
+            informer = self._add(kind)
+            if self._started:
+                self._pending_starts.add(asyncio.ensure_future(informer.start()))
+                self._pending_starts = {t for t in self._pending_starts if not t.done()}
+        if informer.synced:
+            return SYNCED
+        return MISSING if informer.not_served else PENDING
 
     # -- writes we made -------------------------------------------------------------------------------------
 
@@ -137,14 +172,20 @@ class ObjectCache:
 
     @property
     def synced(self) -> bool:
-        return all(informer.synced for informer in self.informers.values())
+        """The kinds given at construction are listed (the on-demand ones report through `watch`)."""
+        return all(self.informers[kind].synced for kind in self._initial)
 
     async def start(self) -> None:
         """Start every informer and wait for their first lists: a tick must never see a half-filled cache."""
-        await asyncio.gather(*(informer.start() for informer in self.informers.values()))
-        await asyncio.gather(*(informer.wait_synced() for informer in self.informers.values()))
+        self._started = True
+        initial = [self.informers[kind] for kind in self._initial]
+        await asyncio.gather(*(informer.start() for informer in initial))
+        await asyncio.gather(*(informer.wait_synced() for informer in initial))
 
     async def stop(self) -> None:
+        self._started = False
+        await asyncio.gather(*self._pending_starts, return_exceptions=True)
+        self._pending_starts.clear()
         await asyncio.gather(*(informer.stop() for informer in self.informers.values()))
 
 
@@ -175,6 +216,9 @@ class StaticCache:
 
     def remember(self, kind: ResourceKind, obj: Obj) -> None:
         self.put(kind, obj)
+
+    def watch(self, kind: ResourceKind) -> KindState:
+        return SYNCED
 
     def get(self, kind: ResourceKind, namespace: str, name: str) -> Obj | None:
         return self._objects.get((kind.plural, namespace, name))

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from .client import KubeClient, Obj, Selector
-from .errors import ApiError, Gone, KubeError, TransportError
+from .errors import ApiError, Gone, KubeError, NotFound, TransportError
 from .resources import ResourceKind
 
 __all__ = ["ADDED", "DELETED", "MODIFIED", "Handler", "IndexFunc", "Informer", "object_key"]
@@ -126,6 +126,8 @@ class Informer:
         self.watches = 0
         self.reconnects = 0
         self.relists_after_gone = 0
+        #: the API server answered the last list with 404: it does not serve this kind (no CRD).
+        self.not_served = False
 
     # ------------------------------------------------------------------ configuration
 
@@ -246,6 +248,15 @@ class Informer:
                 self.relists_after_gone += 1
                 need_list = True
                 continue
+            except NotFound as e:
+                # The kind is not served (its CRD is missing): say so once, keep checking slowly.
+                self.reconnects += 1
+                if not self.not_served:
+                    log.warning(
+                        "informer %s: the API server does not serve it (%s); checking again", self.name, e
+                    )
+                self.not_served = True
+                backoff = self._backoff_max
             except (TransportError, ApiError) as e:
                 self.reconnects += 1
                 log.warning("informer %s: %s; retrying in %.1fs", self.name, e, backoff)
@@ -280,6 +291,7 @@ class Informer:
                 self._store(key, obj)
                 self._emit(MODIFIED, obj, old_obj)
         self._resource_version = result.resource_version
+        self.not_served = False
         if not self._synced.is_set():
             self._queue.put_nowait(_Synced())
 

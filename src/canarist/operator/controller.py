@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from canarist.api import Canary
@@ -33,7 +33,7 @@ from canarist.kube.resources import ResourceKind
 from canarist.operator.checks import CheckRunner
 from canarist.operator.executor import ActionFailed, Executor
 from canarist.operator.finalizer import FINALIZER, Finalizer, is_deleting
-from canarist.operator.observe import BLOCKED_CONDITION, Observed, Permanent, observe
+from canarist.operator.observe import BLOCKED_CONDITION, NotSynced, Observed, Permanent, observe
 from canarist.operator.settings import OperatorSettings
 from canarist.operator.telemetry import Telemetry
 from canarist.operator.worker import CanaryWorker, TickOutcome
@@ -63,6 +63,7 @@ WORKLOAD_KINDS = tuple(record.resource for record in TARGETS.values())
 BY_TARGET = "target"  # canaries by "<Kind>/<namespace>/<name>" of their target
 BY_CONFIG = "config"  # workloads by "configmap/<namespace>/<name>" or "secret/<namespace>/<name>"
 UNKNOWN_FIELD = "unknown field"
+SYNC_RETRY = timedelta(milliseconds=200)  # a router's kinds are being listed for the first time
 MAX_DECIDE_STEPS = 200  # a tick asks at most this many checks; more means an engine bug, not a canary
 
 
@@ -71,7 +72,9 @@ def utcnow() -> datetime:
 
 
 def watched_kinds(mesh_provider: str) -> list[ResourceKind]:
-    """What the operator watches: the base kinds and the kinds of every registered router."""
+    """What the operator may watch (and its RBAC grants): the base kinds, listed at start, and the kinds
+    of every registered router, each watched from the first canary that uses that router
+    (`ObjectCache.watch`)."""
     del mesh_provider  # every registered router's kinds: a canary may name any provider in spec.provider
     return list(dict.fromkeys([*BASE_KINDS, *routers.all_kinds()]))
 
@@ -315,6 +318,8 @@ class Controller:
         except Permanent as problem:
             await self._report(obj, state, problem)
             return TickOutcome()
+        except NotSynced:
+            return TickOutcome(next_due_at=self._clock() + SYNC_RETRY)
 
     async def _tick(self, obj: Obj, state: CanaryState) -> TickOutcome:
         canary = self._load(obj, state)
@@ -441,4 +446,4 @@ def _condition(problem: Permanent, now: datetime) -> Obj:
     }
 
 
-__all__ = ["BLOCKED_CONDITION", "CanaryKey", "Controller", "watched_kinds"]
+__all__ = ["BASE_KINDS", "BLOCKED_CONDITION", "CanaryKey", "Controller", "watched_kinds"]

@@ -20,7 +20,7 @@ from typing import Any
 from canarist.api import Canary
 from canarist.engine.model import Observation, Readiness, Routes, TargetFacts
 from canarist.kube import resources as kinds
-from canarist.kube.cache import ObjectStore
+from canarist.kube.cache import MISSING, PENDING, ObjectStore
 from canarist.kube.resources import UnknownKind
 from canarist.operator.settings import OperatorSettings
 from canarist.routers import registry as routers
@@ -138,6 +138,31 @@ def _owning_canary(obj: Mapping[str, Any]) -> str | None:
     return None
 
 
+class NotSynced(RuntimeError):
+    """The router's kinds are being listed for the first time: tick again shortly."""
+
+
+def _watch_router_kinds(router: Router, store: ObjectStore) -> None:
+    """A router's kinds are watched from the first canary that uses it; a kind the cluster does not serve
+    (the provider's CRDs are not installed) stops the run with a Warning naming it."""
+    missing: list[str] = []
+    pending = False
+    for kind in router.kinds:
+        state = store.watch(kind)
+        if state == MISSING:
+            missing.append(f"{kind.group_resource} ({kind.api_version})")
+        elif state == PENDING:
+            pending = True
+    if missing:
+        raise Permanent(
+            "ProviderNotInstalled",
+            f"provider {router.name}: the cluster does not serve {', '.join(missing)}; "
+            "install the provider's CRDs",
+        )
+    if pending:
+        raise NotSynced(f"provider {router.name}: waiting for the first list of its objects")
+
+
 def _references(router: Router, context: RouteContext, store: ObjectStore) -> dict[str, Obj]:
     """The objects the router reads but does not own; a missing one stops the run with a Warning."""
     found: dict[str, Obj] = {}
@@ -178,6 +203,7 @@ def observe(
         if problems:
             raise Permanent("CrossNamespaceReference", "; ".join(problems))
     router = resolve_router(canary, settings)
+    _watch_router_kinds(router, store)
     context = route_context(canary, settings)
 
     target = store.get(record.resource, namespace, canary.spec.target_ref.name)
@@ -209,6 +235,8 @@ def observe(
             selector_error=problem,
         )
 
+    if selector is not None:
+        context = dataclasses.replace(context, selector_label=selector[0], selector_value=selector[1])
     configs = _configs(target, store, namespace, settings)
     config_error = f"configs not found: {', '.join(configs.missing)}" if configs.missing else None
 

@@ -22,7 +22,7 @@ from canarist.kube.leader import LeaderElection
 from canarist.kube.writer import Writer
 from canarist.notify.outbox import Outbox
 from canarist.operator.alerts import AlertSender
-from canarist.operator.controller import Controller, watched_kinds
+from canarist.operator.controller import BASE_KINDS, Controller
 from canarist.operator.executor import Executor
 from canarist.operator.http import OperatorHttp
 from canarist.operator.settings import OperatorSettings
@@ -60,7 +60,7 @@ class Operator:
         # Built first and passed down: one cache, one writer, one outbox for every notification.
         self.cache = ObjectCache(
             client,
-            watched_kinds(settings.mesh_provider),
+            BASE_KINDS,  # the routers' kinds are watched on demand (ObjectCache.watch)
             namespace=settings.namespace or None,
             label_selectors={kinds.CANARY: settings.label_selector} if settings.label_selector else None,
         )
@@ -114,6 +114,12 @@ class Operator:
         problems = unused_router_flags(self.settings)
         if problems:
             raise SystemExit("; ".join(problems))
+        try:
+            routers.get(self.settings.mesh_provider)
+        except routers.UnknownProviderError as error:
+            # Not fatal: canaries may name their own spec.provider; the others are blocked, each with a
+            # Warning event and a Blocked condition saying this.
+            log.warning("-mesh-provider: %s; canaries without spec.provider will not run", error)
         await self.check_crds()
         await self.http.start(self._http_host, self.settings.port)
         try:

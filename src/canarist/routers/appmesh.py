@@ -54,9 +54,9 @@ Differences from Flagger, on purpose:
   header match (a regex on the ``cookie`` header, as Flagger's App Mesh tutorial shows) is a header match
   and is accepted. Several match entries are ANDed into the one ``<apex>-a`` route, as Flagger does.
 
-The selector label of the pod selectors is not carried by :class:`RouteContext`; :func:`pod_selector`
-reads ``ctx.selector_label`` / ``ctx.selector_value`` when a context has them and otherwise uses Flagger's
-default label ``app`` and the target's name.
+The pod selectors use the target's selector label and value (``RouteContext.selector_label`` /
+``selector_value``, set by the operator from the target); without them, Flagger's default label ``app``
+and the target's name (:func:`pod_selector`).
 """
 
 from __future__ import annotations
@@ -155,12 +155,11 @@ def route_prefix(canary: Canary) -> str:
 def pod_selector(ctx: RouteContext) -> tuple[str, str, str]:
     """(label, primary value, canary value) of the VirtualNodes' pod selectors.
 
-    ``RouteContext`` does not carry the target's selector label; a context that has ``selector_label``
-    (and ``selector_value``) is used, otherwise Flagger's default: label ``app``, values
-    ``<target>-primary`` and ``<target>``.
+    The target's selector label and value from the context (``RouteContext.selector_label``), or, when the
+    target was not read, Flagger's default: label ``app``, values ``<target>-primary`` and ``<target>``.
     """
-    label = str(getattr(ctx, "selector_label", "") or DEFAULT_SELECTOR_LABEL)
-    value = str(getattr(ctx, "selector_value", "") or ctx.canary.target_name())
+    label = ctx.selector_label or DEFAULT_SELECTOR_LABEL
+    value = ctx.selector_value or ctx.canary.target_name()
     return label, f"{value}-primary", value
 
 

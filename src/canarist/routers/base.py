@@ -135,6 +135,10 @@ class RouteContext:
     ingress_annotations_prefix: str = ""
     #: the objects of :meth:`Router.references`, as found in the cluster (keyed by :func:`object_key`).
     references: Mapping[str, Obj] = field(default_factory=dict)
+    #: the target's selector label and value (``app: podinfo``) when known; primary pods carry
+    #: ``<value>-primary``. Empty when the target was not read (routers fall back to ``app``).
+    selector_label: str = ""
+    selector_value: str = ""
 
     @classmethod
     def from_canary(

@@ -8,14 +8,23 @@ what it cannot route.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from canarist.api import Canary
 from canarist.kube import resources
 from canarist.kube.resources import ResourceKind
+from canarist.routers import appmesh, smi
 from canarist.routers.base import Router
+from canarist.routers.contour import CONTOUR
+from canarist.routers.gatewayapi import GATEWAYAPI_V1, GATEWAYAPI_V1BETA1
+from canarist.routers.gloo import GLOO
 from canarist.routers.istio import ISTIO
 from canarist.routers.kubernetes import KUBERNETES
+from canarist.routers.nginx import NGINX
 
 _ROUTERS: dict[str, Router] = {}
+#: provider names with a variable part (``smi:v1alpha3:<mesh>``): prefix → a function building the router.
+_FAMILIES: dict[str, Callable[[str], Router | None]] = {"smi": smi.router_for}
 
 #: every ``spec.provider`` value Flagger accepts; the ones without a router here are "not supported yet".
 FLAGGER_PROVIDERS = frozenset(
@@ -42,6 +51,13 @@ FLAGGER_PROVIDERS = frozenset(
     }
 )
 KNOWN_PROVIDERS = FLAGGER_PROVIDERS  # the former name
+
+
+def base_provider(provider: str) -> str:
+    """``smi:v1alpha3:istio`` → ``smi:v1alpha3``: Flagger's SMI names may carry the target mesh as a third
+    part; the router is the one of the first two (it reads the mesh itself)."""
+    parts = provider.split(":")
+    return ":".join(parts[:2]) if parts[0] == "smi" and len(parts) > 2 else provider
 
 
 class UnknownProviderError(LookupError):
@@ -83,9 +99,12 @@ def get(provider: str) -> Router:
     supports but canarist does not yet is reported as such.
     """
     router = _ROUTERS.get(provider)
+    if router is None and base_provider(provider) in _ROUTERS:
+        family = _FAMILIES.get(provider.split(":", 1)[0])
+        router = family(provider) if family is not None else None
     if router is not None:
         return router
-    if provider in FLAGGER_PROVIDERS:
+    if base_provider(provider) in FLAGGER_PROVIDERS:
         raise UnknownProviderError(
             f"provider {provider!r} is not supported by canarist yet (supported: {', '.join(supported())})"
         )
@@ -124,5 +143,16 @@ def provider_problems(canary: Canary, mesh_provider: str) -> list[str]:
     return capability_problems(canary, router)
 
 
-for _router in (ISTIO, KUBERNETES):  # the built-in routers: one entry each
+_BUILTIN: tuple[Router, ...] = (
+    ISTIO,
+    KUBERNETES,
+    GATEWAYAPI_V1,
+    GATEWAYAPI_V1BETA1,
+    *smi.ROUTERS,
+    *appmesh.ROUTERS,
+    CONTOUR,
+    NGINX,
+    GLOO,
+)
+for _router in _BUILTIN:  # the built-in routers: one entry each
     register(_router)
