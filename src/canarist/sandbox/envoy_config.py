@@ -61,6 +61,7 @@ __all__ = [
     "envoy_config",
     "listener_key",
     "parse_duration_s",
+    "run_translators",
 ]
 
 log = logging.getLogger("canarist.sandbox")

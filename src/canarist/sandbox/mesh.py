@@ -164,6 +164,8 @@ class MeshWatcher:
     async def write_statuses(self) -> None:
         """Write each status of the last rebuild that differs from the object's (cached) one."""
         for item in self._statuses:
+            if item.kind in self.skipped:
+                continue
             key = (item.kind, item.namespace, item.name)
             desired = dict(item.status)
             informer = self.informers.get(item.kind)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from canarist.kube.resources import ResourceKind
@@ -98,12 +99,15 @@ def condition(
     *,
     generation: int | None = None,
     previous: Iterable[Mapping[str, Any]] = (),
-    now: str = "1970-01-01T00:00:00Z",
+    now: str | None = None,
 ) -> Obj:
     """A Kubernetes-style condition. ``lastTransitionTime`` is taken from the condition of the same type in
-    ``previous`` when its status is unchanged (else ``now``), so an unchanged status renders identically and
-    the watcher does not rewrite it on every rebuild."""
+    ``previous`` (the object's current conditions) when its status is unchanged, else ``now`` (default: the
+    current UTC time), so an unchanged status renders identically and the watcher does not rewrite it on
+    every rebuild."""
     value = status if isinstance(status, str) else ("True" if status else "False")
+    if now is None:
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     transition = now
     for old in previous:
         if isinstance(old, Mapping) and old.get("type") == type_ and old.get("status") == value:
@@ -152,13 +156,16 @@ class Program:
     """What one translator produces.
 
     * ``service_routes``: Envoy routes placed on that Service port's listener before its default route (what
-      a sidecar does for traffic to that Service); the gateway's host for the Service uses them too.
-    * ``service_tcp``: an Envoy network filter (a ``tcp_proxy``) replacing that Service port's HTTP listener.
+      a sidecar does for traffic to that Service), after those of earlier translators; the gateway's host for
+      the Service uses them too.
+    * ``service_tcp``: an Envoy network filter (a ``tcp_proxy``) replacing that Service port's HTTP listener
+      (the first translator's wins).
     * ``gateway_hosts``: Envoy virtual hosts for the ingress-gateway listener; a domain belongs to the first
       host claiming it (translators in registry order, hosts in list order).
     * ``clusters``: the clusters declared through the `World` (filled by the renderer; a translator may add
       more directly).
-    * ``statuses``: statuses to write to the objects' ``/status``.
+    * ``statuses``: statuses to write to the objects' ``/status`` (the watcher writes one only when it
+      differs from the object's; the kind must say ``status_subresource=True`` if its CRD has one).
     """
 
     service_routes: dict[PortKey, list[Obj]] = field(default_factory=dict)
