@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from canarist.localcluster.errors import FieldError
+from canarist.localcluster.ingress import validate_ingress, validate_ingress_class
 from canarist.localcluster.resources import PrinterColumn, ResourceType
 from canarist.localcluster.selectors import LabelSelector
 
@@ -20,6 +21,8 @@ CRD_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
 
 
 def validate_name(kind: str, name: str) -> list[FieldError]:
+    """Name rules of a built-in kind given as `Kind.group` (`Kind` for the core group); a custom
+    resource's kind (pass "") gets the DNS-subdomain rule."""
     if kind in LABEL_NAME_KINDS:
         if len(name) > 63 or not DNS_LABEL.match(name):
             return [
@@ -33,7 +36,7 @@ def validate_name(kind: str, name: str) -> list[FieldError]:
                 )
             ]
         return []
-    if kind == "Event":
+    if kind in ("Event", "Event.events.k8s.io"):
         return (
             []
             if name and "/" not in name
@@ -64,9 +67,19 @@ def _dict(parent: Obj, key: str) -> Obj:
 
 def admit_builtin(rt: ResourceType, obj: Obj, old: Obj | None, allocate_ip: Any) -> list[FieldError]:
     """Apply the server-side defaults of a built-in kind and return its validation errors."""
-    kind = rt.kind
-    if kind in ("Deployment", "DaemonSet", "ReplicaSet"):
-        return _admit_workload(kind, obj)
+    if rt.is_custom:
+        return []
+    kind = rt.qualified_kind
+    if kind in ("Deployment.apps", "DaemonSet.apps", "ReplicaSet.apps"):
+        return _admit_workload(rt.kind, obj)
+    if kind == "Ingress.networking.k8s.io":
+        return (
+            validate_ingress(obj)
+            if old is None
+            else [e for e in validate_ingress(obj) if not e.field.startswith("metadata.annotations")]
+        )
+    if kind == "IngressClass.networking.k8s.io":
+        return validate_ingress_class(obj)
     if kind == "Service":
         return _admit_service(obj, old, allocate_ip)
     if kind == "Secret":
@@ -86,7 +99,7 @@ def admit_builtin(rt: ResourceType, obj: Obj, old: Obj | None, allocate_ip: Any)
         labels = _dict(_dict(obj, "metadata"), "labels")
         labels["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
         return []
-    if kind == "HorizontalPodAutoscaler":
+    if kind == "HorizontalPodAutoscaler.autoscaling":
         spec = _dict(obj, "spec")
         errors = []
         if "maxReplicas" not in spec:
@@ -95,7 +108,7 @@ def admit_builtin(rt: ResourceType, obj: Obj, old: Obj | None, allocate_ip: Any)
             errors.append(FieldError("spec.scaleTargetRef", "FieldValueRequired"))
         spec.setdefault("minReplicas", 1)
         return errors
-    if kind == "CustomResourceDefinition":
+    if kind == "CustomResourceDefinition.apiextensions.k8s.io":
         return admit_crd(obj)
     return []
 
@@ -366,7 +379,7 @@ OBJECT_META_FIELDS = frozenset(
 _COMMON = frozenset({"apiVersion", "kind", "metadata"})
 _WITH_SPEC = _COMMON | {"spec", "status"}
 KNOWN_FIELDS: dict[str, tuple[frozenset[str], frozenset[str] | None]] = {
-    "Deployment": (
+    "Deployment.apps": (
         _WITH_SPEC,
         frozenset(
             {
@@ -381,11 +394,11 @@ KNOWN_FIELDS: dict[str, tuple[frozenset[str], frozenset[str] | None]] = {
             }
         ),
     ),
-    "DaemonSet": (
+    "DaemonSet.apps": (
         _WITH_SPEC,
         frozenset({"selector", "template", "updateStrategy", "minReadySeconds", "revisionHistoryLimit"}),
     ),
-    "ReplicaSet": (_WITH_SPEC, frozenset({"replicas", "minReadySeconds", "selector", "template"})),
+    "ReplicaSet.apps": (_WITH_SPEC, frozenset({"replicas", "minReadySeconds", "selector", "template"})),
     "Service": (
         _WITH_SPEC,
         frozenset(
@@ -417,11 +430,11 @@ KNOWN_FIELDS: dict[str, tuple[frozenset[str], frozenset[str] | None]] = {
     "Secret": (_COMMON | {"data", "stringData", "type", "immutable"}, None),
     "Namespace": (_WITH_SPEC, frozenset({"finalizers"})),
     "ServiceAccount": (_COMMON | {"secrets", "imagePullSecrets", "automountServiceAccountToken"}, None),
-    "HorizontalPodAutoscaler": (
+    "HorizontalPodAutoscaler.autoscaling": (
         _WITH_SPEC,
         frozenset({"scaleTargetRef", "minReplicas", "maxReplicas", "metrics", "behavior"}),
     ),
-    "Lease": (
+    "Lease.coordination.k8s.io": (
         _COMMON | {"spec"},
         frozenset(
             {
@@ -435,7 +448,7 @@ KNOWN_FIELDS: dict[str, tuple[frozenset[str], frozenset[str] | None]] = {
             }
         ),
     ),
-    "CustomResourceDefinition": (
+    "CustomResourceDefinition.apiextensions.k8s.io": (
         _WITH_SPEC,
         frozenset({"group", "names", "scope", "versions", "conversion", "preserveUnknownFields"}),
     ),
@@ -468,8 +481,8 @@ def prune_known_fields(rt: ResourceType, obj: Obj) -> list[str]:
             del meta[key]
     if rt.is_custom:
         return pruned
-    known = KNOWN_FIELDS.get(rt.kind)
-    if rt.kind == "Event" and rt.group == "":
+    known = KNOWN_FIELDS.get(rt.qualified_kind)
+    if rt.is_builtin("Event"):
         known = (_EVENT_FIELDS, None)
     if known is None:
         return pruned

@@ -29,6 +29,7 @@ from canarist.localcluster.store import Store
 
 Obj = dict[str, Any]
 
+CRD_KIND = "CustomResourceDefinition.apiextensions.k8s.io"
 MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
@@ -164,10 +165,11 @@ class Api:
         errors: list[FieldError] = []
         warnings: list[str] = []
         if old is None:
-            errors.extend(admission.validate_name(rt.kind, name))
+            errors.extend(admission.validate_name("" if rt.is_custom else rt.qualified_kind, name))
         pruned = admission.prune_known_fields(rt, obj)
-        if rt.schema is not None:
-            result = validate_object(obj, rt.schema)
+        schema = rt.schema if rt.is_custom else rt.typed_schema
+        if schema is not None:
+            result = validate_object(obj, schema)
             errors.extend(result.errors)
             pruned.extend(result.pruned)
         if pruned:
@@ -176,7 +178,7 @@ class Api:
                 raise ApiError.bad_request(f"strict decoding error: {fields}")
             if field_validation != "Ignore":
                 warnings.extend(f'unknown field "{p}"' for p in pruned)
-        if rt.schema is None:
+        if not rt.is_custom:
             errors.extend(admission.admit_builtin(rt, obj, old, self._allocate_ip))
         if errors:
             raise ApiError.invalid(rt.qualified_kind, name, errors, rt.group, rt.plural)
@@ -231,14 +233,14 @@ class Api:
             "managedFields",
         ):
             meta.pop(key, None)
-        if rt.status_subresource and rt.kind != "Namespace":
+        if rt.status_subresource and not rt.is_builtin("Namespace"):
             obj.pop("status", None)
         warnings = self._admit(rt, obj, None, field_validation)
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_iso()
         if rt.generation:
             meta["generation"] = 1
-        if rt.kind == "CustomResourceDefinition":
+        if rt.is_builtin(CRD_KIND):
             finalizers = meta.setdefault("finalizers", [])
             if admission.CRD_FINALIZER not in finalizers:
                 finalizers.append(admission.CRD_FINALIZER)
@@ -343,7 +345,7 @@ class Api:
                     new.pop("status", None)
         warnings = self._admit(rt, new, old, field_validation)
         meta = new["metadata"]
-        if rt.kind == "CustomResourceDefinition":
+        if rt.is_builtin(CRD_KIND):
             new["status"] = admission.crd_status(new, now_iso(), old.get("status"))
         if rt.generation and subresource != "status" and _spec_part(new) != _spec_part(old):
             meta["generation"] = int(old_meta.get("generation") or 1) + 1
@@ -532,10 +534,10 @@ class Api:
                 return self.present(rt, old), False
             new = dict(old)
             new["metadata"] = {**meta, "deletionTimestamp": now_iso(), "deletionGracePeriodSeconds": 0}
-            if rt.kind == "Namespace":
+            if rt.is_builtin("Namespace"):
                 new["status"] = {**(old.get("status") or {}), "phase": "Terminating"}
                 self._defer(lambda: self._cleanup_namespace(name))
-            if rt.kind == "CustomResourceDefinition":
+            if rt.is_builtin(CRD_KIND):
                 new["status"] = admission.crd_status(new, now_iso(), old.get("status"))
                 self._defer(lambda: self._cleanup_crd(name))
             self._commit(rt, new)
@@ -548,7 +550,9 @@ class Api:
     def _pending(self, obj: Obj) -> bool:
         if (obj.get("metadata") or {}).get("finalizers"):
             return True
-        return obj.get("kind") == "Namespace" and bool((obj.get("spec") or {}).get("finalizers"))
+        if obj.get("kind") != "Namespace" or obj.get("apiVersion") != "v1":
+            return False
+        return bool((obj.get("spec") or {}).get("finalizers"))
 
     def _commit(self, rt: ResourceType, obj: Obj, remove: bool = False) -> None:
         meta = obj["metadata"]
@@ -560,7 +564,7 @@ class Api:
             self._after_delete(rt, obj)
         else:
             self.store.put(rt.storage_key, obj)
-            if rt.kind == "CustomResourceDefinition":
+            if rt.is_builtin(CRD_KIND):
                 self._register_crd(obj)
 
     # ------------------------------------------------------------------ background work after a deletion
@@ -570,7 +574,7 @@ class Api:
         uid = str(meta.get("uid") or "")
         if uid:
             self._defer(lambda: self._collect_garbage(uid))
-        if rt.kind == "CustomResourceDefinition":
+        if rt.is_builtin(CRD_KIND):
             self._unregister_crd(str(meta["name"]))
         if rt.namespaced and meta.get("namespace"):
             namespace = str(meta["namespace"])

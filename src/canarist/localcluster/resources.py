@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from canarist.localcluster.ingress import ingress_class_schema, ingress_schema
+
 Obj = dict[str, Any]
 StorageKey = tuple[str, str]  # (group, plural)
 
@@ -53,6 +55,8 @@ class ResourceType:
     crd_name: str | None = None
     field_selectors: tuple[str, ...] = ()
     scale: tuple[str, str, str] | None = None  # specReplicasPath, statusReplicasPath, labelSelectorPath
+    # A built-in kind's typed shape (validation and pruning at every level; not published in OpenAPI).
+    typed_schema: Obj | None = None
 
     @property
     def group_version(self) -> str:
@@ -77,6 +81,11 @@ class ResourceType:
     @property
     def is_custom(self) -> bool:
         return self.crd_name is not None
+
+    def is_builtin(self, qualified_kind: str) -> bool:
+        """Whether this is the built-in kind `Kind.group` (`Kind` for the core group), never a CRD's
+        kind of the same name: nothing is told apart by Kind alone."""
+        return not self.is_custom and self.qualified_kind == qualified_kind
 
 
 _VERSION_RE = re.compile(r"^v(\d+)(?:(alpha|beta)(\d+))?$")
@@ -292,6 +301,29 @@ def _builtin_raw() -> list[ResourceType]:
             ("hpa",),
             ("all",),
             status_subresource=True,
+        ),
+        ns(
+            "networking.k8s.io",
+            "v1",
+            "ingresses",
+            "ingress",
+            "Ingress",
+            True,
+            ("ing",),
+            (),
+            status_subresource=True,
+            typed_schema=ingress_schema(),
+        ),
+        ns(
+            "networking.k8s.io",
+            "v1",
+            "ingressclasses",
+            "ingressclass",
+            "IngressClass",
+            False,
+            (),
+            (),
+            typed_schema=ingress_class_schema(),
         ),
         ns("coordination.k8s.io", "v1", "leases", "lease", "Lease", True, (), (), generation=False),
         # RBAC objects are stored (so install manifests apply) but not enforced: the server has no authn.

@@ -235,8 +235,37 @@ def _hpa(obj: Obj) -> Cells:
     ]
 
 
+def _ingress(obj: Obj) -> Cells:
+    spec = obj.get("spec") or {}
+    hosts = [str(r.get("host")) for r in spec.get("rules") or [] if isinstance(r, dict) and r.get("host")]
+    addresses = [
+        str(i.get("ip") or i.get("hostname"))
+        for i in _get(obj, "status", "loadBalancer", "ingress") or []
+        if isinstance(i, dict) and (i.get("ip") or i.get("hostname"))
+    ]
+    return [
+        obj["metadata"]["name"],
+        spec.get("ingressClassName") or "<none>",
+        ",".join(hosts) or "*",
+        ",".join(addresses),
+        "80, 443" if spec.get("tls") else "80",
+        _created(obj),
+    ]
+
+
+def _ingress_class(obj: Obj) -> Cells:
+    spec = obj.get("spec") or {}
+    parameters = spec.get("parameters")
+    shown = "<none>"
+    if isinstance(parameters, dict):
+        group = f".{parameters['apiGroup']}" if parameters.get("apiGroup") else ""
+        shown = f"{parameters.get('kind')}{group}/{parameters.get('name')}"
+    return [obj["metadata"]["name"], spec.get("controller", ""), shown, _created(obj)]
+
+
+# The built-in kinds' printers, by `Kind.group` (`Kind` for the core group; both Event kinds print alike).
 PRINTERS: dict[str, Printer] = {
-    "Deployment": (
+    "Deployment.apps": (
         [
             ("Name", "string", 0),
             ("Ready", "string", 0),
@@ -249,7 +278,7 @@ PRINTERS: dict[str, Printer] = {
         ],
         _deployment,
     ),
-    "DaemonSet": (
+    "DaemonSet.apps": (
         [
             ("Name", "string", 0),
             ("Desired", "integer", 0),
@@ -299,7 +328,7 @@ PRINTERS: dict[str, Printer] = {
         ],
         _event,
     ),
-    "HorizontalPodAutoscaler": (
+    "HorizontalPodAutoscaler.autoscaling": (
         [
             ("Name", "string", 0),
             ("Reference", "string", 0),
@@ -310,6 +339,26 @@ PRINTERS: dict[str, Printer] = {
             ("Age", "string", 0),
         ],
         _hpa,
+    ),
+    "Ingress.networking.k8s.io": (
+        [
+            ("Name", "string", 0),
+            ("Class", "string", 0),
+            ("Hosts", "string", 0),
+            ("Address", "string", 0),
+            ("Ports", "string", 0),
+            ("Age", "string", 0),
+        ],
+        _ingress,
+    ),
+    "IngressClass.networking.k8s.io": (
+        [
+            ("Name", "string", 0),
+            ("Controller", "string", 0),
+            ("Parameters", "string", 0),
+            ("Age", "string", 0),
+        ],
+        _ingress_class,
     ),
     "ConfigMap": (
         [("Name", "string", 0), ("Data", "integer", 0), ("Age", "string", 0)],
@@ -327,11 +376,11 @@ PRINTERS: dict[str, Printer] = {
         [("Name", "string", 0), ("Status", "string", 0), ("Age", "string", 0)],
         lambda o: [o["metadata"]["name"], _get(o, "status", "phase") or "Active", _created(o)],
     ),
-    "Lease": (
+    "Lease.coordination.k8s.io": (
         [("Name", "string", 0), ("Holder", "string", 0), ("Age", "string", 0)],
         lambda o: [o["metadata"]["name"], _get(o, "spec", "holderIdentity") or "", _created(o)],
     ),
-    "CustomResourceDefinition": (
+    "CustomResourceDefinition.apiextensions.k8s.io": (
         [("Name", "string", 0), ("Created At", "date", 0)],
         lambda o: [o["metadata"]["name"], (o.get("metadata") or {}).get("creationTimestamp")],
     ),
@@ -368,7 +417,11 @@ def printer_for(rt: ResourceType) -> Printer:
             return [obj["metadata"]["name"], *(_cell(c, obj) for c in defs)]
 
         return columns, cells
-    return PRINTERS.get(rt.kind, _default_printer())
+    if rt.is_custom:
+        return _default_printer()
+    if rt.is_builtin("Event.events.k8s.io"):
+        return PRINTERS["Event"]
+    return PRINTERS.get(rt.qualified_kind, _default_printer())
 
 
 def column_definitions(rt: ResourceType) -> list[Obj]:
