@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from canarist.localcluster import LocalCluster
+from canarist.localcluster.crds import PROVIDER_CRDS, provider_names
 from canarist.localcluster.faults import Faults, parse_error_spec
 
 
@@ -37,6 +38,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action=argparse.BooleanOptionalAction,
         default=True,
         help="install minimal networking.istio.io CRDs (default on)",
+    )
+    parser.add_argument(
+        "--provider-crds",
+        nargs="?",
+        const="all",
+        default="",
+        metavar="NAMES",
+        help="install routing providers' CRDs: all (the default with no value) or a comma-separated list of "
+        f"{', '.join(PROVIDER_CRDS)}",
     )
     parser.add_argument("--history-size", type=int, default=10_000, help="watch events kept for resuming")
     faults = parser.add_argument_group("fault injection")
@@ -70,10 +80,21 @@ def build_faults(args: argparse.Namespace) -> Faults:
     return faults
 
 
-async def serve(args: argparse.Namespace, faults: Faults) -> int:
+def parse_provider_crds(value: str) -> bool | list[str]:
+    """`--provider-crds` → LocalCluster's install_provider_crds (ValueError on an unknown name)."""
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if not names:
+        return False
+    if names == ["all"]:
+        return True
+    return provider_names(names)
+
+
+async def serve(args: argparse.Namespace, faults: Faults, providers: bool | list[str] = False) -> int:
     cluster = LocalCluster(
         readiness_delay=args.readiness_delay,
         install_istio_crds=args.istio_crds,
+        install_provider_crds=providers,
         history_size=args.history_size,
         faults=faults,
     )
@@ -105,7 +126,8 @@ async def serve(args: argparse.Namespace, faults: Faults) -> int:
 def run(args: argparse.Namespace) -> int:
     try:
         faults = build_faults(args)
+        providers = parse_provider_crds(getattr(args, "provider_crds", "") or "")
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(serve(args, faults))
+    return asyncio.run(serve(args, faults, providers))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -14,6 +14,7 @@ from aiohttp import web
 
 from canarist.localcluster.api import Api
 from canarist.localcluster.controllers import WorkloadControllers
+from canarist.localcluster.crds import provider_crds, provider_names
 from canarist.localcluster.faults import Faults
 from canarist.localcluster.istio import istio_crds
 from canarist.localcluster.server import HttpFrontend
@@ -27,6 +28,7 @@ class LocalCluster:
     """A Kubernetes-API-compatible server on plain HTTP, in memory.
 
     >>> cluster = LocalCluster(readiness_delay=0.1, install_istio_crds=True)
+    >>> cluster = LocalCluster(install_provider_crds=["gatewayapi", "smi"])   # or True: every provider
     >>> await cluster.start()            # port 0: a free port
     >>> cluster.write_kubeconfig("kubeconfig")
     >>> await cluster.stop()
@@ -37,6 +39,7 @@ class LocalCluster:
         *,
         readiness_delay: float = 0.2,
         install_istio_crds: bool = False,
+        install_provider_crds: bool | Iterable[str] = False,
         history_size: int = 10_000,
         bookmark_interval: float = 5.0,
         nodes: int = 1,
@@ -48,6 +51,8 @@ class LocalCluster:
         self.bookmark_interval = bookmark_interval
         self.controllers = WorkloadControllers(self.api, readiness_delay, nodes)
         self.install_istio_crds = install_istio_crds
+        # The routing providers whose CRDs are installed at start (keys of crds.PROVIDER_CRDS).
+        self.provider_crds: list[str] = provider_names(install_provider_crds)
         self._namespaces = namespaces
         self._frontend = HttpFrontend(self)
         self._runner: web.AppRunner | None = None
@@ -81,6 +86,8 @@ class LocalCluster:
             self.api.ensure_namespace(name)
         if self.install_istio_crds:
             self.install_crds(istio_crds())
+        if self.provider_crds:
+            self.install_crds(provider_crds(self.provider_crds))
 
     def install_crds(self, crds: list[dict[str, Any]]) -> None:
         """Create (or leave in place) these CustomResourceDefinitions; must run on the server's loop."""
