@@ -139,3 +139,17 @@ def test_empty_documents_are_fine(tmp_path):
 def test_missing_file(tmp_path, capsys):
     assert main(["validate", str(tmp_path / "nope.yaml")]) == 1
     assert "cannot read" in capsys.readouterr().out
+
+
+def test_what_a_provider_needs_or_cannot_route_is_refused_with_its_path(tmp_path, capsys):
+    gateway = VALID.replace("spec:\n", "spec:\n  provider: gatewayapi:v1\n", 1)
+    assert main(["validate", _write(tmp_path, "gw.yaml", gateway)]) == 1
+    assert "spec.service.gatewayRefs: is required for the gatewayapi:v1 provider" in capsys.readouterr().out
+    nginx = VALID.replace("spec:\n", "spec:\n  provider: nginx\n", 1)
+    assert main(["validate", _write(tmp_path, "nginx.yaml", nginx)]) == 1
+    assert "spec.ingressRef: is required for the nginx provider" in capsys.readouterr().out
+    ab = VALID.replace("spec:\n", "spec:\n  provider: linkerd\n", 1).replace(
+        "analysis: {", "analysis: {match: [{headers: {x-canary: {exact: insider}}}], ", 1
+    )
+    assert main(["validate", _write(tmp_path, "ab.yaml", ab)]) == 1
+    assert "spec.analysis.match: provider linkerd cannot route by header" in capsys.readouterr().out

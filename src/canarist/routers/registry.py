@@ -14,7 +14,7 @@ from canarist.api import Canary
 from canarist.kube import resources
 from canarist.kube.resources import ResourceKind
 from canarist.routers import appmesh, smi
-from canarist.routers.base import Router
+from canarist.routers.base import RouteContext, Router, RouterConfigError
 from canarist.routers.contour import CONTOUR
 from canarist.routers.gatewayapi import GATEWAYAPI_V1, GATEWAYAPI_V1BETA1
 from canarist.routers.gloo import GLOO
@@ -140,7 +140,13 @@ def provider_problems(canary: Canary, mesh_provider: str) -> list[str]:
         router = get(canary.provider_or(mesh_provider))
     except UnknownProviderError as error:
         return [f"spec.provider: {error}"]
-    return capability_problems(canary, router)
+    problems = capability_problems(canary, router)
+    if not problems:
+        try:
+            router.objects(RouteContext.from_canary(canary))
+        except RouterConfigError as error:
+            problems.append(str(error))
+    return problems
 
 
 _BUILTIN: tuple[Router, ...] = (
