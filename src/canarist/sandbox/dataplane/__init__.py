@@ -22,6 +22,7 @@ from canarist.sandbox.dataplane.base import (
     World,
 )
 from canarist.sandbox.dataplane.istio import IstioTranslator
+from canarist.sandbox.dataplane.nginx import NginxTranslator
 
 __all__ = [
     "TRANSLATORS",
@@ -43,6 +44,7 @@ __all__ = [
 # In order: earlier translators claim gateway domains first and their Service routes come first.
 TRANSLATORS: list[Translator] = [
     IstioTranslator(),
+    NginxTranslator(),
 ]
 
 
