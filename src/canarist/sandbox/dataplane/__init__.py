@@ -22,6 +22,7 @@ from canarist.sandbox.dataplane.base import (
     World,
 )
 from canarist.sandbox.dataplane.istio import IstioTranslator
+from canarist.sandbox.dataplane.smi import SmiTranslator
 from canarist.sandbox.dataplane.nginx import NginxTranslator
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
 # In order: earlier translators claim gateway domains first and their Service routes come first.
 TRANSLATORS: list[Translator] = [
     IstioTranslator(),
+    SmiTranslator(),
     NginxTranslator(),
 ]
 
