@@ -12,7 +12,8 @@ import pytest
 from canarist.api import Canary
 from canarist.engine.model import Routes
 from canarist.routers.base import RevertError, RouteContext, RouterConfigError, RoutesError, object_key
-from canarist.routers.contour import CONTOUR, HTTP_PROXY, ORIGINAL_CONFIGURATION
+from canarist.routers.contour import CONTOUR, HTTP_PROXY
+from canarist.routers.takeover import ORIGINAL_CONFIGURATION
 from tests.workloads import podinfo
 from tests.workloads.podinfo import FLUX, OWNER, stored
 

@@ -22,6 +22,7 @@ from canarist.routers.base import (
     object_key,
 )
 from canarist.routers.istio import IstioRouter
+from canarist.routers.takeover import ORIGINAL_CONFIGURATION
 from tests.workloads import podinfo
 from tests.workloads.podinfo import FLUX, OWNER, stored
 
@@ -477,7 +478,8 @@ def test_revert_removes_the_flux_opt_out_unless_the_user_had_it() -> None:
     desired = ISTIO.desired(ctx, Routes(100, 0))[2]
     taken = stored(ISTIO.merge(ctx, copy.deepcopy(USER_VS), desired))
     reverted = ISTIO.revert(ctx, observed([taken]))[0]
-    assert not set(FLUX) & set(reverted["metadata"]["annotations"])
+    assert not set(FLUX) & set(reverted["metadata"].get("annotations") or {})
+    assert ORIGINAL_CONFIGURATION not in (reverted["metadata"].get("annotations") or {})
     # recorded by kubectl: the user's own value comes back
     user_vs = copy.deepcopy(USER_VS)
     user_vs["metadata"]["annotations"] = {"helm.toolkit.fluxcd.io/driftDetection": "disabled"}

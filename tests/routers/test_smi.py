@@ -16,7 +16,6 @@ from canarist.routers.base import RevertError, RouteContext, RoutesError, object
 from canarist.routers.smi import (
     ISTIO_GATEWAYS_ANNOTATION,
     LINKERD,
-    ORIGINAL_CONFIGURATION,
     OSM,
     ROUTERS,
     SMI_V1ALPHA1,
@@ -28,6 +27,7 @@ from canarist.routers.smi import (
     router_for,
     with_mesh,
 )
+from canarist.routers.takeover import ORIGINAL_CONFIGURATION
 from tests.workloads import podinfo
 from tests.workloads.podinfo import FLUX, OWNER, stored
 

@@ -113,6 +113,29 @@ def next_affinity_cookies(
     return AffinityCookies(canary="", primary=current.primary, previous=previous)
 
 
+def set_cookie_value(canary: Canary, cookie: str, max_age: int) -> str:
+    """The ``Set-Cookie`` value for a session-affinity cookie (``name=value``): ``Max-Age`` and the
+    attributes of ``analysis.sessionAffinity`` (Domain, HttpOnly, Partitioned, Path, SameSite, Secure)."""
+    analysis = canary.analysis()
+    affinity = analysis.session_affinity if analysis is not None else None
+    text = f"{cookie}; Max-Age={max_age}"
+    if affinity is None:
+        return text
+    if affinity.domain:
+        text += f"; Domain={affinity.domain}"
+    if affinity.http_only:
+        text += "; HttpOnly"
+    if affinity.partitioned:
+        text += "; Partitioned"
+    if affinity.path:
+        text += f"; Path={affinity.path}"
+    if affinity.same_site:
+        text += f"; SameSite={affinity.same_site}"
+    if affinity.secure:
+        text += "; Secure"
+    return text
+
+
 @dataclass(frozen=True)
 class RouteContext:
     """What a router needs besides the weights: the canary, names, and run facts.

@@ -22,7 +22,6 @@ weights; a taken-over HTTPProxy (not owned by the canary) keeps its spec in
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,30 +33,25 @@ from canarist.routers.base import (
     ObjectRef,
     ObservedRoutes,
     Reference,
-    RevertError,
     RouteContext,
     RouterConfigError,
     RoutesError,
 )
+from canarist.routers.takeover import restore, with_backup
 from canarist.workloads._meta import (
-    KUBECTL_LAST_APPLIED,
     controller_ref,
     deep,
     filter_metadata,
     has_flux_opt_out,
-    is_owned_by,
-    last_applied_annotations,
     managed_annotations,
     prune,
     set_metadata_map,
-    without_flux_opt_out,
 )
 
 API_VERSION = "projectcontour.io/v1"
 KIND = "HTTPProxy"
 HTTP_PROXY = ResourceKind("projectcontour.io", "v1", "httpproxies", KIND, status_subresource=True)
 #: where the spec of an HTTPProxy taken over (no kubectl last-applied annotation) is kept for a revert.
-ORIGINAL_CONFIGURATION = "flagger.kubernetes.io/original-configuration"
 #: the header Linkerd (or any mesh in front of the backends) routes on.
 DST_OVERRIDE_HEADER = "l5d-dst-override"
 IDLE_TIMEOUT = "5m"
@@ -267,13 +261,7 @@ class ContourRouter:
             **(meta.get("annotations") or {}),
             **(desired_meta.get("annotations") or {}),
         }
-        if (
-            KUBECTL_LAST_APPLIED not in annotations
-            and ORIGINAL_CONFIGURATION not in annotations
-            and not is_owned_by(observed_obj, ctx.canary)
-        ):
-            annotations[ORIGINAL_CONFIGURATION] = json.dumps(observed_spec, separators=(",", ":"))
-        set_metadata_map(meta, "annotations", annotations)
+        set_metadata_map(meta, "annotations", with_backup(annotations, observed_obj, ctx.canary))
         set_metadata_map(meta, "labels", {**(meta.get("labels") or {}), **(desired_meta.get("labels") or {})})
         return out
 
@@ -286,34 +274,7 @@ class ContourRouter:
         proxy = observed.get(f"{KIND}/{ctx.apex}")
         if proxy is None:
             return []
-        annotations = (proxy.get("metadata") or {}).get("annotations") or {}
-        if (
-            KUBECTL_LAST_APPLIED not in annotations
-            and ORIGINAL_CONFIGURATION not in annotations
-            and is_owned_by(proxy, ctx.canary)
-        ):
-            return []
-        spec: Any = None
-        try:
-            if KUBECTL_LAST_APPLIED in annotations:
-                spec = (json.loads(annotations[KUBECTL_LAST_APPLIED]) or {}).get("spec")
-            elif ORIGINAL_CONFIGURATION in annotations:
-                spec = json.loads(annotations[ORIGINAL_CONFIGURATION])
-        except (ValueError, AttributeError) as err:
-            raise RevertError(
-                f"HTTPProxy {ctx.apex}.{ctx.namespace} original configuration unreadable: {err}"
-            ) from err
-        if not isinstance(spec, dict):
-            raise RevertError(
-                f"HTTPProxy {ctx.apex}.{ctx.namespace} original configuration not found, unable to revert"
-            )
-        out: Obj = deep(proxy)
-        out["spec"] = spec
-        meta = out.setdefault("metadata", {})
-        restored = without_flux_opt_out(meta.get("annotations"), last_applied_annotations(proxy))
-        restored.pop(ORIGINAL_CONFIGURATION, None)
-        set_metadata_map(meta, "annotations", restored)
-        return [out]
+        return restore(proxy, f"HTTPProxy {ctx.apex}.{ctx.namespace}", owner=ctx.canary)
 
 
 CONTOUR = ContourRouter()

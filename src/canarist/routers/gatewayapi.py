@@ -21,7 +21,6 @@ v1 only).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -35,23 +34,20 @@ from canarist.routers.base import (
     ObjectRef,
     ObservedRoutes,
     Reference,
-    RevertError,
     RouteContext,
     RouterConfigError,
     RoutesError,
+    set_cookie_value,
 )
+from canarist.routers.takeover import restore, with_backup
 from canarist.workloads._meta import (
-    KUBECTL_LAST_APPLIED,
     controller_ref,
     deep,
     filter_metadata,
     has_flux_opt_out,
-    is_owned_by,
-    last_applied_annotations,
     managed_annotations,
     prune,
     set_metadata_map,
-    without_flux_opt_out,
 )
 
 GROUP = "gateway.networking.k8s.io"
@@ -61,7 +57,6 @@ HTTP_ROUTE_V1 = ResourceKind(GROUP, "v1", "httproutes", "HTTPRoute", status_subr
 HTTP_ROUTE_V1BETA1 = ResourceKind(GROUP, "v1beta1", "httproutes", "HTTPRoute", status_subresource=True)
 KIND = "HTTPRoute"
 #: where the spec of an HTTPRoute taken over (no kubectl last-applied annotation) is kept for a revert.
-ORIGINAL_CONFIGURATION = "flagger.kubernetes.io/original-configuration"
 COOKIE_HEADER = "Cookie"
 SET_COOKIE_HEADER = "Set-Cookie"
 ACCEPTED = "Accepted"
@@ -343,26 +338,6 @@ class GatewayAPIRouter:
             rule["timeouts"] = timeouts
         return rule
 
-    def _set_cookie(self, canary: Canary, cookie: str, max_age: int) -> str:
-        analysis = canary.analysis()
-        affinity = analysis.session_affinity if analysis is not None else None
-        text = f"{cookie}; Max-Age={max_age}"
-        if affinity is None:
-            return text
-        if affinity.domain:
-            text += f"; Domain={affinity.domain}"
-        if affinity.http_only:
-            text += "; HttpOnly"
-        if affinity.partitioned:
-            text += "; Partitioned"
-        if affinity.path:
-            text += f"; Path={affinity.path}"
-        if affinity.same_site:
-            text += f"; SameSite={affinity.same_site}"
-        if affinity.secure:
-            text += "; Secure"
-        return text
-
     def rules(self, ctx: RouteContext, routes: Routes) -> list[Obj]:
         canary = ctx.canary
         analysis = canary.analysis()
@@ -406,7 +381,7 @@ class GatewayAPIRouter:
         if routes.canary != 0 and cookies.canary:
             backends = weighted["backendRefs"]
             backends[1]["filters"] = [
-                self._cookie_filter(self._set_cookie(canary, cookies.canary, affinity.max_age_seconds()))
+                self._cookie_filter(set_cookie_value(canary, cookies.canary, affinity.max_age_seconds()))
             ]
             rules = [
                 self._rule(
@@ -419,7 +394,7 @@ class GatewayAPIRouter:
             if self.full and affinity.primary_cookie_name and cookies.primary:
                 max_age = int(canary.analysis_interval())
                 backends[0]["filters"] = [
-                    self._cookie_filter(self._set_cookie(canary, cookies.primary, max_age))
+                    self._cookie_filter(set_cookie_value(canary, cookies.primary, max_age))
                 ]
                 rules.append(
                     self._rule(
@@ -646,17 +621,14 @@ class GatewayAPIRouter:
         observed_annotations: Mapping[str, str] = (observed_obj.get("metadata") or {}).get(
             "annotations"
         ) or {}
-        annotations = {
-            **observed_annotations,
-            **managed_annotations((desired_obj.get("metadata") or {}).get("annotations")),
-        }
-        if (
-            KUBECTL_LAST_APPLIED not in observed_annotations
-            and ORIGINAL_CONFIGURATION not in observed_annotations
-            and not is_owned_by(observed_obj, ctx.canary)
-        ):
-            annotations[ORIGINAL_CONFIGURATION] = json.dumps(observed_spec, separators=(",", ":"))
-        meta["annotations"] = annotations
+        meta["annotations"] = with_backup(
+            {
+                **observed_annotations,
+                **managed_annotations((desired_obj.get("metadata") or {}).get("annotations")),
+            },
+            observed_obj,
+            ctx.canary,
+        )
         set_metadata_map(meta, "labels", (desired_obj.get("metadata") or {}).get("labels") or {})
         return out
 
@@ -669,25 +641,7 @@ class GatewayAPIRouter:
         route = observed.get(f"{KIND}/{ctx.apex}")
         if route is None:
             return []
-        annotations = (route.get("metadata") or {}).get("annotations") or {}
-        spec: Any = None
-        try:
-            if KUBECTL_LAST_APPLIED in annotations:
-                spec = (json.loads(annotations[KUBECTL_LAST_APPLIED]) or {}).get("spec")
-            elif ORIGINAL_CONFIGURATION in annotations:
-                spec = json.loads(annotations[ORIGINAL_CONFIGURATION])
-            elif is_owned_by(route, ctx.canary):
-                return []
-        except (ValueError, AttributeError) as err:
-            raise RevertError(f"{self._where(ctx)} original configuration unreadable: {err}") from err
-        if not isinstance(spec, dict):
-            raise RevertError(f"{self._where(ctx)} original configuration not found, unable to revert")
-        out: Obj = deep(route)
-        out["spec"] = spec
-        meta = out.setdefault("metadata", {})
-        restored = without_flux_opt_out(meta.get("annotations"), last_applied_annotations(route))
-        set_metadata_map(meta, "annotations", restored)
-        return [out]
+        return restore(route, self._where(ctx), owner=ctx.canary)
 
 
 def _parent_key(ref: Mapping[str, Any], namespace: str) -> tuple[Any, ...]:

@@ -15,7 +15,6 @@ Layouts of ``spec.http`` built by :meth:`IstioRouter.desired` for given :class:`
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,28 +27,24 @@ from canarist.routers.base import (
     ObjectRef,
     ObservedRoutes,
     Reference,
-    RevertError,
     RouteContext,
     RouterConfigError,
     RoutesError,
+    set_cookie_value,
 )
+from canarist.routers.takeover import restore, with_backup
 from canarist.workloads._meta import (
     KUBECTL_LAST_APPLIED,
     controller_ref,
     deep,
     filter_metadata,
     has_flux_opt_out,
-    is_owned_by,
-    last_applied_annotations,
     managed_annotations,
     prune,
     set_metadata_map,
-    without_flux_opt_out,
 )
 
 API_VERSION = "networking.istio.io/v1beta1"
-#: where Flagger keeps the spec of a VirtualService it took over (no kubectl last-applied annotation).
-ORIGINAL_CONFIGURATION = "flagger.kubernetes.io/original-configuration"
 COOKIE_HEADER = "Cookie"
 SET_COOKIE_HEADER = "Set-Cookie"
 
@@ -120,27 +115,6 @@ def _route(features: Obj, match: list[Obj], route: list[Obj]) -> Obj:
     out.update(deep(features))
     out["route"] = route
     return out
-
-
-def _cookie_attributes(canary: Canary, cookie: str, max_age: int) -> str:
-    analysis = canary.analysis()
-    affinity = analysis.session_affinity if analysis is not None else None
-    text = f"{cookie}; Max-Age={max_age}"
-    if affinity is None:
-        return text
-    if affinity.domain:
-        text += f"; Domain={affinity.domain}"
-    if affinity.http_only:
-        text += "; HttpOnly"
-    if affinity.partitioned:
-        text += "; Partitioned"
-    if affinity.path:
-        text += f"; Path={affinity.path}"
-    if affinity.same_site:
-        text += f"; SameSite={affinity.same_site}"
-    if affinity.secure:
-        text += "; Secure"
-    return text
 
 
 def _cookie_match(service_match: list[Obj], cookie: str) -> list[Obj]:
@@ -228,7 +202,7 @@ class IstioRouter:
             http = [_route(features, service_match, weighted)]
         elif routes.canary != 0 and ctx.cookies.canary:
             weighted[1]["headers"] = _set_cookie(
-                _cookie_attributes(canary, ctx.cookies.canary, affinity.max_age_seconds())
+                set_cookie_value(canary, ctx.cookies.canary, affinity.max_age_seconds())
             )
             http = [
                 _route(
@@ -239,7 +213,7 @@ class IstioRouter:
             ]
             if affinity.primary_cookie_name and ctx.cookies.primary:
                 weighted[0]["headers"] = _set_cookie(
-                    _cookie_attributes(canary, ctx.cookies.primary, int(canary.analysis_interval()))
+                    set_cookie_value(canary, ctx.cookies.primary, int(canary.analysis_interval()))
                 )
                 http.append(
                     _route(
@@ -424,15 +398,13 @@ class IstioRouter:
         observed_annotations: Mapping[str, str] = (observed_obj.get("metadata") or {}).get(
             "annotations"
         ) or {}
-        annotations = managed_annotations((desired_obj.get("metadata") or {}).get("annotations"))
+        annotations = with_backup(
+            managed_annotations((desired_obj.get("metadata") or {}).get("annotations")),
+            observed_obj,
+            ctx.canary,
+        )
         if KUBECTL_LAST_APPLIED in observed_annotations:
             annotations[KUBECTL_LAST_APPLIED] = observed_annotations[KUBECTL_LAST_APPLIED]
-        elif ORIGINAL_CONFIGURATION in observed_annotations:
-            annotations[ORIGINAL_CONFIGURATION] = observed_annotations[ORIGINAL_CONFIGURATION]
-        elif not is_owned_by(observed_obj, ctx.canary):
-            annotations[ORIGINAL_CONFIGURATION] = json.dumps(
-                observed_obj.get("spec") or {}, separators=(",", ":")
-            )
         meta["annotations"] = annotations
         set_metadata_map(meta, "labels", (desired_obj.get("metadata") or {}).get("labels") or {})
         return out
@@ -443,27 +415,7 @@ class IstioRouter:
         vs = observed.get(f"VirtualService/{ctx.apex}")
         if vs is None:
             return []
-        annotations = (vs.get("metadata") or {}).get("annotations") or {}
-        spec: Any = None
-        try:
-            if KUBECTL_LAST_APPLIED in annotations:
-                spec = (json.loads(annotations[KUBECTL_LAST_APPLIED]) or {}).get("spec")
-            elif ORIGINAL_CONFIGURATION in annotations:
-                spec = json.loads(annotations[ORIGINAL_CONFIGURATION])
-        except ValueError as err:
-            raise RevertError(
-                f"VirtualService {ctx.apex}.{ctx.namespace} original configuration unreadable: {err}"
-            ) from err
-        if not isinstance(spec, dict):
-            raise RevertError(
-                f"VirtualService {ctx.apex}.{ctx.namespace} original configuration not found, unable to revert"
-            )
-        out: Obj = deep(vs)
-        out["spec"] = spec
-        meta = out.setdefault("metadata", {})
-        restored = without_flux_opt_out(meta.get("annotations"), last_applied_annotations(vs))
-        set_metadata_map(meta, "annotations", restored)
-        return [out]
+        return restore(vs, f"VirtualService {ctx.apex}.{ctx.namespace}")
 
 
 ISTIO = IstioRouter()

@@ -43,21 +43,18 @@ from canarist.routers.base import (
     ObjectRef,
     ObservedRoutes,
     Reference,
-    RevertError,
     RouteContext,
     RoutesError,
 )
+from canarist.routers.takeover import restore, with_backup
 from canarist.workloads._meta import (
-    KUBECTL_LAST_APPLIED,
     controller_ref,
     deep,
     has_flux_opt_out,
     is_owned_by,
-    last_applied_annotations,
     prune,
     set_metadata_map,
     with_flux_opt_out,
-    without_flux_opt_out,
 )
 
 GROUP = "split.smi-spec.io"
@@ -68,7 +65,6 @@ TRAFFIC_SPLIT_V1ALPHA3 = ResourceKind(GROUP, "v1alpha3", "trafficsplits", KIND)
 _KINDS = {k.version: k for k in (TRAFFIC_SPLIT_V1ALPHA1, TRAFFIC_SPLIT_V1ALPHA2, TRAFFIC_SPLIT_V1ALPHA3)}
 
 #: where the spec of a TrafficSplit taken over (no kubectl last-applied annotation) is kept for a revert.
-ORIGINAL_CONFIGURATION = "flagger.kubernetes.io/original-configuration"
 #: set with the target mesh ``istio``: the gateways of the VirtualService the SMI adapter generates.
 ISTIO_GATEWAYS_ANNOTATION = "VirtualService.v1alpha3.networking.istio.io/spec.gateways"
 
@@ -285,9 +281,7 @@ class SmiRouter:
         annotations: dict[str, str] = dict(meta.get("annotations") or {})
         annotations.update((desired_obj.get("metadata") or {}).get("annotations") or {})
         if not is_owned_by(observed_obj, ctx.canary):
-            annotations = with_flux_opt_out(annotations)
-            if KUBECTL_LAST_APPLIED not in annotations and ORIGINAL_CONFIGURATION not in annotations:
-                annotations[ORIGINAL_CONFIGURATION] = json.dumps(observed_spec, separators=(",", ":"))
+            annotations = with_backup(with_flux_opt_out(annotations), observed_obj, ctx.canary)
         set_metadata_map(meta, "annotations", annotations)
         return out
 
@@ -299,28 +293,7 @@ class SmiRouter:
         ts = observed.get(f"{KIND}/{ctx.apex}")
         if ts is None or is_owned_by(ts, ctx.canary):
             return []
-        annotations = (ts.get("metadata") or {}).get("annotations") or {}
-        spec: Any = None
-        try:
-            if KUBECTL_LAST_APPLIED in annotations:
-                spec = (json.loads(annotations[KUBECTL_LAST_APPLIED]) or {}).get("spec")
-            elif ORIGINAL_CONFIGURATION in annotations:
-                spec = json.loads(annotations[ORIGINAL_CONFIGURATION])
-        except (ValueError, AttributeError) as err:
-            raise RevertError(
-                f"TrafficSplit {ctx.apex}.{ctx.namespace} original configuration unreadable: {err}"
-            ) from err
-        if not isinstance(spec, dict):
-            raise RevertError(
-                f"TrafficSplit {ctx.apex}.{ctx.namespace} original configuration not found, unable to revert"
-            )
-        out: Obj = deep(ts)
-        out["spec"] = spec
-        meta = out.setdefault("metadata", {})
-        restored = without_flux_opt_out(meta.get("annotations"), last_applied_annotations(ts))
-        restored.pop(ORIGINAL_CONFIGURATION, None)
-        set_metadata_map(meta, "annotations", restored)
-        return [out]
+        return restore(ts, f"TrafficSplit {ctx.apex}.{ctx.namespace}")
 
 
 LINKERD = SmiRouter("linkerd", "v1alpha1")
