@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from canarist.kube.client import KubeClient
@@ -23,9 +24,10 @@ from canarist.kube.errors import NotFound
 from canarist.kube.informer import Informer
 from canarist.kube.resources import ResourceKind
 from canarist.sandbox import dataplane
-from canarist.sandbox.dataplane import StatusWrite, Translator
+from canarist.sandbox.dataplane import Endpoint, ServiceKey, StatusWrite, Translator
+from canarist.sandbox.dataplane.base import name_of, namespace_of, service_cluster_name
 from canarist.sandbox.envoy import EnvoyFiles
-from canarist.sandbox.envoy_config import GATEWAY_LISTENER, envoy_config, listener_key
+from canarist.sandbox.envoy_config import GATEWAY_LISTENER, envoy_config, listener_key, run_translators
 from canarist.sandbox.lifecycle import cancel_task
 from canarist.sandbox.pods import PodManager
 from canarist.sandbox.prometheus import free_port
@@ -41,10 +43,46 @@ _StatusKey = tuple[ResourceKind, str, str]
 
 @dataclass(frozen=True)
 class RouteWrite:
-    """When the files were rewritten, and the weights of every weighted route then."""
+    """When the files were rewritten, and the routes then.
+
+    ``weights`` has the weighted clusters of the first weighted route of every virtual host (key
+    ``<route config>/<virtual host>``); ``routes`` are the route configurations written (by name:
+    ``gateway``, ``svc.<ns>.<name>.<port>``) and ``cluster_services`` maps every cluster name (a Service
+    port's default cluster, subset and alias clusters) to the Service whose pods it reaches, so
+    `service_weights` tells, without knowing the provider, where a request would go.
+    """
 
     at: float  # time.monotonic()
     weights: dict[str, list[tuple[str, int]]]
+    routes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    cluster_services: Mapping[str, ServiceKey] = field(default_factory=dict)
+
+    def service_weights(
+        self,
+        host: str,
+        headers: Mapping[str, str] | None = None,
+        *,
+        path: str = "/",
+        method: str = "GET",
+        route_config: str = GATEWAY_LISTENER,
+    ) -> dict[ServiceKey, int] | None:
+        """Percent of requests per destination Service for ``method path`` with ``Host: host`` (and
+        ``headers``) on the listener of ``route_config`` (the gateway's by default): Envoy's choice of
+        virtual host (exact domain, then ``*.suffix``, ``prefix*``, ``*``) and of the first route whose
+        match the request meets. ``None`` when no virtual host or route takes it, or the route does not
+        forward to clusters (redirect, direct response)."""
+        config = self.routes.get(route_config)
+        if config is None:
+            return None
+        vhost = _virtual_host(config.get("virtual_hosts") or [], host)
+        if vhost is None:
+            return None
+        request = {k.lower(): v for k, v in (headers or {}).items()}
+        request.update({":authority": host, "host": host, ":path": path, ":method": method.upper()})
+        for route in vhost.get("routes") or []:
+            if _route_matches(route.get("match") or {}, path, request):
+                return _destinations(route, self.cluster_services)
+        return None
 
 
 class MeshWatcher:
@@ -143,10 +181,11 @@ class MeshWatcher:
                         str(meta.get("namespace") or "default"), str(meta.get("name")), int(port["port"])
                     )
         self._dirty.clear()
+        objects, endpoints = self.objects(), self.pods.endpoints()
         config = envoy_config(
-            self.objects(),
+            objects,
             services,
-            self.pods.endpoints(),
+            endpoints,
             ports=self.ports,
             routes_dir=str(self.files.routes_dir),
             weight_header=WEIGHT_HEADER,
@@ -155,7 +194,8 @@ class MeshWatcher:
         self._statuses = list(config["statuses"])
         changed = self.files.write(config)
         if changed:
-            write = RouteWrite(time.monotonic(), _weights(config))
+            clusters = _cluster_services(objects, services, endpoints, self.translators)
+            write = RouteWrite(time.monotonic(), _weights(config), config["routes"], clusters)
             self.writes.append(write)
             if self.on_write is not None:
                 self.on_write(write)
@@ -204,3 +244,153 @@ def _weights(config: dict[str, Any]) -> dict[str, list[tuple[str, int]]]:
                         (c["name"], int(c["weight"])) for c in weighted["clusters"]
                     ]
     return out
+
+
+def _cluster_services(
+    objects: Mapping[ResourceKind, Sequence[dict[str, Any]]],
+    services: Sequence[Mapping[str, Any]],
+    endpoints: Mapping[ServiceKey, Sequence[Endpoint]],
+    translators: Sequence[Translator],
+) -> dict[str, ServiceKey]:
+    """Every cluster name to its Service: the default cluster of each Service port (Istio's name) and the
+    clusters the translators declare (run again on the same inputs: they are pure)."""
+    out: dict[str, ServiceKey] = {}
+    for service in services:
+        namespace, name = namespace_of(service), name_of(service)
+        for spec in (service.get("spec") or {}).get("ports") or []:
+            if spec.get("port"):
+                out[service_cluster_name(namespace, name, int(spec["port"]))] = (namespace, name)
+    for program in run_translators(
+        objects, services, endpoints, weight_header=WEIGHT_HEADER, translators=translators
+    ):
+        for decl in program.clusters:
+            out.setdefault(decl.name, (decl.namespace, decl.service))
+    return out
+
+
+def _virtual_host(hosts: Sequence[Mapping[str, Any]], host: str) -> Mapping[str, Any] | None:
+    """The virtual host Envoy picks for ``host``: an exact domain, then the longest ``*.suffix``, then the
+    longest ``prefix*``, then ``*``."""
+    host = host.lower()
+    if not host.startswith("["):
+        host = host.rsplit(":", 1)[0]  # the listeners strip any port
+    best: tuple[int, int] | None = None
+    chosen: Mapping[str, Any] | None = None
+    for vhost in hosts:
+        for domain in (str(d).lower() for d in vhost.get("domains") or []):
+            if domain == host:
+                rank = (0, 0)
+            elif domain == "*":
+                rank = (3, 0)
+            elif domain.startswith("*") and host.endswith(domain[1:]) and len(host) > len(domain) - 1:
+                rank = (1, -len(domain))
+            elif domain.endswith("*") and host.startswith(domain[:-1]) and len(host) > len(domain) - 1:
+                rank = (2, -len(domain))
+            else:
+                continue
+            if best is None or rank < best:
+                best, chosen = rank, vhost
+    return chosen
+
+
+def _string_matches(matcher: Mapping[str, Any], value: str) -> bool:
+    """An Envoy ``StringMatcher`` (exact, prefix, suffix, contains, safe_regex; ignore_case)."""
+    ignore_case = bool(matcher.get("ignore_case"))
+    subject = value.lower() if ignore_case else value
+
+    def norm(text: Any) -> str:
+        return str(text).lower() if ignore_case else str(text)
+
+    if "exact" in matcher:
+        return subject == norm(matcher["exact"])
+    if "prefix" in matcher:
+        return subject.startswith(norm(matcher["prefix"]))
+    if "suffix" in matcher:
+        return subject.endswith(norm(matcher["suffix"]))
+    if "contains" in matcher:
+        return norm(matcher["contains"]) in subject
+    if "safe_regex" in matcher:
+        return re.fullmatch(str((matcher["safe_regex"] or {}).get("regex") or ""), value) is not None
+    return False
+
+
+def _header_matches(matcher: Mapping[str, Any], request: Mapping[str, str]) -> bool:
+    """An Envoy ``HeaderMatcher`` against the request's headers."""
+    value = request.get(str(matcher.get("name") or "").lower())
+    if value is None and matcher.get("treat_missing_header_as_empty"):
+        value = ""
+    if "present_match" in matcher:
+        result = (value is not None) == bool(matcher["present_match"])
+    elif value is None:
+        result = False
+    elif "string_match" in matcher:
+        result = _string_matches(matcher["string_match"] or {}, value)
+    elif "exact_match" in matcher:
+        result = value == str(matcher["exact_match"])
+    elif "prefix_match" in matcher:
+        result = value.startswith(str(matcher["prefix_match"]))
+    elif "suffix_match" in matcher:
+        result = value.endswith(str(matcher["suffix_match"]))
+    elif "contains_match" in matcher:
+        result = str(matcher["contains_match"]) in value
+    elif "safe_regex_match" in matcher:
+        regex = str((matcher["safe_regex_match"] or {}).get("regex") or "")
+        result = re.fullmatch(regex, value) is not None
+    elif "range_match" in matcher:
+        bounds = matcher["range_match"] or {}
+        try:
+            result = int(bounds.get("start", 0)) <= int(value) < int(bounds.get("end", 0))
+        except ValueError:
+            result = False
+    else:
+        result = True  # no value specifier: the header is present
+    return result != bool(matcher.get("invert_match"))
+
+
+def _route_matches(match: Mapping[str, Any], path: str, request: Mapping[str, str]) -> bool:
+    """An Envoy ``RouteMatch`` against a request without a query string (grpc and TLS-context matches
+    never match it; a runtime fraction is taken as met)."""
+    case_sensitive = match.get("case_sensitive") is not False
+    subject = path if case_sensitive else path.lower()
+
+    def norm(text: Any) -> str:
+        return str(text) if case_sensitive else str(text).lower()
+
+    if "prefix" in match:
+        path_ok = subject.startswith(norm(match["prefix"]))
+    elif "path" in match:
+        path_ok = subject == norm(match["path"])
+    elif "path_separated_prefix" in match:
+        prefix = norm(match["path_separated_prefix"])
+        path_ok = subject == prefix or subject.startswith(prefix.rstrip("/") + "/")
+    elif "safe_regex" in match:
+        path_ok = re.fullmatch(str((match["safe_regex"] or {}).get("regex") or ""), path) is not None
+    else:
+        path_ok = False  # connect_matcher, path_match_policy
+    if not path_ok or match.get("grpc") is not None or match.get("tls_context") is not None:
+        return False
+    if match.get("query_parameters"):
+        return False  # the request has no query string
+    return all(_header_matches(h or {}, request) for h in match.get("headers") or [])
+
+
+def _destinations(
+    route: Mapping[str, Any], cluster_services: Mapping[str, ServiceKey]
+) -> dict[ServiceKey, int] | None:
+    action = route.get("route")
+    if not isinstance(action, Mapping):
+        return None
+    if action.get("cluster"):
+        service = cluster_services.get(str(action["cluster"]))
+        return {service: 100} if service is not None else {}
+    weighted = action.get("weighted_clusters")
+    if not isinstance(weighted, Mapping):
+        return None
+    clusters = [(str(c.get("name")), int(c.get("weight") or 0)) for c in weighted.get("clusters") or []]
+    total = sum(w for _, w in clusters)
+    out: dict[ServiceKey, int] = {}
+    for name, weight in clusters:
+        service = cluster_services.get(name)
+        if service is not None:
+            out[service] = out.get(service, 0) + weight
+    return {s: round(100 * w / total) if total else 0 for s, w in out.items()}
