@@ -11,7 +11,14 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from canarist.sandbox.demo import DemoOptions, Sandbox, missing_prerequisites, play_story, summary_lines
+from canarist.sandbox.demo import (
+    DemoOptions,
+    Sandbox,
+    missing_prerequisites,
+    play_ab,
+    play_story,
+    summary_lines,
+)
 from canarist.sandbox.liveview import LiveView
 
 INTERVAL_S = 2.0
@@ -28,6 +35,8 @@ async def test_the_demo_promotes_then_rolls_back(tmp_path: Path) -> None:
         pids = [sandbox.envoy.pid, sandbox.prometheus.pid, sandbox.operator.pid if sandbox.operator else 0]
         with LiveView(stream, live=False) as view:
             result = await play_story(sandbox, options, view)
+            # Then an A/B release on the same sandbox: x-canary: insider always reaches the canary.
+            ab = await play_ab(sandbox, options, view, ("x-canary", "insider"), requests=50, iterations=4)
     finally:
         await sandbox.stop()
     output = stream.getvalue() + "\n".join(summary_lines(result))
@@ -60,6 +69,15 @@ async def test_the_demo_promotes_then_rolls_back(tmp_path: Path) -> None:
     assert "Rolling back podinfo.test failed checks threshold reached 10" in page
     assert "<script src" not in page
     assert "<link" not in page
+
+    # A/B: every request with the header reached the canary, none without it did; the routes held while
+    # they were sent, and the run was then promoted.
+    assert ab.error == "", output
+    assert ab.matched is not None and ab.unmatched is not None, output
+    assert (ab.matched.canary, ab.matched.primary, ab.matched.errors) == (50, 0, 0), output
+    assert (ab.unmatched.canary, ab.unmatched.primary, ab.unmatched.errors) == (0, 50, 0), output
+    assert ab.routes_held, output
+    assert ab.promoted, output
 
     # Every subprocess is gone after stop.
     assert all(pid > 0 for pid in pids)

@@ -1,11 +1,14 @@
 """`canarist demo`: the local sandbox, and the seed walkthrough played on it.
 
 `Sandbox` starts and owns every component (see docs/sandbox.md): the local control plane with the flagger
-and Istio CRDs, a real Envoy configured from the Istio objects through files, demo-app "pods" for the ready
-replicas of podinfo Deployments, a real Prometheus scraping them, the loadtester and the operator.
-`play_story` then applies the walkthrough's manifests with a short interval, promotes one new image, injects
-a fault into the next one and waits for the rollback, and returns a `DemoResult` with timings, checks and
-the path of an HTML run report.
+CRDs and those of one routing provider (`DemoOptions.provider`, a row of `canarist.sandbox.providers`), a
+real Envoy configured from the provider's objects through files, demo-app "pods" for the ready replicas of
+podinfo Deployments, a real Prometheus scraping them and Envoy's own stats, the loadtester and the operator
+(``-mesh-provider`` of that provider). `play_story` then applies the walkthrough's manifests (the podinfo
+workload, the provider's ``routing.yaml`` and ``canary.yaml``) with a short interval, promotes one new
+image, injects a fault into the next one and waits for the rollback, and returns a `DemoResult` with
+timings, checks and the path of an HTML run report. `play_ab` runs one A/B release (header or cookie
+routing) and counts which pods answered requests with and without the header.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -41,16 +44,22 @@ from canarist.sandbox.liveview import CanarySnapshot, LiveView, event_messages_f
 from canarist.sandbox.mesh import WEIGHT_HEADER, MeshWatcher, RouteWrite
 from canarist.sandbox.pods import PodManager
 from canarist.sandbox.prometheus import PROMETHEUS_INSTALL, PrometheusProcess, free_port
+from canarist.sandbox.providers import ProviderDemo, provider_demo
 from canarist.sandbox.report import Sample, TimedEvent, render_report
 
 __all__ = [
+    "ABResult",
+    "Answers",
     "DemoOptions",
     "DemoResult",
     "Sandbox",
     "StepShare",
+    "ab_canary",
     "localize_canary",
     "missing_prerequisites",
+    "play_ab",
     "play_story",
+    "send_requests",
 ]
 
 log = logging.getLogger("canarist.sandbox")
@@ -93,8 +102,9 @@ class DemoOptions:
     fault_rps: float = 10.0
     fault_at_weight: int = 10
     timeout_s: float = 150.0
-    examples: Path = EXAMPLES
+    examples: Path = EXAMPLES  # namespace.yaml, deployment.yaml, hpa.yaml (the provider's dir has the rest)
     report_path: Path | None = None
+    provider: str = "istio"  # a key of canarist.sandbox.providers.PROVIDERS
 
 
 @dataclass(frozen=True)
@@ -186,6 +196,37 @@ def _load(examples: Path, name: str) -> dict[str, Any]:
     return document
 
 
+def _load_all(path: Path) -> list[dict[str, Any]]:
+    """Every non-empty document of a multi-document YAML file (none if the file does not exist)."""
+    if not path.exists():
+        return []
+    return [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict) and d]
+
+
+async def _kind_of(client: KubeClient, document: Mapping[str, Any]) -> kinds.ResourceKind:
+    """The kind of a manifest: a registered one, else the one a served CustomResourceDefinition defines."""
+    with contextlib.suppress(kinds.UnknownKind):
+        return kinds.kind_of(document)
+    api_version, kind = str(document.get("apiVersion") or ""), str(document.get("kind") or "")
+    group, _, version = api_version.rpartition("/")
+    for crd in (await client.list(kinds.CUSTOM_RESOURCE_DEFINITION)).items:
+        spec = crd.get("spec") or {}
+        names = spec.get("names") or {}
+        if spec.get("group") != group or names.get("kind") != kind:
+            continue
+        for served in spec.get("versions") or []:
+            if served.get("name") == version and served.get("served", True):
+                return kinds.ResourceKind(
+                    group,
+                    version,
+                    str(names.get("plural")),
+                    kind,
+                    namespaced=spec.get("scope", "Namespaced") == "Namespaced",
+                    status_subresource="status" in (served.get("subresources") or {}),
+                )
+    raise kinds.UnknownKind(api_version, kind)
+
+
 # ------------------------------------------------------------------------------------------------ sandbox
 
 
@@ -194,6 +235,7 @@ class Sandbox:
 
     def __init__(self, options: DemoOptions) -> None:
         self.options = options
+        self.provider: ProviderDemo = provider_demo(options.provider)
         self.own_workdir = options.workdir is None
         self.workdir = options.workdir or Path(tempfile.mkdtemp(prefix="canarist-demo-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -225,7 +267,10 @@ class Sandbox:
         root.propagate = False
         self._log_handler = handler
 
-        self.cluster = LocalClusterThread(readiness_delay=0.3, install_istio_crds=True).start()
+        crds_key = self.provider.crds
+        self.cluster = LocalClusterThread(
+            readiness_delay=0.3, install_provider_crds=[crds_key] if crds_key else False
+        ).start()
         self.cluster.write_kubeconfig(self.kubeconfig, namespace=NAMESPACE)
         client = self.client = KubeClient.from_kubeconfig(self.kubeconfig)
         for crd in crds():
@@ -233,6 +278,9 @@ class Sandbox:
 
         self.prometheus.start()
         self.envoy.start()
+        # Envoy's own stats, as the Contour and Gloo builtin queries read them (envoy_cluster_upstream_rq*).
+        admin = self.envoy.admin_url.removeprefix("http://")
+        self.prometheus.add_target(admin, {"sandbox": "envoy", "__metrics_path__": "/stats/prometheus"})
         pods = self.pods = PodManager(client)
         pods.on_new_app = lambda app: self.prometheus.add_target(app.metrics_target, {"sandbox": "pod"})
         await pods.start()
@@ -289,6 +337,7 @@ class Sandbox:
             f"-min-analysis-interval={interval}",
             f"-control-loop-interval={interval}",
             f"-port={self.operator_port}",
+            f"-mesh-provider={self.provider.mesh_provider}",
             "-log-level=info",
         ]
 
@@ -369,7 +418,8 @@ class Sandbox:
 
 
 class UserTraffic:
-    """Bounded "user" traffic through the gateway listener, as ``Host: app.istio.example.com``.
+    """Bounded "user" traffic through the gateway listener, with the provider's ``Host`` (Istio's
+    ``app.istio.example.com``...).
 
     Each request carries a low-discrepancy number (the fractional part of n·φ, scaled to 0..99) in
     ``x-canarist-sequence``; Envoy's weighted-cluster choice uses it instead of a random number, so any
@@ -438,13 +488,13 @@ class StatusLoop:
 # ------------------------------------------------------------------------------------------------ recorder
 
 
-def _canary_weight(write: RouteWrite, namespace: str, name: str) -> int | None:
-    for key, weights in write.weights.items():
-        if key.startswith("gateway/vs.") and key.endswith(f".{namespace}.{name}"):
-            for cluster, weight in weights:
-                if f"|{name}-canary.{namespace}." in cluster:
-                    return weight
-    return None
+def canary_weight(
+    write: RouteWrite, host: str, canary_service: tuple[str, str], headers: Mapping[str, str] | None = None
+) -> int | None:
+    """The percent of requests for ``host`` (with ``headers``) that the gateway sends to the canary Service,
+    whatever provider programmed the route; ``None`` while no route takes such a request."""
+    weights = write.service_weights(host, headers)
+    return None if weights is None else weights.get(canary_service, 0)
 
 
 class Recorder:
@@ -453,6 +503,8 @@ class Recorder:
     def __init__(self, sandbox: Sandbox, view: LiveView) -> None:
         self.sandbox = sandbox
         self.view = view
+        self.host = sandbox.provider.host
+        self.canary_service = (NAMESPACE, f"{NAME}-canary")
         self.t0 = time.monotonic()
         self.samples: list[Sample] = []
         self.events: list[TimedEvent] = []
@@ -476,7 +528,7 @@ class Recorder:
         return (pods.served(NAMESPACE, NAME, USER_SOURCE), pods.served(NAMESPACE, PRIMARY, USER_SOURCE))
 
     def on_route_write(self, write: RouteWrite) -> None:
-        weight = _canary_weight(write, NAMESPACE, NAME)
+        weight = canary_weight(write, self.host, self.canary_service)
         if weight is not None:
             self.route_weights.append((write.at - self.t0, weight))
         if weight is None or (self._step is not None and self._step[0] == weight):
@@ -521,6 +573,7 @@ class Recorder:
                     self.events.append(TimedEvent(self.now(), message))
                 self._event_count = len(snap.events)
             if tick % 2 == 0:
+                # The demo apps export Istio's series whatever the provider (next to the provider's own).
                 selector = f'reporter="destination",destination_workload_namespace="{NAMESPACE}",destination_workload=~"{NAME}"'
                 self.success_rate = await prometheus.value(
                     f'sum(rate(istio_requests_total{{{selector},response_code!~"5.*"}}[{window}])) / '
@@ -577,8 +630,25 @@ async def _set_image(client: KubeClient, image: str) -> None:
     await client.patch(kinds.DEPLOYMENT, NAME, patch, namespace=NAMESPACE, patch_type="strategic")
 
 
+async def _apply_workload(sandbox: Sandbox, options: DemoOptions, view: LiveView) -> None:
+    """podinfo's namespace, Deployment and HPA, then every document of the provider's routing.yaml."""
+    client = sandbox.client
+    assert client is not None
+    routing = _load_all(sandbox.provider.examples / "routing.yaml")
+    view.print(
+        "applying podinfo (namespace, deployment, HPA)"
+        + (f", {len(routing)} routing objects" if routing else "")
+        + f" and the {sandbox.provider.name} walkthrough's Canary"
+    )
+    for name in ("namespace.yaml", "deployment.yaml", "hpa.yaml"):
+        document = _load(options.examples, name)
+        await client.ensure(document, kind=kinds.kind_of(document))
+    for document in routing:
+        await client.ensure(document, kind=await _kind_of(client, document))
+
+
 def _demo_canary(sandbox: Sandbox, options: DemoOptions) -> dict[str, Any]:
-    canary = _load(options.examples, "canary.yaml")
+    canary = _load(sandbox.provider.examples, "canary.yaml")
     analysis = canary["spec"]["analysis"]
     analysis["interval"] = f"{options.interval_s:g}s"
     for metric in analysis.get("metrics") or []:
@@ -605,7 +675,8 @@ async def play_story(sandbox: Sandbox, options: DemoOptions, view: LiveView) -> 
     step_weight = int(analysis.get("stepWeight") or 0)
     max_weight = int(analysis.get("maxWeight") or 100)
     interval = options.interval_s
-    traffic = UserTraffic(sandbox.gateway_url, "app.istio.example.com", options.user_rps)
+    provider = sandbox.provider
+    traffic = UserTraffic(sandbox.gateway_url, provider.host, options.user_rps)
     fault_loop: StatusLoop | None = None
     fault_at: float | None = None
 
@@ -616,10 +687,7 @@ async def play_story(sandbox: Sandbox, options: DemoOptions, view: LiveView) -> 
         return int(((sandbox.canary() or {}).get("status") or {}).get("canaryWeight") or 0)
 
     try:
-        view.print("applying podinfo (namespace, deployment, HPA) and the walkthrough's Canary")
-        for name in ("namespace.yaml", "deployment.yaml", "hpa.yaml"):
-            document = _load(options.examples, name)
-            await client.ensure(document, kind=kinds.kind_of(document))
+        await _apply_workload(sandbox, options, view)
         await client.ensure(canary, kind=kinds.CANARY)
         await _wait(lambda: phase() == "Initialized", 60, "the canary to be Initialized")
         view.print(f"initialized in {recorder.now():.1f}s; waiting for Prometheus to scrape every pod")
@@ -699,7 +767,7 @@ async def play_story(sandbox: Sandbox, options: DemoOptions, view: LiveView) -> 
     checks = result.checks
     checks.append(
         (
-            "initialized: podinfo-primary and the Istio objects generated",
+            f"initialized: podinfo-primary and the {sandbox.provider.name} routing objects generated",
             "Initialization done! podinfo.test" in events,
         )
     )
@@ -738,6 +806,10 @@ async def play_story(sandbox: Sandbox, options: DemoOptions, view: LiveView) -> 
     summary = [
         ("outcome", "OK: promoted, then rolled back" if result.ok else f"NOT OK {result.error}"),
         (
+            "provider",
+            f"{provider.name} (operator -mesh-provider={provider.mesh_provider}, Host {provider.host})",
+        ),
+        (
             "analysis interval",
             f"{interval:g}s (metrics over {options.metric_interval}), threshold {threshold}, step {step_weight}% to {max_weight}%",
         ),
@@ -761,10 +833,191 @@ async def play_story(sandbox: Sandbox, options: DemoOptions, view: LiveView) -> 
     ]
     report.write_text(
         render_report(
-            "canarist demo: the seed walkthrough", recorder.samples, recorder.events, summary, checks
+            f"canarist demo: the seed walkthrough ({provider.name})",
+            recorder.samples,
+            recorder.events,
+            summary,
+            checks,
         )
     )
     result.report_path = report
+    return result
+
+
+# ------------------------------------------------------------------------------------------------ A/B
+
+
+@dataclass(frozen=True)
+class Answers:
+    """Which pods answered a batch of requests (counted by the apps, by the batch's source)."""
+
+    canary: int
+    primary: int
+    errors: int
+
+    @property
+    def total(self) -> int:
+        return self.canary + self.primary
+
+
+async def send_requests(
+    sandbox: Sandbox,
+    count: int,
+    *,
+    headers: Mapping[str, str] | None = None,
+    cookies: Mapping[str, str] | None = None,
+    source: str,
+    host: str | None = None,
+    path: str = "/",
+    concurrency: int = 8,
+) -> Answers:
+    """Send ``count`` GET requests through the gateway listener (``Host``: the provider's unless ``host``),
+    with ``headers`` and a ``Cookie`` header made of ``cookies``, labelled ``X-Source-Workload: source``;
+    returns how many the canary's and the primary's pods served (their tallies for ``source``, before and
+    after) and how many failed (5xx or no answer)."""
+    pods = sandbox.pods
+    assert pods is not None
+    request: dict[str, str] = {"Host": host or sandbox.provider.host, "X-Source-Workload": source}
+    request.update(headers or {})
+    if cookies:
+        request["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
+    before = pods.served(NAMESPACE, NAME, source), pods.served(NAMESPACE, PRIMARY, source)
+    errors = 0
+    queue = iter(range(count))
+
+    async def worker(http: aiohttp.ClientSession) -> None:
+        nonlocal errors
+        for _ in queue:
+            try:
+                async with http.get(f"{sandbox.gateway_url}{path}", headers=request) as response:
+                    await response.read()
+                    errors += response.status >= 500
+            except (aiohttp.ClientError, TimeoutError):
+                errors += 1
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+        await asyncio.gather(*(worker(http) for _ in range(max(1, concurrency))))
+    return Answers(
+        pods.served(NAMESPACE, NAME, source) - before[0],
+        pods.served(NAMESPACE, PRIMARY, source) - before[1],
+        errors,
+    )
+
+
+@dataclass
+class ABResult:
+    """One A/B release: who answered the requests with the header (or cookie) and those without."""
+
+    header: tuple[str, str] | None = None
+    cookie: tuple[str, str] | None = None
+    matched: Answers | None = None  # requests with the header (cookie)
+    unmatched: Answers | None = None  # the same requests without it
+    routes_held: bool = False  # the A/B routes were the ones written from before the first to after the last
+    routed_s: float | None = None  # from the new image to the A/B routes in Envoy
+    phase: str = ""  # the canary's phase at the end of the run
+    promoted: bool = False
+    error: str = ""
+
+
+def ab_canary(canary: Mapping[str, Any], match: list[dict[str, Any]], iterations: int = 10) -> dict[str, Any]:
+    """The Canary turned into an A/B release: no stepWeight/stepWeights/maxWeight, ``iterations`` and
+    ``analysis.match``."""
+    out = copy.deepcopy(dict(canary))
+    analysis = out["spec"]["analysis"]
+    for key in ("stepWeight", "stepWeights", "maxWeight", "stepWeightPromotion"):
+        analysis.pop(key, None)
+    analysis["iterations"] = iterations
+    analysis["match"] = match
+    return out
+
+
+async def play_ab(
+    sandbox: Sandbox,
+    options: DemoOptions,
+    view: LiveView,
+    header: tuple[str, str] | None = ("x-canary", "insider"),
+    requests: int = 100,
+    *,
+    cookie: tuple[str, str] | None = None,
+    match: list[dict[str, Any]] | None = None,
+    iterations: int = 10,
+    image: str = f"{IMAGE}:3.1.3",
+) -> ABResult:
+    """An A/B release on the sandbox: applies the workload and routing objects (kept if already there) and
+    the provider's Canary as A/B (`ab_canary`; ``match`` defaults to the header's exact value, or with
+    ``cookie=(name, value)`` to ``headers: {cookie: {exact: name}}`` as Flagger's cookie A/B), waits until it
+    is Initialized, releases ``image``, waits until Progressing with the A/B routes written (a request with
+    the header or cookie goes all to the canary Service, one without all to the primary), sends ``requests``
+    requests with it and as many without, and waits for the run to finish. Never raises on a failed step:
+    ``error`` says what happened."""
+    result = ABResult(header=None if cookie else header, cookie=cookie)
+    client, mesh = sandbox.client, sandbox.mesh
+    assert client is not None
+    assert mesh is not None
+    if match is None:
+        if cookie is not None:
+            match = [{"headers": {"cookie": {"exact": cookie[0]}}}]
+        elif header is not None:
+            match = [{"headers": {header[0]: {"exact": header[1]}}}]
+        else:
+            raise ValueError("play_ab needs a header, a cookie or a match")
+    with_it: dict[str, str] = {}
+    if cookie is not None:
+        with_it["cookie"] = f"{cookie[0]}={cookie[1]}"
+    elif header is not None:
+        with_it[header[0]] = header[1]
+    host = sandbox.provider.host
+    canary_service = (NAMESPACE, f"{NAME}-canary")
+
+    def status() -> dict[str, Any]:
+        return dict((sandbox.canary() or {}).get("status") or {})
+
+    def ab_write(write: RouteWrite) -> bool:
+        return (
+            canary_weight(write, host, canary_service, with_it) == 100
+            and canary_weight(write, host, canary_service) == 0
+        )
+
+    def ab_routed() -> bool:
+        return bool(mesh.writes) and status().get("phase") == "Progressing" and ab_write(mesh.writes[-1])
+
+    try:
+        await _apply_workload(sandbox, options, view)
+        canary = ab_canary(_demo_canary(sandbox, options), match, iterations)
+        view.print(f"A/B: the Canary with iterations {iterations} and match {match}")
+        await client.ensure(canary, kind=kinds.CANARY)
+        await _wait(
+            lambda: status().get("phase") in ("Initialized", "Succeeded", "Failed"),
+            60,
+            "the canary to be Initialized",
+        )
+        await _wait_scraped(sandbox, len(sandbox.pods.all_apps) if sandbox.pods else 0, 20)
+        started = time.monotonic()
+        view.print(f"kubectl -n test set image deployment/podinfo podinfod={image}")
+        await _set_image(client, image)
+        await _wait(ab_routed, options.timeout_s / 2, "the A/B routes of a Progressing canary")
+        result.routed_s = time.monotonic() - started
+        first = len(mesh.writes) - 1
+        result.matched = await send_requests(
+            sandbox, requests, headers=with_it, source="ab-matched", host=host
+        )
+        result.unmatched = await send_requests(sandbox, requests, source="ab-unmatched", host=host)
+        held = all(ab_write(w) for w in mesh.writes[first:])
+        result.routes_held = held and status().get("phase") == "Progressing"
+        view.print(
+            f"A/B: with {with_it}: canary {result.matched.canary}, primary {result.matched.primary}; "
+            f"without: canary {result.unmatched.canary}, primary {result.unmatched.primary}"
+        )
+        await _wait(
+            lambda: status().get("phase") in ("Succeeded", "Failed"),
+            options.timeout_s,
+            "the A/B run to finish",
+        )
+    except TimeoutError as error:
+        result.error = str(error)
+        view.print(f"A/B step failed: {error}")
+    result.phase = str(status().get("phase") or "")
+    result.promoted = result.phase == "Succeeded"
     return result
 
 
