@@ -10,6 +10,7 @@ programs. Adding a provider is one module and one line below.
 from __future__ import annotations
 
 from canarist.kube.resources import ResourceKind
+from canarist.sandbox.dataplane.appmesh import AppMeshTranslator
 from canarist.sandbox.dataplane.base import (
     ClusterDecl,
     Endpoint,
@@ -46,6 +47,7 @@ __all__ = [
 TRANSLATORS: list[Translator] = [
     IstioTranslator(),
     SmiTranslator(),
+    AppMeshTranslator(),
     NginxTranslator(),
 ]
 
