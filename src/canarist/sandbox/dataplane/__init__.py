@@ -22,6 +22,7 @@ from canarist.sandbox.dataplane.base import (
     Translator,
     World,
 )
+from canarist.sandbox.dataplane.gatewayapi import GatewayAPITranslator
 from canarist.sandbox.dataplane.istio import IstioTranslator
 from canarist.sandbox.dataplane.smi import SmiTranslator
 from canarist.sandbox.dataplane.nginx import NginxTranslator
@@ -46,6 +47,7 @@ __all__ = [
 # In order: earlier translators claim gateway domains first and their Service routes come first.
 TRANSLATORS: list[Translator] = [
     IstioTranslator(),
+    GatewayAPITranslator(),
     SmiTranslator(),
     AppMeshTranslator(),
     NginxTranslator(),
