@@ -22,6 +22,7 @@ from canarist.sandbox.dataplane.base import (
     Translator,
     World,
 )
+from canarist.sandbox.dataplane.contour import ContourTranslator
 from canarist.sandbox.dataplane.gatewayapi import GatewayAPITranslator
 from canarist.sandbox.dataplane.istio import IstioTranslator
 from canarist.sandbox.dataplane.smi import SmiTranslator
@@ -50,6 +51,7 @@ TRANSLATORS: list[Translator] = [
     GatewayAPITranslator(),
     SmiTranslator(),
     AppMeshTranslator(),
+    ContourTranslator(),
     NginxTranslator(),
 ]
 
