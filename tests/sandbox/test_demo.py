@@ -37,6 +37,10 @@ async def test_the_demo_promotes_then_rolls_back(tmp_path: Path) -> None:
             result = await play_story(sandbox, options, view)
             # Then an A/B release on the same sandbox: x-canary: insider always reaches the canary.
             ab = await play_ab(sandbox, options, view, ("x-canary", "insider"), requests=50, iterations=4)
+        # Prometheus scrapes Envoy's own stats too (what the Contour and Gloo builtin queries read).
+        envoy_series = await sandbox.prometheus.value(
+            'count({__name__=~"envoy_cluster_.*upstream_rq.*", sandbox="envoy"})'
+        )
     finally:
         await sandbox.stop()
     output = stream.getvalue() + "\n".join(summary_lines(result))
@@ -73,11 +77,15 @@ async def test_the_demo_promotes_then_rolls_back(tmp_path: Path) -> None:
     # A/B: every request with the header reached the canary, none without it did; the routes held while
     # they were sent, and the run was then promoted.
     assert ab.error == "", output
-    assert ab.matched is not None and ab.unmatched is not None, output
+    assert ab.matched is not None, output
+    assert ab.unmatched is not None, output
     assert (ab.matched.canary, ab.matched.primary, ab.matched.errors) == (50, 0, 0), output
     assert (ab.unmatched.canary, ab.unmatched.primary, ab.unmatched.errors) == (0, 50, 0), output
     assert ab.routes_held, output
     assert ab.promoted, output
+
+    assert envoy_series is not None, output
+    assert envoy_series > 0, output
 
     # Every subprocess is gone after stop.
     assert all(pid > 0 for pid in pids)

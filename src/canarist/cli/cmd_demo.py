@@ -20,6 +20,7 @@ from canarist.sandbox.demo import (
     summary_lines,
 )
 from canarist.sandbox.liveview import LiveView
+from canarist.sandbox.providers import provider_names
 
 T = TypeVar("T")
 
@@ -48,6 +49,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="how the second release fails: status500 (curl /status/500 on the canary, as the walkthrough), "
         "errors (the canary pods fail 50%% of requests) or latency (the canary pods answer 1 s late)",
     )
+    parser.add_argument(
+        "--provider",
+        choices=provider_names(),
+        default="istio",
+        help="the routing provider of the walkthrough: its CRDs, examples/<dir>/{canary,routing}.yaml, the "
+        "operator's -mesh-provider and the Host of user traffic (default istio)",
+    )
     parser.add_argument("--keep", action="store_true", help="leave everything running after the story")
     parser.add_argument(
         "--workdir", type=Path, default=None, help="where to keep files (default: a temp dir)"
@@ -58,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    missing = missing_prerequisites()
+    missing = missing_prerequisites(args.provider)
     if missing:
         print("canarist demo needs:\n  " + "\n  ".join(missing), file=sys.stderr)
         return 2
@@ -70,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         workdir=args.workdir,
         live=False if args.plain else None,
         report_path=args.report,
+        provider=args.provider,
     )
     try:
         return asyncio.run(demo(options))
@@ -89,6 +98,11 @@ async def demo(options: DemoOptions) -> int:
     code = 1
     try:
         with view:
+            provider = sandbox.provider
+            view.print(
+                f"provider {provider.name}: operator -mesh-provider={provider.mesh_provider}, "
+                f"examples/{provider.examples_dir}, user traffic Host {provider.host}"
+            )
             view.print(f"starting the sandbox in {sandbox.workdir}")
             await _until(sandbox.start(), interrupted)
             view.print(f"sandbox up in {sandbox.started_in_s:.1f}s; gateway {sandbox.gateway_url}")
@@ -139,13 +153,21 @@ async def _until(work: Coroutine[Any, Any, T], interrupted: asyncio.Event) -> T:
 
 def _print_keep(sandbox: Sandbox, options: DemoOptions) -> None:
     out = options.stream or sys.stdout
+    provider = sandbox.provider
     lines = [
         "",
-        "the sandbox keeps running (Ctrl-C stops it):",
+        f"the sandbox ({provider.name}) keeps running (Ctrl-C stops it):",
         f"  export KUBECONFIG={sandbox.kubeconfig}",
         "  kubectl get canaries -w          # or: canarist get canaries --watch",
         "  kubectl -n test set image deployment/podinfo podinfod=quay.io/stefanprodan/podinfo:3.1.3",
-        f"  proxy (gateway):   curl -H 'Host: app.istio.example.com' {sandbox.gateway_url}/",
+        f"  proxy (gateway):   curl -H 'Host: {provider.host}' {sandbox.gateway_url}/",
+    ]
+    if provider.ab_header is not None:
+        header, value = provider.ab_header
+        lines.append(
+            f"  A/B request:       curl -H 'Host: {provider.host}' -H '{header}: {value}' {sandbox.gateway_url}/"
+        )
+    lines += [
         f"  prometheus:        {sandbox.prometheus.url}",
         f"  loadtester:        {sandbox.loadtester.url}",
         "  services (one Envoy listener per Service port, like a ClusterIP):",

@@ -74,9 +74,13 @@ IMAGE = "quay.io/stefanprodan/podinfo"
 HEY_INSTALL = "sudo apt-get install -y --no-install-recommends hey"
 
 
-def missing_prerequisites() -> list[str]:
-    """One line per missing external program, with the command that installs it."""
+def missing_prerequisites(provider: str = "istio") -> list[str]:
+    """One line per missing external program, with the command that installs it, and per missing example
+    file of the provider (`UnknownProvider` for a provider not in the table)."""
     missing: list[str] = []
+    examples = provider_demo(provider).examples
+    if not (examples / "canary.yaml").exists():
+        missing.append(f"the {provider} walkthrough's Canary {examples / 'canary.yaml'} is missing")
     if shutil.which("prometheus") is None:
         missing.append(f"`prometheus` is not on PATH; install it with: {PROMETHEUS_INSTALL}")
     if shutil.which("hey") is None:
@@ -985,13 +989,15 @@ async def play_ab(
         await _apply_workload(sandbox, options, view)
         canary = ab_canary(_demo_canary(sandbox, options), match, iterations)
         view.print(f"A/B: the Canary with iterations {iterations} and match {match}")
+        fresh = sandbox.canary() is None
         await client.ensure(canary, kind=kinds.CANARY)
         await _wait(
             lambda: status().get("phase") in ("Initialized", "Succeeded", "Failed"),
             60,
             "the canary to be Initialized",
         )
-        await _wait_scraped(sandbox, len(sandbox.pods.all_apps) if sandbox.pods else 0, 20)
+        if fresh and sandbox.pods is not None:
+            await _wait_scraped(sandbox, len(sandbox.pods.all_apps), 20)
         started = time.monotonic()
         view.print(f"kubectl -n test set image deployment/podinfo podinfod={image}")
         await _set_image(client, image)
