@@ -49,14 +49,12 @@ def test_every_kind_the_operator_touches_is_registered() -> None:
 
 def test_unknown_kinds_and_declaring_more() -> None:
     with pytest.raises(r.UnknownKind):
-        r.lookup("split.smi-spec.io/v1alpha2", "TrafficSplit")
-    ts = r.ResourceKind("split.smi-spec.io", "v1alpha2", "trafficsplits", "TrafficSplit")
+        r.lookup("split.example.test/v1alpha2", "Splitter")
+    ts = r.ResourceKind("split.example.test", "v1alpha2", "splitters", "Splitter")
     r.register(ts)
     r.register(ts)  # the same descriptor again is fine
-    assert r.lookup("split.smi-spec.io/v1alpha2", "TrafficSplit") is ts
+    assert r.lookup("split.example.test/v1alpha2", "Splitter") is ts
     with pytest.raises(ValueError, match="already registered"):
-        r.register(
-            r.ResourceKind("split.smi-spec.io", "v1alpha2", "trafficsplits", "TrafficSplit", namespaced=False)
-        )
+        r.register(r.ResourceKind("split.example.test", "v1alpha2", "splitters", "Splitter", namespaced=False))
     with pytest.raises(ValueError, match="empty name"):
         r.SERVICE.path("ns", "")
