@@ -24,6 +24,7 @@ from canarist.sandbox.dataplane.base import (
 )
 from canarist.sandbox.dataplane.contour import ContourTranslator
 from canarist.sandbox.dataplane.gatewayapi import GatewayAPITranslator
+from canarist.sandbox.dataplane.gloo import GlooTranslator
 from canarist.sandbox.dataplane.istio import IstioTranslator
 from canarist.sandbox.dataplane.smi import SmiTranslator
 from canarist.sandbox.dataplane.nginx import NginxTranslator
@@ -53,6 +54,7 @@ TRANSLATORS: list[Translator] = [
     AppMeshTranslator(),
     ContourTranslator(),
     NginxTranslator(),
+    GlooTranslator(),
 ]
 
 
