@@ -51,6 +51,13 @@ def test_the_table() -> None:
         "nginx": ("nginx", "nginx", None, "app.example.com", ab),
         "gloo": ("gloo", "gloo", "gloo", "app.example.com", ab),
     }
+    # The tutorials of the ingress providers send their /status/500 through the ingress proxy.
+    assert {n for n, p in PROVIDERS.items() if p.fault_via_gateway} == {
+        "gatewayapi:v1",
+        "contour",
+        "nginx",
+        "gloo",
+    }
 
 
 def test_every_row_names_installable_crds_and_a_router() -> None:

@@ -468,16 +468,17 @@ class UserTraffic:
 class StatusLoop:
     """The walkthrough's ``watch curl http://podinfo-canary:9898/status/500``, at a bounded rate."""
 
-    def __init__(self, url: str, rate_per_s: float) -> None:
+    def __init__(self, url: str, rate_per_s: float, headers: Mapping[str, str] | None = None) -> None:
         self.url = url
         self.rate_per_s = rate_per_s
+        self.headers = dict(headers or {})
         self._task: asyncio.Task[None] | None = None
 
     async def _run(self) -> None:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
             while True:
                 with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                    async with http.get(self.url) as response:
+                    async with http.get(self.url, headers=self.headers) as response:
                         await response.read()
                 await asyncio.sleep(1.0 / self.rate_per_s)
 
@@ -724,8 +725,17 @@ async def play_story(sandbox: Sandbox, options: DemoOptions, view: LiveView) -> 
             f"the canary weight to reach {options.fault_at_weight}",
         )
         fault_at = recorder.now()
-        if options.fault == "status500":
-            url = f"http://{sandbox.service_address(NAMESPACE, f'{NAME}-canary', 9898)}/status/500"
+        if options.fault == "status500" and provider.fault_via_gateway:
+            # The tutorial's curl goes through the ingress proxy, whose own stats the analysis reads.
+            url = f"{sandbox.gateway_url}/status/500"
+            view.print(
+                f"fault: watch curl -H 'Host: {provider.host}' {url}  (the tutorial's curl /status/500)"
+            )
+            fault_loop = StatusLoop(url, options.fault_rps, {"Host": provider.host})
+            fault_loop.start()
+        elif options.fault == "status500":
+            port = int((canary["spec"].get("service") or {}).get("port") or 9898)
+            url = f"http://{sandbox.service_address(NAMESPACE, f'{NAME}-canary', port)}/status/500"
             view.print(f"fault: watch curl {url}  (the walkthrough's curl /status/500)")
             fault_loop = StatusLoop(url, options.fault_rps)
             fault_loop.start()

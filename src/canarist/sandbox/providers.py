@@ -25,6 +25,9 @@ class ProviderDemo:
     crds: str | None  # a key of canarist.localcluster.PROVIDER_CRDS; None: built-in kinds only
     host: str  # the Host of user traffic through the gateway listener
     ab_header: tuple[str, str] | None  # (name, value) of an A/B run; None: no header routing
+    # Where the tutorial's `curl /status/500` goes: through the ingress proxy with `host` (the analysis reads
+    # that proxy's view: Contour's and Gloo's Envoy stats, NGINX's series), else to the canary Service.
+    fault_via_gateway: bool = False
 
     @property
     def examples(self) -> Path:
@@ -37,12 +40,22 @@ PROVIDERS: dict[str, ProviderDemo] = {
     p.name: p
     for p in (
         ProviderDemo("istio", "podinfo", "istio", "istio", "app.istio.example.com", _AB),
-        ProviderDemo("gatewayapi:v1", "gatewayapi", "gatewayapi:v1", "gatewayapi", "app.example.com", _AB),
+        ProviderDemo(
+            "gatewayapi:v1",
+            "gatewayapi",
+            "gatewayapi:v1",
+            "gatewayapi",
+            "app.example.com",
+            _AB,
+            fault_via_gateway=True,
+        ),
         ProviderDemo("linkerd", "linkerd", "linkerd", "smi", "podinfo.test", None),
         ProviderDemo("appmesh:v1beta2", "appmesh", "appmesh:v1beta2", "appmesh", "podinfo.test", _AB),
-        ProviderDemo("contour", "contour", "contour", "contour", "app.example.com", _AB),
-        ProviderDemo("nginx", "nginx", "nginx", None, "app.example.com", _AB),
-        ProviderDemo("gloo", "gloo", "gloo", "gloo", "app.example.com", _AB),
+        ProviderDemo(
+            "contour", "contour", "contour", "contour", "app.example.com", _AB, fault_via_gateway=True
+        ),
+        ProviderDemo("nginx", "nginx", "nginx", None, "app.example.com", _AB, fault_via_gateway=True),
+        ProviderDemo("gloo", "gloo", "gloo", "gloo", "app.example.com", _AB, fault_via_gateway=True),
     )
 }
 
