@@ -9,10 +9,14 @@ threshold x interval + one interval of the fault starting.
 from __future__ import annotations
 
 import io
+import types
 from pathlib import Path
+from typing import Any
 
+from canarist.cli.cmd_demo import unwritable
 from canarist.sandbox.demo import (
     DemoOptions,
+    Recorder,
     Sandbox,
     missing_prerequisites,
     play_ab,
@@ -97,3 +101,44 @@ def _running(pid: int) -> bool:
         return " Z " not in Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
+
+
+def _event(uid: str, message: str, count: int, first: str) -> dict[str, Any]:
+    return {
+        "metadata": {"uid": uid, "name": f"podinfo.{uid}", "namespace": "test", "resourceVersion": "1"},
+        "involvedObject": {"kind": "Canary", "name": "podinfo", "namespace": "test"},
+        "message": message,
+        "count": count,
+        "firstTimestamp": first,
+    }
+
+
+def test_repeated_events_are_recorded_once_per_occurrence() -> None:
+    """A repeated Event is one object whose count grows: each occurrence is a line of the report."""
+    events: list[dict[str, Any]] = []
+    informer = types.SimpleNamespace(list=lambda: events)
+    sandbox: Any = types.SimpleNamespace(events=informer, provider=types.SimpleNamespace(host="h"))
+    recorder = Recorder(sandbox, LiveView(io.StringIO(), live=False))
+    halt = "Halt podinfo.test advancement request duration 1.0s > 500ms"
+    events.append(_event("a", "New revision detected! Scaling up podinfo.test", 1, "T1"))
+    events.append(_event("b", halt, 1, "T2"))
+    recorder._record_events()
+    for count in (2, 3, 5):  # the operator bumps the count; one poll may see several occurrences
+        events[1] = _event("b", halt, count, "T2")
+        recorder._record_events()
+    recorder._record_events()
+    events.append(
+        {**_event("c", "Halt elsewhere", 1, "T3"), "involvedObject": {"kind": "Canary", "name": "x"}}
+    )
+    recorder._record_events()
+    assert [e.message for e in recorder.events] == ["New revision detected! Scaling up podinfo.test"] + [
+        halt
+    ] * 5
+
+
+def test_the_report_path_is_checked_before_the_story(tmp_path: Path) -> None:
+    assert unwritable(tmp_path / "report.html") == ""
+    assert unwritable(tmp_path) == "it is a directory"
+    assert "is not a directory" in unwritable(tmp_path / "missing" / "report.html")
+    (tmp_path / "file").write_text("")
+    assert "is not a directory" in unwritable(tmp_path / "file" / "report.html")

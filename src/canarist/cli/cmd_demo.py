@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Coroutine
@@ -60,7 +61,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--workdir", type=Path, default=None, help="where to keep files (default: a temp dir)"
     )
-    parser.add_argument("--report", type=Path, default=None, help="path of the HTML run report")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        help="path of the HTML run report (default: canarist-demo-<provider>.html in the current directory)",
+    )
     parser.add_argument("--plain", action="store_true", help="plain lines instead of the live panels")
     parser.set_defaults(handler=run)
 
@@ -70,6 +76,11 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         print("canarist demo needs:\n  " + "\n  ".join(missing), file=sys.stderr)
         return 2
+    report = args.report or Path.cwd() / f"canarist-demo-{args.provider.replace(':', '-')}.html"
+    problem = unwritable(report)
+    if problem:
+        print(f"canarist demo: cannot write the report {report}: {problem}", file=sys.stderr)
+        return 2
     options = DemoOptions(
         interval_s=args.interval,
         metric_interval=args.metric_interval,
@@ -77,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         keep=args.keep,
         workdir=args.workdir,
         live=False if args.plain else None,
-        report_path=args.report,
+        report_path=report,
         provider=args.provider,
     )
     try:
@@ -123,6 +134,18 @@ async def demo(options: DemoOptions) -> int:
     finally:
         await sandbox.stop()
     return code
+
+
+def unwritable(path: Path) -> str:
+    """Why the report could not be written at ``path`` (``""``: it can), checked before the story starts."""
+    if path.is_dir():
+        return "it is a directory"
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        return f"{parent} is not a directory"
+    if path.exists():
+        return "" if os.access(path, os.W_OK) else "the file is not writable"
+    return "" if os.access(parent, os.W_OK | os.X_OK) else f"{parent} is not writable"
 
 
 def _quiet_cancellations(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

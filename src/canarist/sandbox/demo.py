@@ -502,6 +502,34 @@ def canary_weight(
     return None if weights is None else weights.get(canary_service, 0)
 
 
+def canary_events(events: list[dict[str, Any]], namespace: str, name: str) -> list[dict[str, Any]]:
+    """The core/v1 Events about Canary ``namespace/name``, oldest first (by first timestamp)."""
+    mine = [
+        e
+        for e in events
+        if (e.get("involvedObject") or {}).get("kind") == "Canary"
+        and (e.get("involvedObject") or {}).get("name") == name
+        and (e.get("involvedObject") or {}).get("namespace", (e.get("metadata") or {}).get("namespace"))
+        == namespace
+    ]
+    mine.sort(key=lambda e: (str(e.get("firstTimestamp") or e.get("eventTime") or ""), _rv(e)))
+    return mine
+
+
+def _rv(event: Mapping[str, Any]) -> int:
+    value = str((event.get("metadata") or {}).get("resourceVersion") or "0")
+    return int(value) if value.isdigit() else 0
+
+
+def _event_count(event: Mapping[str, Any]) -> int:
+    series = event.get("series") or {}
+    count = series.get("count") if isinstance(series, Mapping) else None
+    try:
+        return max(1, int(count if count is not None else event.get("count") or 1))
+    except (TypeError, ValueError):
+        return 1
+
+
 class Recorder:
     """Samples for the live view and the report; user-request counts per route weight."""
 
@@ -517,7 +545,7 @@ class Recorder:
         self.steps: list[StepShare] = []
         self._step: tuple[int, float, int, int] | None = None  # weight, settled at, canary, primary
         self._last_counts = (0, 0)
-        self._event_count = 0
+        self._event_counts: dict[str, int] = {}  # Event uid (or name) -> occurrences recorded
         self._task: asyncio.Task[None] | None = None
         self._pending: list[asyncio.TimerHandle] = []
         self.success_rate: float | None = None
@@ -573,10 +601,7 @@ class Recorder:
             if phase != last_phase:
                 self.phases.append((self.now(), phase))
                 last_phase = phase
-            for snap in snaps:
-                for message in snap.events[self._event_count :]:
-                    self.events.append(TimedEvent(self.now(), message))
-                self._event_count = len(snap.events)
+            self._record_events()
             if tick % 2 == 0:
                 # The demo apps export Istio's series whatever the provider (next to the provider's own).
                 selector = f'reporter="destination",destination_workload_namespace="{NAMESPACE}",destination_workload=~"{NAME}"'
@@ -609,6 +634,21 @@ class Recorder:
                 )
             tick += 1
             await asyncio.sleep(0.5)
+
+    def _record_events(self) -> None:
+        """One `TimedEvent` per occurrence of each Event about the canary: a repeated event is one object
+        whose ``count`` grows (``series.count`` for events.k8s.io-style series), each increase is recorded."""
+        informer = self.sandbox.events
+        if informer is None:
+            return
+        now = self.now()
+        for event in canary_events(informer.list(), NAMESPACE, NAME):
+            meta = event.get("metadata") or {}
+            key = str(meta.get("uid") or meta.get("name") or "")
+            count = _event_count(event)
+            for _ in range(count - self._event_counts.get(key, 0)):
+                self.events.append(TimedEvent(now, str(event.get("message") or "")))
+            self._event_counts[key] = max(count, self._event_counts.get(key, 0))
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="recorder")
@@ -845,16 +885,19 @@ async def play_story(sandbox: Sandbox, options: DemoOptions, view: LiveView) -> 
         ),
         ("steps (weight → observed share)", ", ".join(f"{s.weight}%→{s.share:.1f}%" for s in result.steps)),
     ]
-    report.write_text(
-        render_report(
-            f"canarist demo: the seed walkthrough ({provider.name})",
-            recorder.samples,
-            recorder.events,
-            summary,
-            checks,
-        )
+    page = render_report(
+        f"canarist demo: the seed walkthrough ({provider.name})",
+        recorder.samples,
+        recorder.events,
+        summary,
+        checks,
     )
-    result.report_path = report
+    try:
+        report.write_text(page)
+        result.report_path = report
+    except OSError as error:
+        result.error = (result.error + "; " if result.error else "") + f"the report was not written: {error}"
+        view.print(f"writing the report {report} failed: {error}")
     return result
 
 
