@@ -115,6 +115,7 @@ def _filter() -> Obj:
                     "RequestRedirect",
                     "URLRewrite",
                     "ExtensionRef",
+                    "CORS",  # the experimental channel's filter: Flagger's gatewayapi:v1 router writes it
                 )
             ),
             "requestHeaderModifier": _header_modifier(),
@@ -140,6 +141,16 @@ def _filter() -> Obj:
                 }
             ),
             "urlRewrite": obj({"hostname": _HOSTNAME, "path": _path_modifier()}),
+            "cors": obj(
+                {
+                    "allowOrigins": strings(),
+                    "allowCredentials": {"type": "boolean"},
+                    "allowMethods": strings(),
+                    "allowHeaders": strings(),
+                    "exposeHeaders": strings(),
+                    "maxAge": int32(minimum=1),
+                }
+            ),
             "extensionRef": obj(
                 {"group": _GROUP_NAME, "kind": _KIND, "name": _NAME}, required=("group", "kind", "name")
             ),
