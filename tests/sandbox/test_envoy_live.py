@@ -220,3 +220,51 @@ async def test_fault_injection_from_the_virtual_service(mesh: Mesh) -> None:
     async with aiohttp.ClientSession() as http, http.get(mesh.podinfo + "/") as response:
         assert response.status == 418
     assert mesh.envoy.rejected_updates() == 0
+
+
+async def test_a_change_of_endpoints_keeps_the_clusters_counters(mesh: Mesh) -> None:
+    """Endpoints are served by EDS files: when pods come and go, Envoy keeps the cluster and its
+    per-response-code counters (the Contour and Gloo builtin queries read them), instead of replacing the
+    cluster with one whose counters start again."""
+    await mesh.apply([_weighted(0, 100)])
+    url = f"http://127.0.0.1:{mesh.ports[listener_key(NS, 'podinfo-canary', 9898)]}/status/500"
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+        for _ in range(3):
+            async with http.get(url) as response:
+                assert response.status == 500
+    stat = "cluster.outbound|9898||podinfo-canary.test.svc.cluster.local.upstream_rq_500"
+
+    def counter() -> int:
+        for line in mesh.envoy.admin_get(f"/stats?filter={stat}").splitlines():
+            name, _, value = line.partition(": ")
+            if name == stat:
+                return int(value)
+        return -1
+
+    assert counter() == 3
+    second = DemoApp("podinfo", NS, "2.0.0")
+    await second.start()
+    try:
+        endpoints = mesh.endpoints()
+        host, port = second.metrics_target.rsplit(":", 1)
+        endpoints[(NS, "podinfo-canary")].append(Endpoint(host, int(port)))
+        vs = {
+            "metadata": {"name": "podinfo", "namespace": NS},
+            "spec": {"hosts": ["podinfo"], "http": [_weighted(0, 100)]},
+        }
+        config = envoy_config(
+            {VIRTUAL_SERVICE: [vs]},
+            SERVICES,
+            endpoints,
+            ports=mesh.ports,
+            routes_dir=str(mesh.envoy.files.routes_dir),
+        )
+        assert mesh.envoy.files.write(config)
+        for _ in range(500):  # until Envoy has the second endpoint
+            if f"{host}:{port}" in mesh.envoy.admin_get("/clusters"):
+                break
+            await asyncio.sleep(0.01)
+        assert f"{host}:{port}" in mesh.envoy.admin_get("/clusters")
+        assert counter() == 3
+    finally:
+        await second.stop()

@@ -6,6 +6,11 @@
 same directory, then ``os.replace``), which is the move Envoy's file watcher reacts to, and rewrites only
 the files whose content changed. Clusters are written first, then routes, then listeners, so a route never
 names a cluster Envoy has not been told about.
+
+Endpoints are served apart from their clusters (EDS from ``endpoints/<hash>.json``, one file per cluster):
+when pods come and go only that file changes, so Envoy keeps the cluster — and its statistics, which the
+Contour and Gloo builtin queries read — instead of replacing it with a new one whose per-response-code
+counters start from nothing.
 """
 
 from __future__ import annotations
@@ -59,6 +64,39 @@ def _discovery(type_url: str, resources: list[dict[str, Any]]) -> tuple[str, str
     return version, text
 
 
+CLUSTER_TYPE_URL = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+ENDPOINTS_TYPE_URL = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+
+
+def _endpoint_file(cluster: str) -> str:
+    return hashlib.sha256(cluster.encode()).hexdigest()[:24] + ".json"
+
+
+def split_endpoints(
+    clusters: list[dict[str, Any]], endpoints_dir: Path
+) -> tuple[list[dict[str, Any]], dict[Path, dict[str, Any]]]:
+    """The clusters with their static ``load_assignment`` moved to an EDS file each: ``(clusters, {path:
+    ClusterLoadAssignment})``. A cluster without a load assignment is left as it is."""
+    out: list[dict[str, Any]] = []
+    files: dict[Path, dict[str, Any]] = {}
+    for cluster in clusters:
+        assignment = cluster.get("load_assignment")
+        if cluster.get("type") != "STATIC" or not isinstance(assignment, dict):
+            out.append(cluster)
+            continue
+        name = str(cluster["name"])
+        path = endpoints_dir / _endpoint_file(name)
+        files[path] = {"@type": ENDPOINTS_TYPE_URL, **assignment, "cluster_name": name}
+        eds = {k: v for k, v in cluster.items() if k not in ("load_assignment", "type")}
+        eds["type"] = "EDS"
+        eds["eds_cluster_config"] = {
+            "service_name": name,
+            "eds_config": {"path_config_source": {"path": str(path)}, "resource_api_version": "V3"},
+        }
+        out.append(eds)
+    return out, files
+
+
 class EnvoyFiles:
     """The directory of dynamic configuration files Envoy watches."""
 
@@ -66,6 +104,8 @@ class EnvoyFiles:
         self.directory = directory
         self.routes_dir = directory / "routes"
         self.routes_dir.mkdir(parents=True, exist_ok=True)
+        self.endpoints_dir = directory / "endpoints"
+        self.endpoints_dir.mkdir(parents=True, exist_ok=True)
         self.lds = directory / "lds.json"
         self.cds = directory / "cds.json"
         self._written: dict[Path, str] = {}
@@ -85,9 +125,11 @@ class EnvoyFiles:
 
     def write(self, config: dict[str, Any]) -> bool:
         """Write a config from :func:`canarist.sandbox.envoy_config.envoy_config`; True if anything changed."""
-        changed = self._write(
-            self.cds, _discovery("type.googleapis.com/envoy.config.cluster.v3.Cluster", config["clusters"])[1]
-        )
+        clusters, endpoint_files = split_endpoints(list(config["clusters"]), self.endpoints_dir)
+        changed = False
+        for path, assignment in sorted(endpoint_files.items()):
+            changed = self._write(path, _discovery(ENDPOINTS_TYPE_URL, [assignment])[1]) or changed
+        changed = self._write(self.cds, _discovery(CLUSTER_TYPE_URL, clusters)[1]) or changed
         for name, route in sorted(config["routes"].items()):
             _, text = _discovery("type.googleapis.com/envoy.config.route.v3.RouteConfiguration", [route])
             changed = self._write(self.routes_dir / f"{name}.json", text) or changed
