@@ -26,8 +26,8 @@ from canarist.sandbox.dataplane.contour import ContourTranslator
 from canarist.sandbox.dataplane.gatewayapi import GatewayAPITranslator
 from canarist.sandbox.dataplane.gloo import GlooTranslator
 from canarist.sandbox.dataplane.istio import IstioTranslator
-from canarist.sandbox.dataplane.smi import SmiTranslator
 from canarist.sandbox.dataplane.nginx import NginxTranslator
+from canarist.sandbox.dataplane.smi import SmiTranslator
 
 __all__ = [
     "TRANSLATORS",
