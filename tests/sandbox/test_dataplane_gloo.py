@@ -25,7 +25,6 @@ from canarist.sandbox.dataplane.base import Obj
 from canarist.sandbox.dataplane.gloo import (
     GLOO_NAMESPACE,
     GLOO_VIRTUAL_SERVICE,
-    ROUTE_TABLE_STATUS,
     GlooTranslator,
     upstream_cluster,
 )
@@ -195,8 +194,8 @@ def test_the_virtual_service_delegates_to_the_operators_route_table() -> None:
         ("RouteTable", "podinfo"): ("Accepted", ""),
     }
     [table_status] = [s for s in config["statuses"] if s.kind.kind == "RouteTable"]
-    assert table_status.kind is ROUTE_TABLE_STATUS
-    assert ROUTE_TABLE_STATUS.status_subresource
+    assert table_status.kind is ROUTE_TABLE
+    assert ROUTE_TABLE.status_subresource
 
 
 def test_promoted_weights_and_no_virtual_service() -> None:

@@ -42,8 +42,8 @@ from canarist.routers.base import (
 )
 from canarist.workloads._meta import controller_ref, deep, filter_metadata, prune
 
-UPSTREAM = ResourceKind("gloo.solo.io", "v1", "upstreams", "Upstream")
-ROUTE_TABLE = ResourceKind("gateway.solo.io", "v1", "routetables", "RouteTable")
+UPSTREAM = ResourceKind("gloo.solo.io", "v1", "upstreams", "Upstream", status_subresource=True)
+ROUTE_TABLE = ResourceKind("gateway.solo.io", "v1", "routetables", "RouteTable", status_subresource=True)
 
 #: the ``spec`` fields of the ``upstreamRef`` Upstream copied into the generated Upstreams.
 COPIED_UPSTREAM_FIELDS = (

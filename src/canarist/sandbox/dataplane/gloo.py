@@ -59,7 +59,6 @@ from canarist.sandbox.dataplane.base import (
 __all__ = [
     "GLOO_NAMESPACE",
     "GLOO_VIRTUAL_SERVICE",
-    "ROUTE_TABLE_STATUS",
     "GlooTranslator",
     "upstream_cluster",
 ]
@@ -69,12 +68,6 @@ GLOO_VIRTUAL_SERVICE = ResourceKind(
     "gateway.solo.io", "v1", "virtualservices", "VirtualService", status_subresource=True
 )
 register(GLOO_VIRTUAL_SERVICE)
-
-#: The RouteTable kind with its ``/status`` subresource, for status writes only (the router's `ROUTE_TABLE`
-#: is the one watched).
-ROUTE_TABLE_STATUS = ResourceKind(
-    ROUTE_TABLE.group, ROUTE_TABLE.version, ROUTE_TABLE.plural, ROUTE_TABLE.kind, status_subresource=True
-)
 
 #: The namespace Gloo runs in: the key of its entry in ``status.statuses``.
 GLOO_NAMESPACE = "gloo-system"
@@ -354,7 +347,7 @@ class GlooTranslator:
         for namespace, name in rt_reached:
             program.statuses.append(
                 StatusWrite(
-                    ROUTE_TABLE_STATUS,
+                    ROUTE_TABLE,
                     namespace,
                     name,
                     _status(rt_problems.get((namespace, name), []), "Warning"),
