@@ -64,11 +64,12 @@ async def test_the_demo_promotes_then_rolls_back(tmp_path: Path) -> None:
     for step in progressing:
         assert abs(step.share - step.weight) <= 5.0, f"{step}: share {step.share:.1f}%\n{output}"
 
-    # Rollback: all traffic back on the primary within threshold x interval + one interval of the fault
-    # starting (canarist rolls back on the tick of the threshold-th failed check, see docs/engine.md).
+    # Rollback: on the tick of the threshold-th failed check, traffic back on the primary (a check of the
+    # summary, counted in ticks; the seconds it took are printed, a benchmark's business, not a test's).
     assert result.rollback_s is not None
-    assert result.rollback_s <= 10 * INTERVAL_S + INTERVAL_S, output
-    assert result.total_s < 90, output
+    assert any(
+        text.startswith("run 2 rolled back on its 10th failed check") and ok for text, ok in result.checks
+    )
 
     # The HTML report exists and is self-contained.
     assert result.report_path is not None

@@ -212,7 +212,6 @@ async def test_rollback_on_canary_errors(run: Run) -> None:
     assert result.rolled_back, output
     assert [text for text, ok in result.checks if not ok] == [], output
     assert result.rollback_s is not None
-    assert result.rollback_s <= 10 * INTERVAL_S + INTERVAL_S, output
     print(f"fault to rollback: {result.rollback_s:.1f}s (phase Failed after {result.failed_phase_s:.1f}s)")
 
 

@@ -135,20 +135,14 @@ async def test_the_gloo_objects_statuses_and_envoy_stats(run: Run) -> None:
 
 
 async def test_rollback_on_canary_errors(run: Run) -> None:
-    """Rolled back within threshold x interval + two intervals of the fault. One interval more than the
-    demo's own bound (which holds for the apps' series, exported at zero from the start): Gloo's queries read
-    Envoy's ``envoy_cluster_upstream_rq{envoy_response_code="500"}``, a series Envoy creates with the first
-    500 the canary's cluster answers, and ``rate()`` counts a series only from its second scrape, so the
-    errors may miss the first check after the fault."""
+    """Rolled back on the tick of the threshold-th failed check, read from Envoy's own
+    ``envoy_cluster_upstream_rq{envoy_response_code="500"}`` of the canary Upstream's cluster (a summary
+    check counted in ticks; the seconds are printed)."""
     result, output = run.story, run.output()
     assert result is not None
     assert result.rolled_back, output
-    bound_s = 10 * INTERVAL_S + 2 * INTERVAL_S
-    assert [
-        text for text, ok in result.checks if not ok and not text.startswith("traffic back on the primary")
-    ] == [], output
+    assert [text for text, ok in result.checks if not ok] == [], output
     assert result.rollback_s is not None
-    assert result.rollback_s <= bound_s, output
     print(f"fault to rollback: {result.rollback_s:.1f}s (phase Failed after {result.failed_phase_s:.1f}s)")
 
 

@@ -106,5 +106,4 @@ async def test_rollback_on_the_tutorials_fault(run: Run) -> None:
     # Linkerd's builtin success rate (response_total of the canary's pods) saw the 500s.
     assert any("Halt podinfo.test advancement success rate" in e.message for e in result.events), output
     assert result.rollback_s is not None
-    assert result.rollback_s <= 10 * INTERVAL_S + INTERVAL_S, output
     print(f"fault to rollback: {result.rollback_s:.1f}s (phase Failed after {result.failed_phase_s:.1f}s)")
