@@ -55,6 +55,8 @@ def test_unknown_kinds_and_declaring_more() -> None:
     r.register(ts)  # the same descriptor again is fine
     assert r.lookup("split.example.test/v1alpha2", "Splitter") is ts
     with pytest.raises(ValueError, match="already registered"):
-        r.register(r.ResourceKind("split.example.test", "v1alpha2", "splitters", "Splitter", namespaced=False))
+        r.register(
+            r.ResourceKind("split.example.test", "v1alpha2", "splitters", "Splitter", namespaced=False)
+        )
     with pytest.raises(ValueError, match="empty name"):
         r.SERVICE.path("ns", "")

@@ -109,6 +109,10 @@ class DemoOptions:
     examples: Path = EXAMPLES  # namespace.yaml, deployment.yaml, hpa.yaml (the provider's dir has the rest)
     report_path: Path | None = None
     provider: str = "istio"  # a key of canarist.sandbox.providers.PROVIDERS
+    #: override the Canary's stepWeight / threshold (None: the walkthrough's 5 and 10); tests use fewer
+    #: steps and checks to keep the suite short.
+    step_weight: int | None = None
+    threshold: int | None = None
 
 
 @dataclass(frozen=True)
@@ -703,6 +707,10 @@ def _demo_canary(sandbox: Sandbox, options: DemoOptions) -> dict[str, Any]:
     canary = _load(sandbox.provider.examples, "canary.yaml")
     analysis = canary["spec"]["analysis"]
     analysis["interval"] = f"{options.interval_s:g}s"
+    if options.step_weight is not None:
+        analysis["stepWeight"] = options.step_weight
+    if options.threshold is not None:
+        analysis["threshold"] = options.threshold
     for metric in analysis.get("metrics") or []:
         metric["interval"] = options.metric_interval
     return localize_canary(canary, sandbox.loadtester.url, sandbox.service_address)
