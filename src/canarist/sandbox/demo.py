@@ -98,7 +98,7 @@ class DemoOptions:
     interval_s: float = 2.0
     metric_interval: str = "10s"
     fault: str = "status500"
-    keep: bool = False
+    keep: bool = False  # `canarist demo --keep`: run on after the story (the work dir is removed at the end)
     workdir: Path | None = None
     live: bool | None = None
     stream: IO[str] | None = None
@@ -328,7 +328,7 @@ class Sandbox:
         if self._log_handler is not None:
             logging.getLogger("canarist").removeHandler(self._log_handler)
             self._log_handler.close()
-        if self.own_workdir and not self.options.keep:
+        if self.own_workdir:  # a temp dir of ours; a --workdir the user gave is theirs and stays
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     # -- the operator: `canarist operator` as a subprocess, like its own pod ----------------------------
