@@ -45,7 +45,7 @@ from canarist.sandbox.mesh import WEIGHT_HEADER, MeshWatcher, RouteWrite
 from canarist.sandbox.pods import PodManager
 from canarist.sandbox.prometheus import PROMETHEUS_INSTALL, PrometheusProcess, free_port
 from canarist.sandbox.providers import ProviderDemo, provider_demo
-from canarist.sandbox.report import Sample, TimedEvent, render_report
+from canarist.sandbox.report import Moment, Sample, TimedEvent, render_report, thresholds_of
 
 __all__ = [
     "ABResult",
@@ -740,6 +740,7 @@ async def play_story(sandbox: Sandbox, options: DemoOptions, view: LiveView) -> 
     fault_loop: StatusLoop | None = None
     fault_at: float | None = None
     run2_at = float("inf")
+    moments: list[Moment] = []  # the story's moments, labelled on the report's timeline
 
     def phase() -> str:
         return str(((sandbox.canary() or {}).get("status") or {}).get("phase") or "")
@@ -751,6 +752,7 @@ async def play_story(sandbox: Sandbox, options: DemoOptions, view: LiveView) -> 
         await _apply_workload(sandbox, options, view)
         await client.ensure(canary, kind=kinds.CANARY)
         await _wait(lambda: phase() == "Initialized", 60, "the canary to be Initialized")
+        moments.append(Moment(recorder.now(), "initialized", "good"))
         view.print(f"initialized in {recorder.now():.1f}s; waiting for Prometheus to scrape every pod")
         await _wait_scraped(sandbox, len(pods.all_apps), 20)
         traffic.start()
@@ -758,6 +760,7 @@ async def play_story(sandbox: Sandbox, options: DemoOptions, view: LiveView) -> 
         # Run 1: a new image, analysed and promoted.
         await asyncio.sleep(1.0)
         t_set = recorder.now()
+        moments.append(Moment(t_set, "set image 3.1.1"))
         view.print(f"kubectl -n test set image deployment/podinfo podinfod={IMAGE}:3.1.1")
         await _set_image(client, f"{IMAGE}:3.1.1")
         await _wait(lambda: phase() in ("Progressing", "Failed"), 30, "the analysis to start")
@@ -766,6 +769,9 @@ async def play_story(sandbox: Sandbox, options: DemoOptions, view: LiveView) -> 
         result.promoted = phase() == "Succeeded"
         result.promotion_s = t_done - t_set
         result.first_promotion_s = t_done
+        moments.append(
+            Moment(t_done, "promoted", "good") if result.promoted else Moment(t_done, "run 1 failed", "bad")
+        )
         view.print(f"run 1: {phase()} {result.promotion_s:.1f}s after the new image")
         result.weights_seen = sorted(
             {w.weight for w in recorder.steps} | {s.weight for s in recorder.samples}
@@ -775,6 +781,7 @@ async def play_story(sandbox: Sandbox, options: DemoOptions, view: LiveView) -> 
         await asyncio.sleep(1.0)
         view.print(f"kubectl -n test set image deployment/podinfo podinfod={IMAGE}:3.1.2")
         run2_at = recorder.now()
+        moments.append(Moment(run2_at, "set image 3.1.2"))
         await _set_image(client, f"{IMAGE}:3.1.2")
         await _wait(
             lambda: phase() == "Failed" or (phase() == "Progressing" and weight() >= options.fault_at_weight),
@@ -782,6 +789,7 @@ async def play_story(sandbox: Sandbox, options: DemoOptions, view: LiveView) -> 
             f"the canary weight to reach {options.fault_at_weight}",
         )
         fault_at = recorder.now()
+        moments.append(Moment(fault_at, f"fault injected ({options.fault})", "fault"))
         if options.fault == "status500" and provider.fault_via_gateway:
             # The tutorial's curl goes through the ingress proxy, whose own stats the analysis reads.
             url = f"{sandbox.gateway_url}/status/500"
@@ -808,6 +816,11 @@ async def play_story(sandbox: Sandbox, options: DemoOptions, view: LiveView) -> 
         result.failed_phase_s = t_failed - fault_at
         routed_back = [t for t, w in recorder.route_weights if t >= fault_at and w == 0]
         result.rollback_s = (routed_back[0] - fault_at) if routed_back else result.failed_phase_s
+        moments.append(
+            Moment(t_failed, "rolled back", "bad")
+            if result.rolled_back
+            else Moment(t_failed, "run 2 promoted", "good")
+        )
         view.print(f"run 2: {phase()} {result.rollback_s:.1f}s after the fault started")
         await asyncio.sleep(0.5)
     except TimeoutError as error:
@@ -913,6 +926,9 @@ async def play_story(sandbox: Sandbox, options: DemoOptions, view: LiveView) -> 
         recorder.events,
         summary,
         checks,
+        moments=moments,
+        thresholds=thresholds_of(canary),
+        route_weights=recorder.route_weights,
     )
     try:
         report.write_text(page)

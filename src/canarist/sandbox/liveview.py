@@ -6,7 +6,9 @@ operator's ``flagger_canary_metric_analysis`` gauge (in-process for the demo, fr
 ``canarist get canaries --watch --metrics-server URL``); without a source the values show as ``-``.
 
 On a non-terminal (CI, a pipe) nothing is redrawn: a line is printed when a canary's phase, weight or failed
-checks change, and each new event is printed once.
+checks change, and a line for each occurrence of an event. The operator records a repeated event (same reason
+and message) as one Event whose ``count`` grows, so repeats are counted per Event object, not by message: a
+panel shows ``message (xN)``, the plain stream prints each new occurrence with its number.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from rich.text import Text
 
 __all__ = [
     "CanarySnapshot",
+    "EventLine",
     "LiveView",
     "MetricLine",
     "canary_table",
@@ -84,6 +87,19 @@ class MetricLine:
 
 
 @dataclass(frozen=True)
+class EventLine:
+    """One Event about a canary: its message and how many times it occurred. ``key`` names the Event object
+    (its uid or name), so that the occurrences of a repeated event are told from a new event."""
+
+    message: str
+    count: int = 1
+    key: str = ""
+
+    def __str__(self) -> str:
+        return self.message if self.count <= 1 else f"{self.message} (x{self.count})"
+
+
+@dataclass(frozen=True)
 class CanarySnapshot:
     namespace: str
     name: str
@@ -95,7 +111,7 @@ class CanarySnapshot:
     iterations: int
     last_transition: str
     metrics: tuple[MetricLine, ...] = ()
-    events: tuple[str, ...] = field(default_factory=tuple)
+    events: tuple[EventLine, ...] = field(default_factory=tuple)
 
     @property
     def key(self) -> str:
@@ -118,11 +134,12 @@ def _float(value: Any) -> float | None:
 
 def snapshot(
     canary: Mapping[str, Any],
-    events: Sequence[str] = (),
+    events: Sequence[EventLine | str] = (),
     metric_values: Mapping[str, float] | None = None,
 ) -> CanarySnapshot:
-    """A view of one Canary object (a dict) with its events and metric values (metric name -> value as
-    reported by ``flagger_canary_metric_analysis``; durations in seconds, shown in ms)."""
+    """A view of one Canary object (a dict) with its events, oldest first (`event_messages_for`; a plain
+    string is one occurrence of its own event) and metric values (metric name -> value as reported by
+    ``flagger_canary_metric_analysis``; durations in seconds, shown in ms)."""
     meta = canary.get("metadata") or {}
     spec = canary.get("spec") or {}
     status = canary.get("status") or {}
@@ -155,12 +172,27 @@ def snapshot(
         iterations=_int(status.get("iterations")),
         last_transition=str(status.get("lastTransitionTime") or ""),
         metrics=tuple(metrics),
-        events=tuple(events),
+        events=tuple(
+            e if isinstance(e, EventLine) else EventLine(e, 1, f"#{i}") for i, e in enumerate(events)
+        ),
     )
 
 
-def event_messages_for(events: Iterable[Mapping[str, Any]], namespace: str, name: str) -> list[str]:
-    """Messages of the core/v1 Events about Canary ``namespace/name``, oldest first."""
+def _event_count(event: Mapping[str, Any]) -> int:
+    """How many times an Event occurred: ``count`` (core/v1), ``series.count`` (events.k8s.io), else 1."""
+    series = event.get("series")
+    count = series.get("count") if isinstance(series, Mapping) else None
+    return max(1, _int(count if count is not None else event.get("count"), 1))
+
+
+def _event_key(event: Mapping[str, Any], index: int) -> str:
+    meta = event.get("metadata") or {}
+    return str(meta.get("uid") or meta.get("name") or f"#{index}")
+
+
+def event_messages_for(events: Iterable[Mapping[str, Any]], namespace: str, name: str) -> list[EventLine]:
+    """The core/v1 Events about Canary ``namespace/name`` (message, occurrences, identity), ordered by their
+    last occurrence: a repeated event moves to the end when it occurs again."""
     mine = [
         e
         for e in events
@@ -175,7 +207,9 @@ def event_messages_for(events: Iterable[Mapping[str, Any]], namespace: str, name
             _int((e.get("metadata") or {}).get("resourceVersion")),
         )
     )
-    return [str(e.get("message") or "") for e in mine]
+    return [
+        EventLine(str(e.get("message") or ""), _event_count(e), _event_key(e, i)) for i, e in enumerate(mine)
+    ]
 
 
 def render_panel(snap: CanarySnapshot, max_events: int = 8) -> Panel:
@@ -194,7 +228,7 @@ def render_panel(snap: CanarySnapshot, max_events: int = 8) -> Panel:
         grid.add_row("metric", Text(metric.describe(), style=style))
     failed_style = "red" if snap.failed_checks else "green"
     grid.add_row("failed checks", Text(f"{snap.failed_checks} / {snap.threshold}", style=failed_style))
-    events = Text("\n".join(snap.events[-max_events:]) or "-", style="dim")
+    events = Text("\n".join(str(e) for e in snap.events[-max_events:]) or "-", style="dim")
     grid.add_row("events", events)
     return Panel(grid, title=f"[bold]{snap.key}[/bold]", subtitle=snap.last_transition or None)
 
@@ -236,7 +270,7 @@ class LiveView:
         self.title = title
         self._live: Live | None = None
         self._last_line: dict[str, str] = {}
-        self._events_seen: dict[str, int] = {}
+        self._occurrences: dict[str, dict[str, int]] = {}  # canary -> Event key -> occurrences printed
         self.footer: str = ""
 
     def __enter__(self) -> LiveView:
@@ -267,14 +301,13 @@ class LiveView:
             self._live.update(Group(*parts))
             return
         for snap in snapshots:
-            seen = self._events_seen.get(snap.key, 0)
-            if len(snap.events) < seen:
-                seen = 0
-            for message in snap.events[seen:]:
-                self.console.print(
-                    f"{_clock()} {snap.key} event: {message}", markup=False, highlight=False, soft_wrap=True
-                )
-            self._events_seen[snap.key] = len(snap.events)
+            printed = self._occurrences.setdefault(snap.key, {})
+            for event in snap.events:
+                for line in _new_occurrences(event, printed.get(event.key, 0)):
+                    self.console.print(
+                        f"{_clock()} {snap.key} event: {line}", markup=False, highlight=False, soft_wrap=True
+                    )
+                printed[event.key] = event.count
             # Print a state line when phase, weight or failed checks change (not on every metric refresh).
             state = f"{snap.phase}|{snap.weight}|{snap.failed_checks}"
             if self._last_line.get(snap.key) != state:
@@ -282,6 +315,25 @@ class LiveView:
                 self.console.print(
                     f"{_clock()} {plain_line(snap)}", markup=False, highlight=False, soft_wrap=True
                 )
+
+
+#: more new occurrences of one event than this in one update (a watch started on an old canary) are one line
+EXPAND_UP_TO = 5
+
+
+def _new_occurrences(event: EventLine, printed: int) -> list[str]:
+    """Lines for the occurrences of ``event`` after the first ``printed``: one per occurrence, numbered
+    from the second (``(x2)``, ``(x3)``...); a count lower than printed is a new Event under the same name."""
+    if event.count < printed:
+        printed = 0
+    new = event.count - printed
+    if new <= 0:
+        return []
+    if new > EXPAND_UP_TO:
+        return [f"{event.message} (x{event.count}, {new} occurrences since the last update)"]
+    return [
+        event.message if n == 1 else f"{event.message} (x{n})" for n in range(printed + 1, event.count + 1)
+    ]
 
 
 def _clock() -> str:
