@@ -1,4 +1,7 @@
-"""`canarist demo`: run the local sandbox and play the seed walkthrough on it (see docs/sandbox.md)."""
+"""`canarist demo`: run the local sandbox and play the seed walkthrough on it (see docs/sandbox.md).
+
+With ``--keep`` the sandbox keeps running after the story, published in the same state file as
+`canarist sandbox up`'s, so `canarist sandbox status|down` and `canarist gate` find it."""
 
 from __future__ import annotations
 
@@ -6,12 +9,20 @@ import argparse
 import asyncio
 import contextlib
 import os
-import signal
+import shlex
 import sys
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
 
+from canarist.cli.cmd_sandbox import (
+    Interrupted,
+    StopSignals,
+    claim_or_explain,
+    hint_lines,
+    hold,
+    publish,
+    quiet_cancellations,
+    until,
+)
 from canarist.sandbox.demo import (
     FAULTS,
     DemoOptions,
@@ -22,8 +33,7 @@ from canarist.sandbox.demo import (
 )
 from canarist.sandbox.liveview import LiveView
 from canarist.sandbox.providers import provider_names
-
-T = TypeVar("T")
+from canarist.sandbox.session import AlreadyRunning, Session, release, state_path, write_session
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -57,9 +67,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="the routing provider of the walkthrough: its CRDs, examples/<dir>/{canary,routing}.yaml, the "
         "operator's -mesh-provider and the Host of user traffic (default istio)",
     )
-    parser.add_argument("--keep", action="store_true", help="leave everything running after the story")
     parser.add_argument(
-        "--workdir", type=Path, default=None, help="where to keep files (default: a temp dir)"
+        "--keep",
+        action="store_true",
+        help="leave the sandbox running after the story, until `canarist sandbox down` or Ctrl-C",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="where to keep files; kept after the sandbox stops (default: a temp dir, removed)",
     )
     parser.add_argument(
         "--report",
@@ -91,21 +108,33 @@ def run(args: argparse.Namespace) -> int:
         report_path=report,
         provider=args.provider,
     )
+    # With --keep the sandbox outlives the story like `canarist sandbox up`'s, in the same state file:
+    # claimed before anything starts, so a second one is refused at once.
+    session: Session | None = None
+    path = state_path()
+    if args.keep:
+        session = Session.for_this_process("demo --keep", args.provider)
+        if not claim_or_explain(session, path):
+            return 1
     try:
-        return asyncio.run(demo(options))
+        return asyncio.run(demo(options, session, path))
     except KeyboardInterrupt:
         return 130
+    finally:
+        if session is not None:
+            release(session.pid, path)
 
 
-async def demo(options: DemoOptions) -> int:
-    """Start, play, report, stop (or keep running until Ctrl-C with --keep). The exit code."""
+async def demo(options: DemoOptions, session: Session | None = None, path: Path | None = None) -> int:
+    """Start, play, report, stop (or, with a ``session``, keep running until `canarist sandbox down`,
+    Ctrl-C or SIGTERM, published in the state file at ``path``). The exit code."""
     loop = asyncio.get_running_loop()
-    loop.set_exception_handler(_quiet_cancellations)
-    interrupted = asyncio.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, interrupted.set)
+    loop.set_exception_handler(quiet_cancellations)
+    stop = StopSignals(loop)
+    interrupted = stop.event
     sandbox = Sandbox(options)
     view = LiveView(options.stream, live=options.live)
+    path = path or state_path()
     code = 1
     try:
         with view:
@@ -115,16 +144,20 @@ async def demo(options: DemoOptions) -> int:
                 f"examples/{provider.examples_dir}, user traffic Host {provider.host}"
             )
             view.print(f"starting the sandbox in {sandbox.workdir}")
-            await _until(sandbox.start(), interrupted)
+            await until(sandbox.start(), interrupted)
+            if session is not None:
+                publish(sandbox, session, path)  # `canarist sandbox down` stops it from now on
             view.print(f"sandbox up in {sandbox.started_in_s:.1f}s; gateway {sandbox.gateway_url}")
-            result = await _until(play_story(sandbox, options, view), interrupted)
+            result = await until(play_story(sandbox, options, view), interrupted)
         for line in summary_lines(result):
             print(line, file=options.stream or sys.stdout)
         code = 0 if result.ok else 1
-        if options.keep:
-            _print_keep(sandbox, options)
-            await interrupted.wait()
-    except _Interrupted:
+        if session is not None:
+            publish(sandbox, session, path)
+            _print_keep(sandbox, options, path)
+            await hold(sandbox, session, path, interrupted)
+            print(f"{stop.received or 'stop'}: stopping the sandbox", file=sys.stderr, flush=True)
+    except Interrupted:
         print("interrupted; stopping the sandbox", file=sys.stderr)
         code = 130
     except (RuntimeError, OSError) as error:  # EnvoyError, PrometheusError, an operator that did not start
@@ -132,6 +165,10 @@ async def demo(options: DemoOptions) -> int:
         print(f"files and logs: {sandbox.workdir}", file=sys.stderr)
         code = 1
     finally:
+        if session is not None:
+            session.state = "stopping"
+            with contextlib.suppress(OSError, AlreadyRunning):
+                write_session(session, path)
         await sandbox.stop()
     return code
 
@@ -148,53 +185,19 @@ def unwritable(path: Path) -> str:
     return "" if os.access(parent, os.W_OK | os.X_OK) else f"{parent} is not writable"
 
 
-def _quiet_cancellations(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-    """Cancelled helper futures nobody awaited (the loadtester's output readers when hey is killed at
-    shutdown) are not worth a traceback; everything else goes to the default handler."""
-    if isinstance(context.get("exception"), asyncio.CancelledError):
-        return
-    loop.default_exception_handler(context)
-
-
-class _Interrupted(Exception):
-    pass
-
-
-async def _until(work: Coroutine[Any, Any, T], interrupted: asyncio.Event) -> T:
-    """Run ``work`` unless Ctrl-C comes first (then cancel it and raise `_Interrupted`)."""
-    task = asyncio.ensure_future(work)
-    stop = asyncio.ensure_future(interrupted.wait())
-    await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
-    stop.cancel()
-    if not task.done():
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-        raise _Interrupted
-    return task.result()
-
-
-def _print_keep(sandbox: Sandbox, options: DemoOptions) -> None:
+def _print_keep(sandbox: Sandbox, options: DemoOptions, path: Path) -> None:
     out = options.stream or sys.stdout
     provider = sandbox.provider
-    lines = [
-        "",
-        f"the sandbox ({provider.name}) keeps running (Ctrl-C stops it):",
-        f"  export KUBECONFIG={sandbox.kubeconfig}",
-        "  kubectl get canaries -w          # or: canarist get canaries --watch",
-        "  kubectl -n test set image deployment/podinfo podinfod=quay.io/stefanprodan/podinfo:3.1.3",
-        f"  proxy (gateway):   curl -H 'Host: {provider.host}' {sandbox.gateway_url}/",
+    kubeconfig = shlex.quote(str(sandbox.kubeconfig))
+    lines = ["", f"the sandbox ({provider.name}) keeps running:", *hint_lines(sandbox, path)]
+    lines += [
+        f"  kubectl --kubeconfig {kubeconfig} -n test set image deployment/podinfo "
+        "podinfod=quay.io/stefanprodan/podinfo:3.1.3",
+        f"  curl -H 'Host: {provider.host}' {sandbox.gateway_url}/",
     ]
     if provider.ab_header is not None:
         header, value = provider.ab_header
-        lines.append(
-            f"  A/B request:       curl -H 'Host: {provider.host}' -H '{header}: {value}' {sandbox.gateway_url}/"
-        )
-    lines += [
-        f"  prometheus:        {sandbox.prometheus.url}",
-        f"  loadtester:        {sandbox.loadtester.url}",
-        "  services (one Envoy listener per Service port, like a ClusterIP):",
-    ]
+        lines.append(f"  curl -H 'Host: {provider.host}' -H '{header}: {value}' {sandbox.gateway_url}/")
+    lines.append("  services (one Envoy listener per Service port, like a ClusterIP):")
     lines += [f"    {name:<28} {url}" for name, url in sandbox.service_urls().items()]
-    lines.append(f"  files and logs:    {sandbox.workdir}")
     print("\n".join(lines), file=out, flush=True)
