@@ -220,7 +220,7 @@ def stagger(xs: Sequence[float], texts: Sequence[str], right_edge: float) -> lis
 
 # -- the timeline -----------------------------------------------------------------------------------------
 
-WIDTH, LEFT, RIGHT = 900, 64, 16
+WIDTH, LEFT, RIGHT = 900, 64, 76  # the right margin holds the threshold labels
 ROW_H = 14  # a row of moment labels
 PANEL_TITLE_H, PLOT_H, PANEL_AXIS_H = 22, 120, 26
 
@@ -303,7 +303,8 @@ def _panel_frame(out: list[str], panel: _Panel, t_max: float, legend: Sequence[t
     t = 0
     while t <= t_max:
         out.append(
-            f'<text x="{_x(t, t_max):.1f}" y="{panel.plot_bottom + 13:.1f}" font-size="10" text-anchor="middle">{t}s</text>'
+            f'<text class="time" data-t="{t}" x="{_x(t, t_max):.1f}" y="{panel.plot_bottom + 13:.1f}" font-size="10" '
+            f'text-anchor="middle">{t}s</text>'
         )
         t += step
 
@@ -314,11 +315,10 @@ def _threshold(out: list[str], panel: _Panel, value: float, text: str) -> None:
         f'<line class="threshold" data-panel="{panel.key}" data-value="{value:g}" x1="{LEFT}" x2="{WIDTH - RIGHT}" '
         f'y1="{y:.1f}" y2="{y:.1f}" stroke="#c00000" stroke-width="1.2" stroke-dasharray="6,3"/>'
     )
-    # Above the line, unless the line is at the top of the plot.
-    ty = y - 4 if y - 12 >= panel.plot_top else y + 12
+    # In the right margin, level with the line: never over the data.
     out.append(
-        f'<text class="threshold-label" data-panel="{panel.key}" x="{WIDTH - RIGHT - 4}" y="{ty:.1f}" font-size="11" '
-        f'text-anchor="end" fill="#c00000">{html.escape(text)}</text>'
+        f'<text class="threshold-label" data-panel="{panel.key}" x="{WIDTH - RIGHT + 5}" y="{y + 4:.1f}" font-size="11" '
+        f'fill="#c00000">{html.escape(text)}</text>'
     )
 
 
@@ -334,8 +334,9 @@ def timeline_svg(
     route_weights: Sequence[tuple[float, int]] = (),
 ) -> str:
     """The three panels in one SVG (a well-formed XML document), the moments' lines running through all."""
-    t_max = max([s.t for s in samples] + [e.t for e in events] + [m.t for m in moments] + [1.0])
-    labels = stagger([_x(m.t, t_max) for m in moments], [m.label for m in moments], WIDTH - RIGHT)
+    t_last = max([s.t for s in samples] + [e.t for e in events] + [m.t for m in moments] + [1.0])
+    t_max = t_last + max(1.0, 0.02 * t_last)  # room after the last moment
+    labels = stagger([_x(m.t, t_max) for m in moments], [m.label for m in moments], WIDTH - 4)
     rows = max([lab.row + 1 for lab in labels] + [1])
     band = 6 + ROW_H * rows
     panel_h = PANEL_TITLE_H + PLOT_H + PANEL_AXIS_H
