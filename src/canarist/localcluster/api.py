@@ -36,6 +36,11 @@ STRATEGIC = "application/strategic-merge-patch+json"
 APPLY = "application/apply-patch+yaml"
 PATCH_TYPES = (MERGE, JSON_PATCH, STRATEGIC, APPLY)
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+# Where Service ClusterIPs come from unless LocalCluster(service_cidr=...) says otherwise (kubeadm's default).
+DEFAULT_SERVICE_CIDR = "10.96.0.0/12"
+# The first addresses of the range are left to the well-known Services (kubernetes at .1, the DNS at .10, as
+# kubeadm places them); allocation starts after them, as it always did here (10.96.0.11 first).
+_RESERVED_LOW = 10
 _META_IMMUTABLE = (
     "uid",
     "creationTimestamp",
@@ -67,13 +72,16 @@ def _spec_part(obj: Obj) -> Obj:
 class Api:
     """The semantic layer: one instance per local cluster."""
 
-    def __init__(self, history_size: int = 10_000) -> None:
+    def __init__(self, history_size: int = 10_000, service_cidr: str = DEFAULT_SERVICE_CIDR) -> None:
         self.store = Store(history_size)
         self.registry = Registry()
         for rt in builtin_types():
             self.registry.add(rt)
         self._crd_types: dict[str, list[tuple[str, str, str]]] = {}
-        self._next_ip = int(ipaddress.ip_address("10.96.0.10"))
+        self.service_cidr = ipaddress.ip_network(service_cidr)
+        if self.service_cidr.num_addresses < _RESERVED_LOW + 3:
+            raise ValueError(f"service CIDR {service_cidr} is too small for ClusterIPs")
+        self._next_ip = int(self.service_cidr.network_address) + _RESERVED_LOW
         self.on_registry_change: list[Callable[[], None]] = []
 
     # ------------------------------------------------------------------ helpers
@@ -109,9 +117,69 @@ class Api:
             return
         loop.call_soon(fn)
 
+    def _live_cluster_ips(self) -> set[str]:
+        ips: set[str] = set()
+        for svc in self.store.scan(("", "services")):
+            spec = svc.get("spec") or {}
+            for ip in [spec.get("clusterIP"), *(spec.get("clusterIPs") or [])]:
+                if isinstance(ip, str) and ip and ip != "None":
+                    ips.add(ip)
+        return ips
+
     def _allocate_ip(self) -> str:
-        self._next_ip += 1
-        return str(ipaddress.ip_address(self._next_ip))
+        """The next free address of the service CIDR, as the API server's allocator hands them out.
+
+        Next-fit from the last one given, wrapping around, skipping every address a live Service holds (an
+        address is free again once its Service is gone); the network, broadcast and low reserved addresses
+        are never handed out. A full range is the API server's "range is full" error.
+        """
+        net = self.service_cidr
+        first = int(net.network_address) + _RESERVED_LOW + 1
+        last = int(net.broadcast_address) - 1
+        live = self._live_cluster_ips()
+        candidate = self._next_ip
+        for _ in range(last - first + 1):
+            candidate = candidate + 1 if first <= candidate < last else first
+            ip = str(ipaddress.ip_address(candidate))
+            if ip not in live:
+                self._next_ip = candidate
+                return ip
+        raise ApiError(
+            500, "InternalError", "Internal error occurred: failed to allocate a serviceIP: range is full"
+        )
+
+    def _check_requested_ip(self, obj: Obj, old: Obj | None) -> list[FieldError]:
+        """A ClusterIP set by the user on create: inside the service CIDR and not held by another Service."""
+        spec = obj.get("spec")
+        if old is not None or not isinstance(spec, dict) or spec.get("type") == "ExternalName":
+            return []
+        requested = spec.get("clusterIP")
+        if not isinstance(requested, str) or requested in ("", "None"):
+            return []
+        try:
+            ip = ipaddress.ip_address(requested)
+        except ValueError:
+            return []  # the Service admission reports it
+        if ip not in self.service_cidr:
+            return [
+                FieldError(
+                    "spec.clusterIP",
+                    "FieldValueInvalid",
+                    f"failed to allocate IP {requested}: provided IP is not in the valid range. "
+                    f"The range of valid IPs is {self.service_cidr}",
+                    requested,
+                )
+            ]
+        if requested in self._live_cluster_ips():
+            return [
+                FieldError(
+                    "spec.clusterIP",
+                    "FieldValueInvalid",
+                    f"failed to allocate IP {requested}: provided IP is already allocated",
+                    requested,
+                )
+            ]
+        return []
 
     def _not_found(self, rt: ResourceType, name: str) -> ApiError:
         return ApiError.not_found(rt.group_resource, name, rt.group, rt.plural)
@@ -178,6 +246,8 @@ class Api:
                 raise ApiError.bad_request(f"strict decoding error: {fields}")
             if field_validation != "Ignore":
                 warnings.extend(f'unknown field "{p}"' for p in pruned)
+        if rt.is_builtin("Service"):
+            errors.extend(self._check_requested_ip(obj, old))
         if not rt.is_custom:
             errors.extend(admission.admit_builtin(rt, obj, old, self._allocate_ip))
         if errors:

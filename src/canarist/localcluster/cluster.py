@@ -12,7 +12,7 @@ from typing import Any, Self, TypeVar
 import yaml
 from aiohttp import web
 
-from canarist.localcluster.api import Api
+from canarist.localcluster.api import DEFAULT_SERVICE_CIDR, Api
 from canarist.localcluster.controllers import WorkloadControllers
 from canarist.localcluster.crds import provider_crds, provider_names
 from canarist.localcluster.faults import Faults
@@ -29,6 +29,7 @@ class LocalCluster:
 
     >>> cluster = LocalCluster(readiness_delay=0.1, install_istio_crds=True)
     >>> cluster = LocalCluster(install_provider_crds=["gatewayapi", "smi"])   # or True: every provider
+    >>> cluster = LocalCluster(service_cidr="127.96.0.0/16")   # ClusterIPs on loopback addresses
     >>> await cluster.start()            # port 0: a free port
     >>> cluster.write_kubeconfig("kubeconfig")
     >>> await cluster.stop()
@@ -45,8 +46,11 @@ class LocalCluster:
         nodes: int = 1,
         faults: Faults | None = None,
         namespaces: tuple[str, ...] = DEFAULT_NAMESPACES,
+        service_cidr: str = DEFAULT_SERVICE_CIDR,
     ) -> None:
-        self.api = Api(history_size)
+        # service_cidr: where Services' ClusterIPs are allocated (the API server's --service-cluster-ip-range);
+        # the sandbox uses a loopback range such as 127.96.0.0/16 so that those addresses can be listened on.
+        self.api = Api(history_size, service_cidr)
         self.faults = faults if faults is not None else Faults()
         self.bookmark_interval = bookmark_interval
         self.controllers = WorkloadControllers(self.api, readiness_delay, nodes)
