@@ -189,15 +189,15 @@ def _print_keep(sandbox: Sandbox, options: DemoOptions, path: Path) -> None:
     out = options.stream or sys.stdout
     provider = sandbox.provider
     kubeconfig = shlex.quote(str(sandbox.kubeconfig))
-    lines = ["", f"the sandbox ({provider.name}) keeps running:", *hint_lines(sandbox, path)]
-    lines += [
-        f"  kubectl --kubeconfig {kubeconfig} -n test set image deployment/podinfo "
+    commands = [
+        f"kubectl --kubeconfig {kubeconfig} -n test set image deployment/podinfo "
         "podinfod=quay.io/stefanprodan/podinfo:3.1.3",
-        f"  curl -H 'Host: {provider.host}' {sandbox.gateway_url}/",
+        f"curl -H 'Host: {provider.host}' {sandbox.gateway_url}/",
     ]
     if provider.ab_header is not None:
         header, value = provider.ab_header
-        lines.append(f"  curl -H 'Host: {provider.host}' -H '{header}: {value}' {sandbox.gateway_url}/")
+        commands.append(f"curl -H 'Host: {provider.host}' -H '{header}: {value}' {sandbox.gateway_url}/")
+    lines = ["", f"the sandbox ({provider.name}) keeps running:", *hint_lines(sandbox, path, commands)]
     lines.append("  services (one Envoy listener per Service port, like a ClusterIP):")
     lines += [f"    {name:<28} {url}" for name, url in sandbox.service_urls().items()]
     print("\n".join(lines), file=out, flush=True)

@@ -18,7 +18,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -247,8 +247,9 @@ def canarist_command() -> str:
     return f"{shlex.quote(sys.executable)} -m canarist"
 
 
-def hint_lines(sandbox: Sandbox, path: Path) -> list[str]:
-    """Commands that work as printed (the kubeconfig on every kubectl line, canarist by a path that runs)."""
+def hint_lines(sandbox: Sandbox, path: Path, commands: Sequence[str] = ()) -> list[str]:
+    """Commands that work as printed (the kubeconfig on every kubectl line, canarist by a path that runs),
+    ``commands`` after canarist's own, then the addresses."""
     canarist = canarist_command()
     kubeconfig = shlex.quote(str(sandbox.kubeconfig))
     loadtester = sandbox.loadtester.url.rstrip("/")
@@ -258,6 +259,7 @@ def hint_lines(sandbox: Sandbox, path: Path) -> list[str]:
         f"  {canarist} get canaries -A --watch --kubeconfig {kubeconfig}",
         f"  {canarist} gate open podinfo.test --url {loadtester}",
         "      (without --url, `canarist gate` uses the loadtester of the running sandbox)",
+        *(f"  {command}" for command in commands),
         f"  gateway:     {sandbox.gateway_url}   (routes by Host, e.g. Host: {sandbox.provider.host})",
         f"  prometheus:  {sandbox.prometheus.url}",
         f"  loadtester:  {loadtester}",
