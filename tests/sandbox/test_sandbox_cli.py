@@ -70,7 +70,7 @@ def start_up(env: Env, *args: str) -> tuple[subprocess.Popen[bytes], Path, Path]
 
 
 def wait_running(process: subprocess.Popen[bytes], env: Env, err: Path) -> dict[str, Any]:
-    """The state file once it says ``running`` (bounded; fails at once if `up` exits)."""
+    """The state file once it says ``running`` for ``process`` (bounded; fails at once if `up` exits)."""
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -79,7 +79,7 @@ def wait_running(process: subprocess.Popen[bytes], env: Env, err: Path) -> dict[
             state: dict[str, Any] = json.loads(env.state.read_text())
         except (FileNotFoundError, ValueError):
             state = {}
-        if state.get("state") == "running":
+        if state.get("state") == "running" and state.get("pid") == process.pid:
             return state
         time.sleep(0.05)
     process.kill()
@@ -209,6 +209,18 @@ def test_up_prints_working_commands_refuses_a_second_up_and_down_stops_everythin
         assert second.returncode == 1, second
         assert f"a sandbox is already running (pid {process.pid}" in second.stderr
         assert "stop it with: canarist sandbox down" in second.stderr
+        # `demo --keep` would leave a second one running: refused too, before its story starts.
+        demo = subprocess.run(
+            [str(CANARIST), "demo", "--keep", "--plain"],
+            env=env.vars,
+            cwd=env.root,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert demo.returncode == 1, demo
+        assert f"a sandbox is already running (pid {process.pid}" in demo.stderr
+        assert "starting the sandbox" not in demo.stdout
         assert json.loads(env.state.read_text())["pid"] == process.pid
         assert process.poll() is None
 
@@ -230,6 +242,11 @@ def test_up_prints_working_commands_refuses_a_second_up_and_down_stops_everythin
 
 
 def test_sigterm_to_up_cleans_up_and_keeps_the_workdir_asked_for(env: Env) -> None:
+    # A stale state file (its process is gone) does not stop `up`.
+    exited = subprocess.Popen(["true"])
+    exited.wait()
+    env.state.parent.mkdir(parents=True)
+    env.state.write_text(Session(pid=exited.pid, start_ticks=1, state="running").to_json())
     workdir = env.root / "work"
     process, _, err = start_up(env, "--workdir", str(workdir))
     try:
