@@ -84,12 +84,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=None,
         help="path of the HTML run report (default: canarist-demo-<provider>.html in the current directory)",
     )
+    parser.add_argument(
+        "--cluster-network",
+        action="store_true",
+        help="run on cluster networking: Services get ClusterIPs in 127.96.0.0/16 on which Envoy listens, and "
+        "the loadtester and the operator resolve Services' names, the walkthrough's Canary is applied "
+        "unchanged (Linux; see docs/sandbox.md)",
+    )
     parser.add_argument("--plain", action="store_true", help="plain lines instead of the live panels")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    missing = missing_prerequisites(args.provider)
+    missing = missing_prerequisites(args.provider, args.cluster_network)
     if missing:
         print("canarist demo needs:\n  " + "\n  ".join(missing), file=sys.stderr)
         return 2
@@ -107,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         live=False if args.plain else None,
         report_path=report,
         provider=args.provider,
+        cluster_network=args.cluster_network,
     )
     # With --keep the sandbox outlives the story like `canarist sandbox up`'s, in the same state file:
     # claimed before anything starts, so a second one is refused at once.

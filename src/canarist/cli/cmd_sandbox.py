@@ -82,6 +82,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=2.0,
         help="the operator's control-loop interval and floor of analysis intervals, in seconds (default 2)",
     )
+    up.add_argument(
+        "--cluster-network",
+        action="store_true",
+        help="run on cluster networking: Services get ClusterIPs in 127.96.0.0/16 on which Envoy listens, and "
+        "the loadtester and the operator resolve Services' names (Linux; see docs/sandbox.md)",
+    )
     up.set_defaults(handler=run_up)
 
     down = actions.add_parser("down", help="stop the running sandbox and wait until it is gone")
@@ -99,11 +105,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run_up(args: argparse.Namespace) -> int:
-    missing = missing_prerequisites(args.provider)
+    missing = missing_prerequisites(args.provider, args.cluster_network)
     if missing:
         print("canarist sandbox up needs:\n  " + "\n  ".join(missing), file=sys.stderr)
         return 2
-    options = DemoOptions(interval_s=args.interval, workdir=args.workdir, provider=args.provider, live=False)
+    options = DemoOptions(
+        interval_s=args.interval,
+        workdir=args.workdir,
+        provider=args.provider,
+        live=False,
+        cluster_network=args.cluster_network,
+    )
     path = state_path()
     session = Session.for_this_process("sandbox up", args.provider)
     if not claim_or_explain(session, path):

@@ -7,7 +7,10 @@ podinfo Deployments, a real Prometheus scraping them and Envoy's own stats, the 
 (``-mesh-provider`` of that provider). `play_story` then applies the walkthrough's manifests (the podinfo
 workload, the provider's ``routing.yaml`` and ``canary.yaml``) with a short interval, promotes one new
 image, injects a fault into the next one and waits for the rollback, and returns a `DemoResult` with
-timings, checks and the path of an HTML run report. `play_ab` runs one A/B release (header or cookie
+timings, checks and the path of an HTML run report. With `DemoOptions.cluster_network` the sandbox runs on
+cluster networking (docs/sandbox.md, "Cluster networking"): ClusterIPs from 127.96.0.0/16 on which Envoy
+listens, the loadtester and the operator as processes that resolve Services' names, and the walkthrough's
+Canary applied unchanged. `play_ab` runs one A/B release (header or cookie
 routing) and counts which pods answered requests with and without the header.
 """
 
@@ -38,6 +41,8 @@ from canarist.kube.client import KubeClient
 from canarist.kube.informer import Informer
 from canarist.loadtester import LoadTester, LoadTesterConfig
 from canarist.localcluster import LocalClusterThread
+from canarist.sandbox import cluster_net
+from canarist.sandbox.cluster_net import ClusterNetwork
 from canarist.sandbox.envoy import ENVOY_INSTALL, EnvoyProcess, envoy_binary
 from canarist.sandbox.lifecycle import cancel_task, stop_process
 from canarist.sandbox.liveview import CanarySnapshot, LiveView, event_messages_for, snapshot
@@ -72,12 +77,25 @@ USER_SOURCE = "user-traffic"
 FAULTS = ("status500", "errors", "latency")
 IMAGE = "quay.io/stefanprodan/podinfo"
 HEY_INSTALL = "sudo apt-get install -y --no-install-recommends hey"
+# The sandbox's own Services with cluster networking, where a cluster has them (Flagger's defaults).
+LOADTESTER_NAMESPACE, LOADTESTER_SERVICE, LOADTESTER_PORT = "test", "flagger-loadtester", 80
+METRICS_NAMESPACE, PROMETHEUS_PORT = "istio-system", 9090
+PROMETHEUS_SERVICES = ("prometheus", "flagger-prometheus")
 
 
-def missing_prerequisites(provider: str = "istio") -> list[str]:
+def missing_prerequisites(provider: str = "istio", cluster_network: bool = False) -> list[str]:
     """One line per missing external program, with the command that installs it, and per missing example
-    file of the provider (`UnknownProvider` for a provider not in the table)."""
+    file of the provider (`UnknownProvider` for a provider not in the table); with ``cluster_network``, why
+    cluster networking cannot work here, if it cannot."""
     missing: list[str] = []
+    if cluster_network:
+        why = cluster_net.available()
+        if why is not None:
+            missing.append(f"cluster networking: {why}")
+        for port in (LOADTESTER_PORT, PROMETHEUS_PORT):
+            why = cluster_net.port_restriction(port)
+            if why is not None:
+                missing.append(f"cluster networking: {why}")
     examples = provider_demo(provider).examples
     if not (examples / "canary.yaml").exists():
         missing.append(f"the {provider} walkthrough's Canary {examples / 'canary.yaml'} is missing")
@@ -113,6 +131,9 @@ class DemoOptions:
     #: steps and checks to keep the suite short.
     step_weight: int | None = None
     threshold: int | None = None
+    #: run on cluster networking (`canarist demo --cluster-network`): ClusterIPs in 127.96.0.0/16 served by
+    #: Envoy, the loadtester and the operator resolving Services' names, the Canary applied unchanged
+    cluster_network: bool = False
 
 
 @dataclass(frozen=True)
@@ -238,6 +259,68 @@ async def _kind_of(client: KubeClient, document: Mapping[str, Any]) -> kinds.Res
 # ------------------------------------------------------------------------------------------------ sandbox
 
 
+async def _wait_http(url: str, timeout_s: float, what: str) -> None:
+    """Until a GET of url answers 200 (polled, bounded)."""
+    deadline = time.monotonic() + timeout_s
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as http:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError):
+                async with http.get(url) as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(0.05)
+    raise TimeoutError(f"{what} did not answer on {url} within {timeout_s:.0f}s")
+
+
+class LoadTesterProcess:
+    """`canarist loadtester` as its own process in its Service's namespace (cluster networking): the `hey`
+    and `curl` it runs inherit its view of the cluster's names. Same interface as the in-process one."""
+
+    def __init__(self, workdir: Path, wrap: Callable[[list[str], str], list[str]]) -> None:
+        self.wrap = wrap
+        self.log_file = workdir / "loadtester.log"
+        self.port = 0  # set by the Sandbox (its Service's endpoint) before start, else chosen at start
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def command(self) -> list[str]:
+        argv = [sys.executable, "-m", "canarist", "loadtester", f"-port={self.port}", "-host=127.0.0.1"]
+        return self.wrap([*argv, "-zap-encoding=console"], LOADTESTER_NAMESPACE)
+
+    def spawn(self) -> subprocess.Popen[bytes]:
+        self.port = self.port or free_port()
+        with self.log_file.open("ab") as out:
+            self.process = subprocess.Popen(
+                self.command(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        return self.process
+
+    async def start(self, timeout_s: float = 30.0) -> None:
+        process = self.spawn()
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if process.poll() is not None:
+                tail = self.log_file.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"the loadtester exited; log:\n{tail}")
+            try:
+                await _wait_http(f"{self.url}healthz", 0.5, "the loadtester")
+                return
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise
+
+    async def stop(self) -> None:
+        process, self.process = self.process, None
+        stop_process(process, timeout_s=10, kill_timeout_s=5)
+
+
 class Sandbox:
     """Every component of the sandbox, started in order and stopped in reverse (subprocesses by PID)."""
 
@@ -254,7 +337,12 @@ class Sandbox:
         self.envoy = EnvoyProcess(self.workdir / "envoy")
         self.pods: PodManager | None = None
         self.mesh: MeshWatcher | None = None
-        self.loadtester = LoadTester(LoadTesterConfig(port=0, host="127.0.0.1"))
+        self.net: ClusterNetwork | None = None
+        self.loadtester: LoadTester | LoadTesterProcess = (
+            LoadTesterProcess(self.workdir, self._wrap)
+            if options.cluster_network
+            else LoadTester(LoadTesterConfig(port=0, host="127.0.0.1"))
+        )
         self.operator: subprocess.Popen[bytes] | None = None
         self.operator_port = 0
         self.canaries: Informer | None = None
@@ -276,8 +364,19 @@ class Sandbox:
         self._log_handler = handler
 
         crds_key = self.provider.crds
+        cluster_options: dict[str, Any] = {}
+        if self.options.cluster_network:
+            why = cluster_net.available()
+            if why is not None:
+                raise RuntimeError(f"cluster networking cannot work here: {why}")
+            for port in (LOADTESTER_PORT, PROMETHEUS_PORT):
+                why = cluster_net.port_restriction(port)
+                if why is not None:
+                    raise RuntimeError(f"cluster networking: {why}")
+            cluster_options["service_cidr"] = cluster_net.SERVICE_CIDR
+            self.net = ClusterNetwork(self.workdir / "cluster-net")
         self.cluster = LocalClusterThread(
-            readiness_delay=0.3, install_provider_crds=[crds_key] if crds_key else False
+            readiness_delay=0.3, install_provider_crds=[crds_key] if crds_key else False, **cluster_options
         ).start()
         self.cluster.write_kubeconfig(self.kubeconfig, namespace=NAMESPACE)
         client = self.client = KubeClient.from_kubeconfig(self.kubeconfig)
@@ -292,9 +391,12 @@ class Sandbox:
         pods = self.pods = PodManager(client)
         pods.on_new_app = lambda app: self.prometheus.add_target(app.metrics_target, {"sandbox": "pod"})
         await pods.start()
-        self.mesh = MeshWatcher(client, pods, self.envoy.files)
+        self.mesh = MeshWatcher(client, pods, self.envoy.files, cluster_net=self.net)
         await self.mesh.start()
-        await self.loadtester.start()
+        if isinstance(self.loadtester, LoadTesterProcess):
+            await self._own_services(client, pods, self.loadtester)
+        else:
+            await self.loadtester.start()
 
         self.operator_port = free_port()
         self.start_operator()
@@ -308,6 +410,52 @@ class Sandbox:
             async with asyncio.timeout(30):
                 await informer.wait_synced()
         self.started_in_s = time.monotonic() - started
+
+    async def _own_services(
+        self, client: KubeClient, pods: PodManager, loadtester: LoadTesterProcess
+    ) -> None:
+        """Cluster networking: the loadtester and Prometheus behind their Services, as a cluster has them
+        (endpoints: the sandbox's processes), then the loadtester started in its namespace; returns once
+        both answer through their ClusterIPs."""
+        loadtester.port = free_port()
+        prometheus_port = int(self.prometheus.url.rsplit(":", 1)[1].rstrip("/"))
+        own = [(LOADTESTER_NAMESPACE, LOADTESTER_SERVICE, LOADTESTER_PORT, loadtester.port)]
+        own += [(METRICS_NAMESPACE, name, PROMETHEUS_PORT, prometheus_port) for name in PROMETHEUS_SERVICES]
+        for namespace in sorted({ns for ns, *_ in own}):
+            namespace_object = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+            await client.ensure(namespace_object, kind=kinds.NAMESPACE)
+        for namespace, name, port, target in own:
+            pods.add_static_endpoint(namespace, name, "127.0.0.1", target)
+            service = {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
+                "spec": {"ports": [{"name": "http", "port": port, "targetPort": target}]},
+            }
+            await client.ensure(service, kind=kinds.SERVICE)
+        await loadtester.start()
+        assert self.mesh is not None
+        for namespace, name, port, _ in own:
+            path = "/healthz" if name == LOADTESTER_SERVICE else "/-/ready"
+            await _wait_http(
+                f"http://{await self._address(namespace, name, port)}{path}", 30, f"{name}.{namespace}"
+            )
+
+    async def _address(self, namespace: str, name: str, port: int, timeout_s: float = 30.0) -> str:
+        """``ClusterIP:port`` of a Service once the data plane has it in its cache."""
+        assert self.mesh is not None
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                return self.mesh.address(namespace, name, port)
+            except LookupError:
+                if time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(0.05)
+
+    def _wrap(self, argv: list[str], namespace: str) -> list[str]:
+        """argv as a process of `namespace` (through the cluster network, when the sandbox has one)."""
+        return argv if self.net is None else self.net.command(argv, namespace)
 
     async def stop(self) -> None:
         for informer in (self.canaries, self.events):
@@ -341,7 +489,7 @@ class Sandbox:
             "canarist",
             "operator",
             f"-kubeconfig={self.kubeconfig}",
-            f"-metrics-server={self.prometheus.url}",
+            f"-metrics-server={self.metrics_server}",
             f"-min-analysis-interval={interval}",
             f"-control-loop-interval={interval}",
             f"-port={self.operator_port}",
@@ -349,11 +497,18 @@ class Sandbox:
             "-log-level=info",
         ]
 
+    @property
+    def metrics_server(self) -> str:
+        """The operator's -metrics-server: Flagger's default address with cluster networking."""
+        if self.net is not None:
+            return f"http://prometheus.{METRICS_NAMESPACE}:{PROMETHEUS_PORT}"
+        return self.prometheus.url
+
     def start_operator(self) -> None:
         log_file = self.workdir / "operator.log"
         with log_file.open("ab") as out:
             self.operator = subprocess.Popen(
-                self.operator_command(),
+                self._wrap(self.operator_command(), METRICS_NAMESPACE),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -387,11 +542,16 @@ class Sandbox:
 
     def service_address(self, namespace: str, name: str, port: int) -> str:
         assert self.mesh is not None
-        return f"127.0.0.1:{self.mesh.reserve(namespace, name, port)}"
+        return self.mesh.address(namespace, name, port)
 
     def service_urls(self) -> dict[str, str]:
         assert self.mesh is not None
         out: dict[str, str] = {}
+        if self.net is not None:
+            for key, (ip, port) in sorted(self.mesh.cluster_listeners.items()):
+                _, ns, name, _ = key.split("|")
+                out[f"{name}.{ns}:{port}"] = f"http://{ip}:{port}"
+            return out
         for key, port in sorted(self.mesh.ports.items()):
             if key.startswith("svc|"):
                 _, ns, name, service_port = key.split("|")
@@ -713,6 +873,8 @@ def _demo_canary(sandbox: Sandbox, options: DemoOptions) -> dict[str, Any]:
         analysis["threshold"] = options.threshold
     for metric in analysis.get("metrics") or []:
         metric["interval"] = options.metric_interval
+    if options.cluster_network:
+        return canary  # its webhooks' names resolve in the loadtester's process
     return localize_canary(canary, sandbox.loadtester.url, sandbox.service_address)
 
 

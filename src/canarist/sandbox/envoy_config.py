@@ -57,6 +57,7 @@ from canarist.sandbox.dataplane.envoy import (
 __all__ = [
     "GATEWAY_LISTENER",
     "Endpoint",
+    "ListenAddress",
     "cluster_name",
     "envoy_config",
     "listener_key",
@@ -133,16 +134,24 @@ def _hcm(stat_prefix: str, route_name: str, routes_dir: str, gateway: bool) -> O
     return config
 
 
-def _listener(name: str, port: int, filters: list[Obj]) -> Obj:
+#: Where a listener binds: a local port on 127.0.0.1, or an ``(address, port)`` (a Service's ClusterIP and
+#: port, as kube-proxy and a sidecar would take it).
+ListenAddress = int | tuple[str, int]
+
+
+def _listener(name: str, where: ListenAddress, filters: list[Obj]) -> Obj:
+    address, port = where if isinstance(where, tuple) else ("127.0.0.1", where)
     return {
         "@type": LISTENER_TYPE,
         "name": name,
-        "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+        "address": {"socket_address": {"address": address, "port_value": port}},
         "filter_chains": [{"filters": filters}],
     }
 
 
-def _http_listener(key: str, port: int, stat: str, route_name: str, routes_dir: str, gateway: bool) -> Obj:
+def _http_listener(
+    key: str, port: ListenAddress, stat: str, route_name: str, routes_dir: str, gateway: bool
+) -> Obj:
     filters = [
         {
             "name": "envoy.filters.network.http_connection_manager",
@@ -180,7 +189,7 @@ def envoy_config(
     services: Iterable[Mapping[str, Any]],
     endpoints: Mapping[ServiceKey, Sequence[Endpoint]],
     *,
-    ports: Mapping[str, int] | None = None,
+    ports: Mapping[str, ListenAddress] | None = None,
     routes_dir: str = "routes",
     weight_header: str = "",
     translators: Sequence[Translator] | None = None,
@@ -190,7 +199,8 @@ def envoy_config(
     ``objects`` maps each watched kind to its objects (see `canarist.sandbox.dataplane.watched_kinds`);
     ``endpoints`` maps ``(namespace, service)`` to the pods behind it; ``translators`` defaults to the
     registry's. ``ports`` maps listener keys (:data:`GATEWAY_LISTENER` and :func:`listener_key` of each
-    Service port) to local ports; a listener without a port is left out. Returns ``{"listeners": [...],
+    Service port) to local ports on 127.0.0.1, or to ``(address, port)`` pairs (a Service's ClusterIP and
+    port); a listener without an entry is left out. Returns ``{"listeners": [...],
     "clusters": [...], "routes": {name: rc}, "statuses": [StatusWrite...]}`` where each route configuration
     is meant for the file ``{routes_dir}/{name}.json`` that its listener's RDS ``path_config_source`` names.
     ``weight_header`` is handed to the translators for ``weighted_clusters.header_name``: a request carrying

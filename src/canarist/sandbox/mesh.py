@@ -7,6 +7,11 @@ and endpoints from the `PodManager`, and on any change rebuilds the configuratio
 statuses the translators produce are written to the objects' ``/status`` when they differ from the cached
 ones. Listener ports are allocated once per Service port and kept, so a URL handed out (for example in a
 rewritten webhook command) stays valid; `reserve` allocates one before the Service even exists.
+
+With a `ClusterNetwork` (the sandbox on cluster networking), a Service port's listener binds the Service's
+own ``clusterIP:port`` instead (what kube-proxy and a sidecar give a pod), and every rebuild also rewrites the
+network's hosts files from the cached Services, after Envoy's files, so a name resolves once its listener
+is configured. `address` is where a Service port is reached either way.
 """
 
 from __future__ import annotations
@@ -24,10 +29,17 @@ from canarist.kube.errors import NotFound
 from canarist.kube.informer import Informer
 from canarist.kube.resources import ResourceKind
 from canarist.sandbox import dataplane
+from canarist.sandbox.cluster_net import ClusterNetwork, port_restriction, service_addresses
 from canarist.sandbox.dataplane import Endpoint, ServiceKey, StatusWrite, Translator
 from canarist.sandbox.dataplane.base import name_of, namespace_of, service_cluster_name
 from canarist.sandbox.envoy import EnvoyFiles
-from canarist.sandbox.envoy_config import GATEWAY_LISTENER, envoy_config, listener_key, run_translators
+from canarist.sandbox.envoy_config import (
+    GATEWAY_LISTENER,
+    ListenAddress,
+    envoy_config,
+    listener_key,
+    run_translators,
+)
 from canarist.sandbox.lifecycle import cancel_task
 from canarist.sandbox.pods import PodManager
 from canarist.sandbox.prometheus import free_port
@@ -95,8 +107,13 @@ class MeshWatcher:
         files: EnvoyFiles,
         *,
         translators: Sequence[Translator] | None = None,
+        cluster_net: ClusterNetwork | None = None,
     ) -> None:
         self.client = client
+        self.cluster_net = cluster_net
+        #: with cluster networking: each Service port's listener key -> (ClusterIP, port), from the cache
+        self.cluster_listeners: dict[str, tuple[str, int]] = {}
+        self._refused: set[str] = set()  # Service ports this user cannot listen on (logged once)
         self.pods = pods
         self.files = files
         self.translators = tuple(dataplane.translators() if translators is None else translators)
@@ -125,6 +142,17 @@ class MeshWatcher:
             self.ports[key] = free_port()
             self._dirty.set()
         return self.ports[key]
+
+    def address(self, namespace: str, service: str, port: int) -> str:
+        """``host:port`` where ``service.namespace:port`` is reached: its ClusterIP and port with cluster
+        networking (the Service must exist), else the local port of its listener (`reserve`)."""
+        if self.cluster_net is None:
+            return f"127.0.0.1:{self.reserve(namespace, service, port)}"
+        for svc in self.pods.services.list():
+            meta = svc.get("metadata") or {}
+            if (str(meta.get("namespace") or "default"), str(meta.get("name"))) == (namespace, service):
+                return f"{(svc.get('spec') or {}).get('clusterIP')}:{port}"
+        raise LookupError(f"no Service {namespace}/{service}")
 
     def mark_dirty(self) -> None:
         self._dirty.set()
@@ -171,9 +199,34 @@ class MeshWatcher:
         """The cached objects of every watched kind."""
         return {kind: informer.list() for kind, informer in self.informers.items()}
 
+    def _cluster_ports(self, services: Sequence[Mapping[str, Any]]) -> None:
+        """The listeners on the Services' ClusterIPs (a port this user may not bind is left out, logged)."""
+        listeners: dict[str, tuple[str, int]] = {}
+        for service in services:
+            meta = service.get("metadata") or {}
+            spec = service.get("spec") or {}
+            ip = spec.get("clusterIP")
+            if not isinstance(ip, str) or ip in ("", "None") or spec.get("type") == "ExternalName":
+                continue
+            namespace, name = str(meta.get("namespace") or "default"), str(meta.get("name"))
+            for port in spec.get("ports") or []:
+                if not port.get("port"):
+                    continue
+                key = listener_key(namespace, name, int(port["port"]))
+                why = port_restriction(int(port["port"]))
+                if why is not None:
+                    if key not in self._refused:
+                        self._refused.add(key)
+                        log.warning("sandbox data plane: no listener for %s/%s: %s", namespace, name, why)
+                    continue
+                listeners[key] = (ip, int(port["port"]))
+        self.cluster_listeners = listeners
+
     def rebuild(self) -> bool:
         services = self.pods.services.list()
-        for service in services:
+        if self.cluster_net is not None:
+            self._cluster_ports(services)
+        for service in services if self.cluster_net is None else ():
             meta = service.get("metadata") or {}
             for port in (service.get("spec") or {}).get("ports") or []:
                 if port.get("port"):
@@ -182,17 +235,20 @@ class MeshWatcher:
                     )
         self._dirty.clear()
         objects, endpoints = self.objects(), self.pods.endpoints()
+        listen: dict[str, ListenAddress] = {**self.ports, **self.cluster_listeners}
         config = envoy_config(
             objects,
             services,
             endpoints,
-            ports=self.ports,
+            ports=listen,
             routes_dir=str(self.files.routes_dir),
             weight_header=WEIGHT_HEADER,
             translators=self.translators,
         )
         self._statuses = list(config["statuses"])
         changed = self.files.write(config)
+        if self.cluster_net is not None:
+            self.cluster_net.update(service_addresses(services))
         if changed:
             clusters = _cluster_services(objects, services, endpoints, self.translators)
             write = RouteWrite(time.monotonic(), _weights(config), config["routes"], clusters)

@@ -101,6 +101,9 @@ class PodManager:
         self.services = Informer(client, kinds.SERVICE, name="sandbox-services")
         self.listeners: list[Callable[[], None]] = []
         self.on_new_app: Callable[[DemoApp], None] | None = None
+        #: endpoints that are no demo-app pod: a sandbox process behind a Service without a selector (the
+        #: loadtester behind `flagger-loadtester.test`, Prometheus behind `prometheus.istio-system`).
+        self.static_endpoints: dict[Key, list[Endpoint]] = {}
         self._lock = asyncio.Lock()
 
     # -- pool -------------------------------------------------------------------------------------------
@@ -222,10 +225,18 @@ class PodManager:
         if stale or len(keep) != len(current):
             log.info("pods %s/%s: %d ready (version %s)", key[0], key[1], len(keep), version or "-")
 
+    def add_static_endpoint(self, namespace: str, service: str, host: str, port: int) -> None:
+        """Serve ``service.namespace`` (also) by ``host:port``, a process of the sandbox."""
+        members = self.static_endpoints.setdefault((namespace, service), [])
+        if all((e.host, e.port) != (host, port) for e in members):
+            members.append(Endpoint(host, port, {}))
+        self._notify()
+
     # -- reads ------------------------------------------------------------------------------------------
 
     def endpoints(self) -> dict[Key, list[Endpoint]]:
-        """``(namespace, service)`` -> the pods whose labels match the Service's selector."""
+        """``(namespace, service)`` -> the pods whose labels match the Service's selector, and the Service's
+        static endpoints (`add_static_endpoint`)."""
         out: dict[Key, list[Endpoint]] = {}
         for service in self.services.list():
             meta = service.get("metadata") or {}
@@ -238,7 +249,8 @@ class PodManager:
                 for pod in pods
                 if _selector_matches(selector, pod.labels)
             ]
-            out[(namespace, str(meta.get("name") or ""))] = members
+            key = (namespace, str(meta.get("name") or ""))
+            out[key] = members + list(self.static_endpoints.get(key, ()))
         return out
 
     def served(self, namespace: str, workload: str, source: str | None = None) -> int:
