@@ -10,13 +10,11 @@ cannot do cluster networking, the tests fail with the reason `cluster_net.availa
 from __future__ import annotations
 
 import asyncio
-import io
 import ipaddress
 import json
 import os
 import subprocess
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -27,35 +25,13 @@ from canarist.kube import resources as kinds
 from canarist.sandbox import cluster_net
 from canarist.sandbox.demo import (
     EXAMPLES,
-    DemoOptions,
-    DemoResult,
-    Sandbox,
-    missing_prerequisites,
-    play_story,
-    summary_lines,
 )
 from canarist.sandbox.envoy_config import envoy_config, listener_key
-from canarist.sandbox.liveview import LiveView
+from tests.sandbox.stories import Run, played
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-INTERVAL_S = 2.0
-#: fewer steps and checks than the walkthrough's 5 % and 10, to keep the suite short.
-STEP_WEIGHT = 10
-THRESHOLD = 5
 SERVICE_CIDR = ipaddress.ip_network(cluster_net.SERVICE_CIDR)
-
-
-@dataclass
-class Run:
-    sandbox: Sandbox
-    options: DemoOptions
-    stream: io.StringIO
-    story: DemoResult | None = None
-
-    def output(self) -> str:
-        lines = summary_lines(self.story) if self.story is not None else []
-        return self.stream.getvalue() + "\n".join(lines)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -63,27 +39,8 @@ async def run(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Run]:
     """One sandbox on cluster networking, with the promotion + rollback story already played."""
     why = cluster_net.available()
     assert why is None, f"cluster networking cannot work on this machine: {why}"
-    assert missing_prerequisites(cluster_network=True) == []
-    stream = io.StringIO()
-    options = DemoOptions(
-        step_weight=STEP_WEIGHT,
-        threshold=THRESHOLD,
-        interval_s=INTERVAL_S,
-        workdir=Path(tmp_path_factory.mktemp("cluster-demo")),
-        live=False,
-        stream=stream,
-        cluster_network=True,
-    )
-    sandbox = Sandbox(options)
-    try:
-        await sandbox.start()
-        state = Run(sandbox, options, stream)
-        with LiveView(stream, live=False) as view:
-            state.story = await play_story(sandbox, options, view)
-        print(state.output())
+    async with played(tmp_path_factory.mktemp("cluster-demo"), cluster_network=True) as state:
         yield state
-    finally:
-        await sandbox.stop()
 
 
 async def test_the_unchanged_canary_promotes_then_rolls_back(run: Run) -> None:

@@ -11,7 +11,6 @@ canary, no request without it does).
 
 from __future__ import annotations
 
-import io
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,62 +20,26 @@ import pytest_asyncio
 from canarist.routers.appmesh import VIRTUAL_ROUTER_V1BETA2, VIRTUAL_SERVICE_V1BETA2
 from canarist.sandbox.dataplane.appmesh import MESH, egress_cluster_name
 from canarist.sandbox.demo import (
-    ABResult,
-    DemoOptions,
     DemoResult,
-    Sandbox,
-    missing_prerequisites,
     play_ab,
     play_story,
-    summary_lines,
 )
 from canarist.sandbox.liveview import LiveView
+from tests.sandbox.stories import Run, assert_promotion_tracks_weights, played
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 PROVIDER = "appmesh:v1beta2"
-INTERVAL_S = 2.0
-#: fewer steps and checks than the walkthrough's 5 % and 10, to keep the suite short.
-STEP_WEIGHT = 10
-THRESHOLD = 5
 CANARY_CLUSTER = egress_cluster_name("global", "podinfo-canary_test", "http", 9898)
 PRIMARY_CLUSTER = egress_cluster_name("global", "podinfo-primary_test", "http", 9898)
 
 
-class Run:
-    """The module's sandbox and what was played on it."""
-
-    def __init__(self, sandbox: Sandbox, options: DemoOptions, stream: io.StringIO) -> None:
-        self.sandbox = sandbox
-        self.options = options
-        self.stream = stream
-        self.story: DemoResult | None = None
-        self.ab: ABResult | None = None
-
-    def output(self) -> str:
-        summary = "\n".join(summary_lines(self.story)) if self.story is not None else ""
-        return f"{self.stream.getvalue()}\n{summary}"
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def run(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Run]:
-    assert missing_prerequisites() == []
-    stream = io.StringIO()
-    options = DemoOptions(
-        step_weight=STEP_WEIGHT,
-        threshold=THRESHOLD,
-        interval_s=INTERVAL_S,
-        workdir=Path(tmp_path_factory.mktemp("appmesh")) / "demo",
-        live=False,
-        stream=stream,
-        provider=PROVIDER,
-    )
-    sandbox = Sandbox(options)
-    try:
-        await sandbox.start()
-        yield Run(sandbox, options, stream)
-    finally:
-        await sandbox.stop()
+    async with played(
+        Path(tmp_path_factory.mktemp("appmesh")) / "demo", play=False, provider=PROVIDER
+    ) as state:
+        yield state
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -88,18 +51,7 @@ async def story(run: Run) -> DemoResult:
 
 
 async def test_the_promotion_splits_podinfo_test_by_each_weight(run: Run, story: DemoResult) -> None:
-    output = run.output()
-    assert story.error == "", output
-    assert story.promoted, output
-    # Envoy got every weight of run 1; at each step long enough to count (>= 20 user requests) the share of
-    # requests the canary pods served is within 5 points of the weight.
-    assert set(story.weights_seen) >= set(range(10, 55, 10)), output
-    progressing = [s for s in story.steps if s.weight > 0]
-    assert len({s.weight for s in progressing}) >= 4, output
-    for step in progressing:
-        assert abs(step.share - step.weight) <= 5.0, f"{step}: share {step.share:.1f}%\n{output}"
-    for step in story.steps:
-        print(f"appmesh weight {step.weight}: canary share {step.share:.1f}% of {step.canary + step.primary}")
+    assert_promotion_tracks_weights(run)
 
 
 async def test_the_routes_are_app_meshs_and_the_controller_statuses_are_written(

@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import io
 import json
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,25 +31,16 @@ from canarist.kube import resources as kinds
 from canarist.routers.gatewayapi import HTTP_ROUTE_V1
 from canarist.sandbox.dataplane.gatewayapi import CONTROLLER_NAME, GATEWAY_CLASS_V1, GATEWAY_V1
 from canarist.sandbox.demo import (
-    DemoOptions,
-    DemoResult,
-    Sandbox,
     localize_canary,
-    missing_prerequisites,
     play_ab,
-    play_story,
     send_requests,
-    summary_lines,
 )
 from canarist.sandbox.liveview import LiveView
 from canarist.sandbox.mesh import RouteWrite
+from tests.sandbox.stories import INTERVAL_S, Run, assert_promotion_tracks_weights, assert_rolled_back, played
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-INTERVAL_S = 2.0
-#: fewer steps and checks than the walkthrough's 5 % and 10, to keep the suite short.
-STEP_WEIGHT = 10
-THRESHOLD = 5
 NS = "test"
 HOST = "app.example.com"
 CANARY_SERVICE = (NS, "podinfo-canary")
@@ -60,45 +49,11 @@ IMAGE = "quay.io/stefanprodan/podinfo"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "gatewayapi"
 
 
-@dataclass
-class Run:
-    sandbox: Sandbox
-    options: DemoOptions
-    stream: io.StringIO
-    story: DemoResult | None = None
-
-    def output(self) -> str:
-        lines = summary_lines(self.story) if self.story is not None else []
-        return self.stream.getvalue() + "\n".join(lines)
-
-    def log(self, text: str) -> None:
-        self.stream.write(text + "\n")
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def run(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Run]:
     """One sandbox for the module, with the promotion + rollback story already played."""
-    assert missing_prerequisites() == []
-    stream = io.StringIO()
-    options = DemoOptions(
-        step_weight=STEP_WEIGHT,
-        threshold=THRESHOLD,
-        provider="gatewayapi:v1",
-        interval_s=INTERVAL_S,
-        workdir=Path(tmp_path_factory.mktemp("gatewayapi-demo")),
-        live=False,
-        stream=stream,
-    )
-    sandbox = Sandbox(options)
-    try:
-        await sandbox.start()
-        state = Run(sandbox, options, stream)
-        with LiveView(stream, live=False) as view:
-            state.story = await play_story(sandbox, options, view)
-        print(state.output())
+    async with played(tmp_path_factory.mktemp("gatewayapi-demo"), provider="gatewayapi:v1") as state:
         yield state
-    finally:
-        await sandbox.stop()
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -199,25 +154,11 @@ async def get(
 
 
 async def test_promotion_share_tracks_each_weight(run: Run) -> None:
-    result, output = run.story, run.output()
-    assert result is not None
-    assert result.error == "", output
-    assert result.promoted, output
-    assert set(result.weights_seen) >= set(range(10, 55, 10)), output
-    progressing = [s for s in result.steps if s.weight > 0]
-    assert len({s.weight for s in progressing}) >= 4, output
-    for step in progressing:
-        assert abs(step.share - step.weight) <= 5.0, f"{step}: share {step.share:.1f}%\n{output}"
-    print("weight -> canary share:", ", ".join(f"{s.weight}%->{s.share:.1f}%" for s in progressing))
+    assert_promotion_tracks_weights(run)
 
 
 async def test_rollback_on_canary_errors(run: Run) -> None:
-    result, output = run.story, run.output()
-    assert result is not None
-    assert result.rolled_back, output
-    assert [text for text, ok in result.checks if not ok] == [], output
-    assert result.rollback_s is not None
-    print(f"fault to rollback: {result.rollback_s:.1f}s (phase Failed after {result.failed_phase_s:.1f}s)")
+    assert_rolled_back(run)
 
 
 async def test_route_gateway_and_class_statuses(run: Run) -> None:

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 from canarist.api import Canary
 from canarist.engine.model import RouterCapabilities, Routes
 from canarist.kube.resources import ResourceKind
+from canarist.workloads._meta import controller_ref, filter_metadata, managed_annotations
 
 Obj = dict[str, Any]
 ObservedRoutes = Mapping[str, Obj]
@@ -194,6 +195,22 @@ class RouteContext:
             ingress_class=ingress_class,
             ingress_annotations_prefix=ingress_annotations_prefix,
         )
+
+
+def apex_metadata(ctx: RouteContext) -> Obj:
+    """The metadata of a routing object named after the apex: ``service.apex`` labels (filtered) and
+    annotations (with the Flux opt-out), and the controller reference to the canary unless the mesh lives in
+    another cluster."""
+    apex = ctx.canary.spec.service.apex
+    metadata: Obj = {
+        "name": ctx.apex,
+        "namespace": ctx.namespace,
+        "labels": filter_metadata(apex.labels if apex is not None else {}),
+        "annotations": managed_annotations(apex.annotations if apex is not None else {}),
+    }
+    if ctx.set_owner_refs:
+        metadata["ownerReferences"] = [controller_ref(ctx.canary)]
+    return metadata
 
 
 class Router(Protocol):

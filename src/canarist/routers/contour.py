@@ -36,14 +36,12 @@ from canarist.routers.base import (
     RouteContext,
     RouterConfigError,
     RoutesError,
+    apex_metadata,
 )
 from canarist.routers.takeover import restore, with_backup
 from canarist.workloads._meta import (
-    controller_ref,
     deep,
-    filter_metadata,
     has_flux_opt_out,
-    managed_annotations,
     prune,
     set_metadata_map,
 )
@@ -175,15 +173,7 @@ class ContourRouter:
         return spec
 
     def http_proxy(self, ctx: RouteContext, routes: Routes) -> Obj:
-        apex = ctx.canary.spec.service.apex
-        metadata: Obj = {
-            "name": ctx.apex,
-            "namespace": ctx.namespace,
-            "labels": filter_metadata(apex.labels if apex is not None else {}),
-            "annotations": managed_annotations(apex.annotations if apex is not None else {}),
-        }
-        if ctx.set_owner_refs:
-            metadata["ownerReferences"] = [controller_ref(ctx.canary)]
+        metadata = apex_metadata(ctx)
         return {
             "apiVersion": API_VERSION,
             "kind": KIND,

@@ -30,6 +30,7 @@ from canarist.routers.base import (
     RouteContext,
     RouterConfigError,
     RoutesError,
+    apex_metadata,
     set_cookie_value,
 )
 from canarist.routers.takeover import restore, with_backup
@@ -37,7 +38,6 @@ from canarist.workloads._meta import (
     KUBECTL_LAST_APPLIED,
     controller_ref,
     deep,
-    filter_metadata,
     has_flux_opt_out,
     managed_annotations,
     prune,
@@ -262,15 +262,7 @@ class IstioRouter:
         return spec
 
     def virtual_service(self, ctx: RouteContext, routes: Routes) -> Obj:
-        apex = ctx.canary.spec.service.apex
-        metadata: Obj = {
-            "name": ctx.apex,
-            "namespace": ctx.namespace,
-            "labels": filter_metadata(apex.labels if apex is not None else {}),
-            "annotations": managed_annotations(apex.annotations if apex is not None else {}),
-        }
-        if ctx.set_owner_refs:
-            metadata["ownerReferences"] = [controller_ref(ctx.canary)]
+        metadata = apex_metadata(ctx)
         return {
             "apiVersion": API_VERSION,
             "kind": "VirtualService",

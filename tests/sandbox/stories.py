@@ -1,0 +1,108 @@
+"""What every provider's end-to-end module shares: one sandbox for the module with the walkthrough's story
+played on it (`played`), and the checks of a promotion that tracks each weight.
+
+The provider modules run half the walkthrough's ticks (stepWeight 10, threshold 5) to keep the suite short;
+`tests/sandbox/test_demo.py` plays the walkthrough's own shape.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from canarist.sandbox.demo import (
+    ABResult,
+    DemoOptions,
+    DemoResult,
+    Sandbox,
+    StepShare,
+    missing_prerequisites,
+    play_story,
+    summary_lines,
+)
+from canarist.sandbox.liveview import LiveView
+
+INTERVAL_S = 2.0
+#: fewer steps and checks than the walkthrough's 5 % and 10, to keep the suite short.
+STEP_WEIGHT = 10
+THRESHOLD = 5
+
+
+@dataclass
+class Run:
+    """The module's sandbox and what was played on it."""
+
+    sandbox: Sandbox
+    options: DemoOptions
+    stream: io.StringIO
+    story: DemoResult | None = None
+    ab: ABResult | None = None
+
+    def output(self) -> str:
+        lines = summary_lines(self.story) if self.story is not None else []
+        return self.stream.getvalue() + "\n".join(lines)
+
+    def log(self, text: str) -> None:
+        self.stream.write(text + "\n")
+
+
+@contextlib.asynccontextmanager
+async def played(workdir: Path, *, play: bool = True, **options: Any) -> AsyncIterator[Run]:
+    """A started sandbox for ``DemoOptions(**options)`` (provider, fault, …) with the story played (unless
+    ``play`` is False), stopped on exit."""
+    assert (
+        missing_prerequisites(options.get("provider", "istio"), options.get("cluster_network", False)) == []
+    )
+    stream = io.StringIO()
+    settings: dict[str, Any] = {
+        "interval_s": INTERVAL_S,
+        "step_weight": STEP_WEIGHT,
+        "threshold": THRESHOLD,
+        "workdir": workdir,
+        "live": False,
+        "stream": stream,
+        **options,
+    }
+    demo = DemoOptions(**settings)
+    sandbox = Sandbox(demo)
+    try:
+        await sandbox.start()
+        run = Run(sandbox, demo, stream)
+        if play:
+            with LiveView(stream, live=False) as view:
+                run.story = await play_story(sandbox, demo, view)
+            print(run.output())
+        yield run
+    finally:
+        await sandbox.stop()
+
+
+def assert_promotion_tracks_weights(run: Run) -> list[StepShare]:
+    """Run 1 was promoted, Envoy got every weight, and at each weight the canary's share of user requests
+    was within 5 points of it; returns the steps (printed for the notes)."""
+    result, output = run.story, run.output()
+    assert result is not None
+    assert result.error == "", output
+    assert result.promoted, output
+    step = run.options.step_weight or 5
+    assert set(result.weights_seen) >= set(range(step, 55, step)), output
+    progressing = [s for s in result.steps if s.weight > 0]
+    assert len({s.weight for s in progressing}) >= 4, output
+    for share in progressing:
+        assert abs(share.share - share.weight) <= 5.0, f"{share}: share {share.share:.1f}%\n{output}"
+    print("weight -> canary share:", ", ".join(f"{s.weight}%->{s.share:.1f}%" for s in progressing))
+    return progressing
+
+
+def assert_rolled_back(run: Run) -> None:
+    """Run 2 was rolled back on its threshold-th failed check and every check of the summary passed."""
+    result, output = run.story, run.output()
+    assert result is not None
+    assert result.rolled_back, output
+    assert [text for text, ok in result.checks if not ok] == [], output
+    assert result.rollback_s is not None
+    print(f"fault to rollback: {result.rollback_s:.1f}s (phase Failed after {result.failed_phase_s:.1f}s)")
