@@ -30,6 +30,7 @@ from canarist.sandbox.envoy_config import GATEWAY_LISTENER, Endpoint, cluster_na
 from canarist.sandbox.mesh import MeshWatcher
 from canarist.sandbox.pods import PodManager
 from canarist.sandbox.prometheus import free_port
+from tests.sandbox.live import endpoint, wait_for_listeners
 
 NS = "test"
 WEIGHT_ROUTE = ResourceKind("test.canarist.dev", "v1", "weightroutes", "WeightRoute", status_subresource=True)
@@ -355,14 +356,10 @@ async def test_a_translator_programs_the_real_envoy(tmp_path: Path) -> None:
     await canary.start()
     ports = {key: free_port() for key in PORTS}
 
-    def ep(app: DemoApp, labels: dict[str, str]) -> Endpoint:
-        host, port = app.metrics_target.rsplit(":", 1)
-        return Endpoint(host, int(port), labels)
-
     endpoints = {
-        (NS, "podinfo"): [ep(primary, {"app": "podinfo-primary"})],
-        (NS, "podinfo-primary"): [ep(primary, {"app": "podinfo-primary"})],
-        (NS, "podinfo-canary"): [ep(canary, {"app": "podinfo"})],
+        (NS, "podinfo"): [endpoint(primary, {"app": "podinfo-primary"})],
+        (NS, "podinfo-primary"): [endpoint(primary, {"app": "podinfo-primary"})],
+        (NS, "podinfo-canary"): [endpoint(canary, {"app": "podinfo"})],
     }
     envoy.start()
     try:
@@ -376,10 +373,7 @@ async def test_a_translator_programs_the_real_envoy(tmp_path: Path) -> None:
             translators=[WeightRouteTranslator()],
         )
         envoy.files.write(config)
-        for _ in range(200):
-            if all(str(port) in envoy.admin_get("/listeners") for port in ports.values()):
-                break
-            await asyncio.sleep(0.01)
+        await wait_for_listeners(envoy, ports)
         gateway = f"http://127.0.0.1:{ports[GATEWAY_LISTENER]}/"
         listener = f"http://127.0.0.1:{ports[listener_key(NS, 'podinfo', 9898)]}/"
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:

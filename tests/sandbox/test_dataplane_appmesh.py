@@ -31,6 +31,7 @@ from canarist.sandbox.demo_app import DemoApp
 from canarist.sandbox.envoy import EnvoyProcess, envoy_binary
 from canarist.sandbox.envoy_config import GATEWAY_LISTENER, Endpoint, cluster_name, envoy_config, listener_key
 from canarist.sandbox.prometheus import free_port
+from tests.sandbox.live import endpoint
 
 NS = "test"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "appmesh"
@@ -429,14 +430,10 @@ async def test_a_real_envoy_splits_and_header_routes_the_apex(tmp_path: Path) ->
     await primary.start()
     await canary.start()
 
-    def ep(app: DemoApp, labels: dict[str, str]) -> Endpoint:
-        host, port = app.metrics_target.rsplit(":", 1)
-        return Endpoint(host, int(port), labels)
-
     endpoints = {
-        (NS, "podinfo"): [ep(primary, {"app": "podinfo-primary"})],
-        (NS, "podinfo-primary"): [ep(primary, {"app": "podinfo-primary"})],
-        (NS, "podinfo-canary"): [ep(canary, {"app": "podinfo"})],
+        (NS, "podinfo"): [endpoint(primary, {"app": "podinfo-primary"})],
+        (NS, "podinfo-primary"): [endpoint(primary, {"app": "podinfo-primary"})],
+        (NS, "podinfo-canary"): [endpoint(canary, {"app": "podinfo"})],
     }
     ports = {GATEWAY_LISTENER: free_port()} | {
         listener_key(NS, s["metadata"]["name"], 9898): free_port() for s in SERVICES

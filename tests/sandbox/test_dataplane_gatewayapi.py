@@ -35,6 +35,7 @@ from canarist.sandbox.demo_app import DemoApp
 from canarist.sandbox.envoy import EnvoyProcess, envoy_binary
 from canarist.sandbox.envoy_config import GATEWAY_LISTENER, Endpoint, cluster_name, envoy_config, listener_key
 from canarist.sandbox.prometheus import free_port
+from tests.sandbox.live import endpoint
 
 NS = "test"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "gatewayapi"
@@ -513,14 +514,10 @@ async def test_the_routes_in_a_real_envoy(tmp_path: Path) -> None:
     await canary_app.start()
     ports = {key: free_port() for key in PORTS}
 
-    def ep(app: DemoApp, labels: dict[str, str]) -> Endpoint:
-        host, port = app.metrics_target.rsplit(":", 1)
-        return Endpoint(host, int(port), labels)
-
     endpoints = {
-        (NS, "podinfo"): [ep(primary, {"app": "podinfo-primary"})],
-        (NS, "podinfo-primary"): [ep(primary, {"app": "podinfo-primary"})],
-        (NS, "podinfo-canary"): [ep(canary_app, {"app": "podinfo"})],
+        (NS, "podinfo"): [endpoint(primary, {"app": "podinfo-primary"})],
+        (NS, "podinfo-primary"): [endpoint(primary, {"app": "podinfo-primary"})],
+        (NS, "podinfo-canary"): [endpoint(canary_app, {"app": "podinfo"})],
     }
     c = canary(analysis=AFFINITY)
     cookies = next_affinity_cookies(c, 30, AffinityCookies(), fresh_canary="abcdefghij", fresh_primary="x")

@@ -32,6 +32,7 @@ from canarist.sandbox.demo_app import DemoApp
 from canarist.sandbox.envoy import EnvoyProcess, envoy_binary
 from canarist.sandbox.envoy_config import GATEWAY_LISTENER, Endpoint, envoy_config, listener_key
 from canarist.sandbox.prometheus import free_port
+from tests.sandbox.live import endpoint, wait_for_listeners
 from tests.workloads import podinfo
 
 NS = "test"
@@ -465,14 +466,10 @@ async def test_a_real_envoy_routes_by_weight_and_header_and_names_gloos_clusters
     await primary.start()
     await canary.start()
 
-    def ep(app: DemoApp) -> Endpoint:
-        address, port = app.metrics_target.rsplit(":", 1)
-        return Endpoint(address, int(port))
-
     endpoints = {
-        (NS, "podinfo"): [ep(primary)],
-        (NS, "podinfo-primary"): [ep(primary)],
-        (NS, "podinfo-canary"): [ep(canary)],
+        (NS, "podinfo"): [endpoint(primary)],
+        (NS, "podinfo-primary"): [endpoint(primary)],
+        (NS, "podinfo-canary"): [endpoint(canary)],
     }
     ports = {GATEWAY_LISTENER: free_port()} | {
         listener_key(NS, s["metadata"]["name"], 9898): free_port() for s in SERVICES
@@ -496,11 +493,7 @@ async def test_a_real_envoy_routes_by_weight_and_header_and_names_gloos_clusters
                 translators=[GlooTranslator()],
             )
         )
-        for _ in range(200):
-            if all(str(port) in envoy.admin_get("/listeners") for port in ports.values()):
-                return
-            await asyncio.sleep(0.01)
-        raise AssertionError("Envoy did not open its listeners within 2 s")
+        await wait_for_listeners(envoy, ports)
 
     async def versions(
         http: aiohttp.ClientSession, expected: dict[str, int], headers: dict[str, str], rounds: int = 100

@@ -35,6 +35,7 @@ from canarist.sandbox.envoy_config import GATEWAY_LISTENER, Endpoint, cluster_na
 from canarist.sandbox.mesh import MeshWatcher
 from canarist.sandbox.pods import PodManager
 from canarist.sandbox.prometheus import free_port
+from tests.sandbox.live import endpoint
 from tests.workloads import podinfo
 
 NS = "test"
@@ -393,14 +394,10 @@ async def test_the_real_envoy_routes_as_ingress_nginx(tmp_path: Path) -> None:
     await primary.start()
     await canary_app.start()
 
-    def ep(app: DemoApp, labels: dict[str, str]) -> Endpoint:
-        host, port = app.metrics_target.rsplit(":", 1)
-        return Endpoint(host, int(port), labels)
-
     endpoints = {
-        (NS, "podinfo"): [ep(primary, {"app": "podinfo-primary"})],
-        (NS, "podinfo-primary"): [ep(primary, {"app": "podinfo-primary"})],
-        (NS, "podinfo-canary"): [ep(canary_app, {"app": "podinfo"})],
+        (NS, "podinfo"): [endpoint(primary, {"app": "podinfo-primary"})],
+        (NS, "podinfo-primary"): [endpoint(primary, {"app": "podinfo-primary"})],
+        (NS, "podinfo-canary"): [endpoint(canary_app, {"app": "podinfo"})],
     }
     weighted = user_ingress("weighted", "w.example.com")
     ab = user_ingress("ab", "ab.example.com")

@@ -4,7 +4,6 @@ apex's traffic by them."""
 
 from __future__ import annotations
 
-import asyncio
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from canarist.sandbox.demo_app import DemoApp
 from canarist.sandbox.envoy import EnvoyProcess, envoy_binary
 from canarist.sandbox.envoy_config import GATEWAY_LISTENER, Endpoint, cluster_name, envoy_config, listener_key
 from canarist.sandbox.prometheus import free_port
+from tests.sandbox.live import endpoint, wait_for_listeners
 from tests.workloads import podinfo
 
 NS = "test"
@@ -182,14 +182,10 @@ async def test_a_real_envoy_splits_the_apex_by_the_linkerd_split(tmp_path: Path)
     await primary.start()
     await canary.start()
 
-    def ep(app: DemoApp) -> Endpoint:
-        host, port = app.metrics_target.rsplit(":", 1)
-        return Endpoint(host, int(port))
-
     endpoints = {
-        (NS, "podinfo"): [ep(primary)],
-        (NS, "podinfo-primary"): [ep(primary)],
-        (NS, "podinfo-canary"): [ep(canary)],
+        (NS, "podinfo"): [endpoint(primary)],
+        (NS, "podinfo-primary"): [endpoint(primary)],
+        (NS, "podinfo-canary"): [endpoint(canary)],
     }
     ports = {GATEWAY_LISTENER: free_port()} | {
         listener_key(NS, s["metadata"]["name"], 9898): free_port() for s in SERVICES
@@ -207,10 +203,7 @@ async def test_a_real_envoy_splits_the_apex_by_the_linkerd_split(tmp_path: Path)
                 translators=[SmiTranslator()],
             )
         )
-        for _ in range(200):
-            if all(str(port) in envoy.admin_get("/listeners") for port in ports.values()):
-                break
-            await asyncio.sleep(0.01)
+        await wait_for_listeners(envoy, ports)
         apex = f"http://127.0.0.1:{ports[listener_key(NS, 'podinfo', 9898)]}/"
         gateway = f"http://127.0.0.1:{ports[GATEWAY_LISTENER]}/"
         canary_listener = f"http://127.0.0.1:{ports[listener_key(NS, 'podinfo-canary', 9898)]}/"
