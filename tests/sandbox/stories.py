@@ -7,6 +7,7 @@ The provider modules run half the walkthrough's ticks (stepWeight 10, threshold 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 from collections.abc import AsyncIterator
@@ -21,7 +22,9 @@ from canarist.sandbox.demo import (
     Sandbox,
     StepShare,
     missing_prerequisites,
+    play_ab,
     play_story,
+    send_requests,
     summary_lines,
 )
 from canarist.sandbox.liveview import LiveView
@@ -106,3 +109,45 @@ def assert_rolled_back(run: Run) -> None:
     assert [text for text, ok in result.checks if not ok] == [], output
     assert result.rollback_s is not None
     print(f"fault to rollback: {result.rollback_s:.1f}s (phase Failed after {result.failed_phase_s:.1f}s)")
+
+
+async def play_ab_with_header_load(run: Run, header: tuple[str, str] = ("x-canary", "insider")) -> ABResult:
+    """An A/B release while a bounded loop of header requests keeps running under its own source (as Flagger's
+    A/B tutorials keep a header load test running: ingress providers' queries only see traffic that went
+    through their proxy to the canary, and only header traffic does); the matched/unmatched counts of the
+    result do not include that load."""
+    stop = asyncio.Event()
+
+    async def header_load() -> int:
+        sent = 0
+        while not stop.is_set():
+            answers = await send_requests(
+                run.sandbox, 5, headers={header[0]: header[1]}, source="ab-load", concurrency=1
+            )
+            sent += answers.total
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.25)
+        return sent
+
+    load = asyncio.create_task(header_load())
+    try:
+        with LiveView(run.stream, live=False) as view:
+            ab = await play_ab(run.sandbox, run.options, view, header, requests=50, iterations=4)
+    finally:
+        stop.set()
+        load_sent = await load
+    print(
+        f"A/B: routed {ab.routed_s:.1f}s after the new image; {load_sent} header requests of load; {ab.phase}"
+    )
+    return ab
+
+
+def assert_ab_routes(ab: ABResult, output: str) -> None:
+    """Every request with the header reached the canary, none without it did, and the release promoted."""
+    assert ab.error == "", output
+    assert ab.matched is not None, output
+    assert ab.unmatched is not None, output
+    assert (ab.matched.canary, ab.matched.primary, ab.matched.errors) == (50, 0, 0), output
+    assert (ab.unmatched.canary, ab.unmatched.primary, ab.unmatched.errors) == (0, 50, 0), output
+    assert ab.routes_held, output
+    assert ab.promoted, output

@@ -12,20 +12,20 @@ which ``x-canary: insider`` always reaches the canary and no request without it 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
 
 from canarist.kube.resources import INGRESS
-from canarist.sandbox.demo import (
-    play_ab,
-    send_requests,
+from tests.sandbox.stories import (
+    Run,
+    assert_ab_routes,
+    assert_promotion_tracks_weights,
+    assert_rolled_back,
+    play_ab_with_header_load,
+    played,
 )
-from canarist.sandbox.liveview import LiveView
-from tests.sandbox.stories import Run, assert_promotion_tracks_weights, assert_rolled_back, played
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -64,36 +64,5 @@ async def test_ab_header_routing(run: Run) -> None:
     """Flagger's A/B tutorial keeps a load test with the header running (the analysis reads the requests
     that reached the canary through the Ingress, and only header traffic does); here a bounded loop of
     header requests under their own source, which the matched/unmatched counts do not include."""
-    stop = asyncio.Event()
-
-    async def header_load() -> int:
-        sent = 0
-        while not stop.is_set():
-            answers = await send_requests(
-                run.sandbox, 5, headers={"x-canary": "insider"}, source="ab-load", concurrency=1
-            )
-            sent += answers.total
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 0.25)
-        return sent
-
-    load = asyncio.create_task(header_load())
-    try:
-        with LiveView(run.stream, live=False) as view:
-            ab = await play_ab(
-                run.sandbox, run.options, view, ("x-canary", "insider"), requests=50, iterations=4
-            )
-    finally:
-        stop.set()
-        load_sent = await load
-    output = run.stream.getvalue()
-    assert ab.error == "", output
-    assert ab.matched is not None, output
-    assert ab.unmatched is not None, output
-    assert (ab.matched.canary, ab.matched.primary, ab.matched.errors) == (50, 0, 0), output
-    assert (ab.unmatched.canary, ab.unmatched.primary, ab.unmatched.errors) == (0, 50, 0), output
-    assert ab.routes_held, output
-    assert ab.promoted, output
-    print(
-        f"A/B: routed {ab.routed_s:.1f}s after the new image; {load_sent} header requests of load; {ab.phase}"
-    )
+    ab = await play_ab_with_header_load(run)
+    assert_ab_routes(ab, run.stream.getvalue())
