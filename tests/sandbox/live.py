@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
+import aiohttp
+
 from canarist.sandbox.demo_app import DemoApp
 from canarist.sandbox.envoy import EnvoyProcess
 from canarist.sandbox.envoy_config import Endpoint
@@ -24,3 +26,30 @@ async def wait_for_listeners(envoy: EnvoyProcess, ports: Mapping[str, int], with
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"Envoy did not open its listeners within {within_s:g} s")
+
+
+async def versions_until(
+    http: aiohttp.ClientSession,
+    url: str,
+    expected: dict[str, int],
+    headers: Mapping[str, str],
+    *,
+    host: str = "app.example.com",
+    rounds: int = 100,
+) -> int:
+    """Send 100 requests as ``host`` (weight-header sequence ``x-seq`` 0..99) until the versions that answer
+    are ``expected``, at most ``rounds`` times (new files are picked up within a bound); returns how many
+    answers came from the canary (version 2.0.0) over all rounds."""
+    canary = 0
+    seen: dict[str, int] = {}
+    for _ in range(rounds):
+        seen = {}
+        for n in range(100):
+            async with http.get(url, headers={"Host": host, "x-seq": str(n), **headers}) as r:
+                version = (await r.json(content_type=None))["version"] if r.status == 200 else str(r.status)
+                seen[version] = seen.get(version, 0) + 1
+        canary += seen.get("2.0.0", 0)
+        if seen == expected:
+            return canary
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{dict(headers)}: {seen} != {expected}")

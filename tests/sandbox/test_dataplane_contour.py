@@ -5,7 +5,6 @@ and by header, and its stats carry the names Contour's builtin query selects."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import re
 from pathlib import Path
@@ -26,7 +25,7 @@ from canarist.sandbox.demo_app import DemoApp
 from canarist.sandbox.envoy import EnvoyProcess, envoy_binary
 from canarist.sandbox.envoy_config import GATEWAY_LISTENER, Endpoint, envoy_config, listener_key
 from canarist.sandbox.prometheus import free_port
-from tests.sandbox.live import endpoint, wait_for_listeners
+from tests.sandbox.live import endpoint, versions_until, wait_for_listeners
 from tests.workloads import podinfo
 
 NS = "test"
@@ -426,25 +425,8 @@ async def test_a_real_envoy_routes_by_weight_and_header_and_names_contours_clust
     async def versions(
         http: aiohttp.ClientSession, expected: dict[str, int], headers: dict[str, str], rounds: int = 100
     ) -> None:
-        """100 requests as app.example.com (sequence 0..99) until their versions are ``expected``, at most
-        ``rounds`` times (new files are picked up within a bound)."""
         nonlocal canary_served
-        seen: dict[str, int] = {}
-        for _ in range(rounds):
-            seen = {}
-            for n in range(100):
-                async with http.get(
-                    gateway, headers={"Host": "app.example.com", "x-seq": str(n), **headers}
-                ) as r:
-                    version = (
-                        (await r.json(content_type=None))["version"] if r.status == 200 else str(r.status)
-                    )
-                    seen[version] = seen.get(version, 0) + 1
-            canary_served += seen.get("2.0.0", 0)
-            if seen == expected:
-                return
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"{headers}: {seen} != {expected}")
+        canary_served += await versions_until(http, gateway, expected, headers, rounds=rounds)
 
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
