@@ -17,7 +17,7 @@ from canarist.sandbox.dataplane import Obj, Program, World
 from canarist.sandbox.dataplane.istio import IstioTranslator
 from canarist.sandbox.demo import DemoOptions, Sandbox, ab_canary, canary_weight
 from canarist.sandbox.envoy_config import GATEWAY_LISTENER, Endpoint, envoy_config, listener_key
-from canarist.sandbox.mesh import RouteWrite, _cluster_services
+from canarist.sandbox.mesh import RouteWrite
 from canarist.sandbox.providers import PROVIDERS, UnknownProvider, provider_demo, provider_names
 
 NS = "test"
@@ -121,10 +121,9 @@ PORTS = {GATEWAY_LISTENER: 10000} | {listener_key(NS, s["metadata"]["name"], 989
 def write_of(
     objects: Mapping[ResourceKind, Sequence[Obj]], translators: Sequence[Any] | None = None
 ) -> RouteWrite:
-    """What the watcher hands the recorder for these objects (the same two calls as MeshWatcher.rebuild)."""
-    config = envoy_config(objects, SERVICES, ENDPOINTS, ports=PORTS, translators=translators)
-    clusters = _cluster_services(objects, SERVICES, ENDPOINTS, translators or _istio())
-    return RouteWrite(0.0, {}, config["routes"], clusters)
+    """What the watcher hands the recorder for these objects (as MeshWatcher.rebuild does)."""
+    config = envoy_config(objects, SERVICES, ENDPOINTS, ports=PORTS, translators=translators or _istio())
+    return RouteWrite(0.0, {}, config["routes"], config["cluster_services"])
 
 
 def _istio() -> list[Any]:

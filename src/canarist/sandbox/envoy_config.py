@@ -201,7 +201,8 @@ def envoy_config(
     registry's. ``ports`` maps listener keys (:data:`GATEWAY_LISTENER` and :func:`listener_key` of each
     Service port) to local ports on 127.0.0.1, or to ``(address, port)`` pairs (a Service's ClusterIP and
     port); a listener without an entry is left out. Returns ``{"listeners": [...],
-    "clusters": [...], "routes": {name: rc}, "statuses": [StatusWrite...]}`` where each route configuration
+    "clusters": [...], "routes": {name: rc}, "statuses": [StatusWrite...], "cluster_services": {cluster:
+    (namespace, service)}}`` where each route configuration
     is meant for the file ``{routes_dir}/{name}.json`` that its listener's RDS ``path_config_source`` names.
     ``weight_header`` is handed to the translators for ``weighted_clusters.header_name``: a request carrying
     it (an integer) has its weighted destination picked by that number instead of a random one.
@@ -221,9 +222,15 @@ def envoy_config(
         for decl in program.clusters:
             declared.setdefault(decl.name, decl)
     clusters: list[Obj] = []
+    #: every cluster's Service (the default ones and the declared ones), for readers of the configuration
+    cluster_services: dict[str, ServiceKey] = {}
+    for program in programs:
+        for decl in program.clusters:
+            cluster_services.setdefault(decl.name, (decl.namespace, decl.service))
     for namespace, name in service_keys:
         for port in world.ports(namespace, name):
             default = cluster_name(namespace, name, port)
+            cluster_services[default] = (namespace, name)
             decl = (
                 declared.pop(default) if default in declared else ClusterDecl(default, namespace, name, port)
             )
@@ -312,4 +319,10 @@ def envoy_config(
         )
 
     statuses: list[StatusWrite] = [s for program in programs for s in program.statuses]
-    return {"listeners": listeners, "clusters": clusters, "routes": routes, "statuses": statuses}
+    return {
+        "listeners": listeners,
+        "clusters": clusters,
+        "routes": routes,
+        "statuses": statuses,
+        "cluster_services": cluster_services,
+    }

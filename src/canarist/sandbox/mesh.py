@@ -30,15 +30,13 @@ from canarist.kube.informer import Informer
 from canarist.kube.resources import ResourceKind
 from canarist.sandbox import dataplane
 from canarist.sandbox.cluster_net import ClusterNetwork, port_restriction, service_addresses
-from canarist.sandbox.dataplane import Endpoint, ServiceKey, StatusWrite, Translator
-from canarist.sandbox.dataplane.base import name_of, namespace_of, service_cluster_name
+from canarist.sandbox.dataplane import ServiceKey, StatusWrite, Translator
 from canarist.sandbox.envoy import EnvoyFiles
 from canarist.sandbox.envoy_config import (
     GATEWAY_LISTENER,
     ListenAddress,
     envoy_config,
     listener_key,
-    run_translators,
 )
 from canarist.sandbox.lifecycle import cancel_task
 from canarist.sandbox.pods import PodManager
@@ -250,8 +248,9 @@ class MeshWatcher:
         if self.cluster_net is not None:
             self.cluster_net.update(service_addresses(services))
         if changed:
-            clusters = _cluster_services(objects, services, endpoints, self.translators)
-            write = RouteWrite(time.monotonic(), _weights(config), config["routes"], clusters)
+            write = RouteWrite(
+                time.monotonic(), _weights(config), config["routes"], config["cluster_services"]
+            )
             self.writes.append(write)
             if self.on_write is not None:
                 self.on_write(write)
@@ -299,28 +298,6 @@ def _weights(config: dict[str, Any]) -> dict[str, list[tuple[str, int]]]:
                     out[f"{name}/{host['name']}"] = [
                         (c["name"], int(c["weight"])) for c in weighted["clusters"]
                     ]
-    return out
-
-
-def _cluster_services(
-    objects: Mapping[ResourceKind, Sequence[dict[str, Any]]],
-    services: Sequence[Mapping[str, Any]],
-    endpoints: Mapping[ServiceKey, Sequence[Endpoint]],
-    translators: Sequence[Translator],
-) -> dict[str, ServiceKey]:
-    """Every cluster name to its Service: the default cluster of each Service port (Istio's name) and the
-    clusters the translators declare (run again on the same inputs: they are pure)."""
-    out: dict[str, ServiceKey] = {}
-    for service in services:
-        namespace, name = namespace_of(service), name_of(service)
-        for spec in (service.get("spec") or {}).get("ports") or []:
-            if spec.get("port"):
-                out[service_cluster_name(namespace, name, int(spec["port"]))] = (namespace, name)
-    for program in run_translators(
-        objects, services, endpoints, weight_header=WEIGHT_HEADER, translators=translators
-    ):
-        for decl in program.clusters:
-            out.setdefault(decl.name, (decl.namespace, decl.service))
     return out
 
 
