@@ -71,7 +71,13 @@ async def world(tmp_path: Path, prometheus_server: Any, capture_server: Any) -> 
     world = World(cluster, kubeconfig, client, primary_app, canary_app, traffic, events, settings)
     await install_crds(client)
     traffic.start()
+    # Prometheus discovers file_sd targets with a delay that grows on a busy machine: until it scrapes both
+    # apps, the first analysis could read "no values". Wait for the scrapes, not for time.
     try:
+        for app in (primary_app, canary_app):
+            await prometheus_server.wait_for_value(
+                f'up{{instance="{app.metrics_target}"}}', timeout_s=60, accept=lambda v: v == 1
+            )
         yield world
     finally:
         await traffic.stop()
