@@ -13,11 +13,13 @@ import yaml
 from aiohttp import web
 
 from canarist.localcluster.api import DEFAULT_SERVICE_CIDR, Api
-from canarist.localcluster.controllers import WorkloadControllers
+from canarist.localcluster.controllers import ImageCheck, WorkloadControllers
 from canarist.localcluster.crds import provider_crds, provider_names
 from canarist.localcluster.faults import Faults
 from canarist.localcluster.istio import istio_crds
+from canarist.localcluster.podlogs import PODS, PodLogs
 from canarist.localcluster.server import HttpFrontend
+from canarist.localcluster.store import WatchEvent
 
 T = TypeVar("T")
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -30,6 +32,8 @@ class LocalCluster:
     >>> cluster = LocalCluster(readiness_delay=0.1, install_istio_crds=True)
     >>> cluster = LocalCluster(install_provider_crds=["gatewayapi", "smi"])   # or True: every provider
     >>> cluster = LocalCluster(service_cidr="127.96.0.0/16")   # ClusterIPs on loopback addresses
+    >>> cluster = LocalCluster(image_check=lambda image: None if runnable(image) else "no runner for it")
+    >>> cluster.pod_logs.register("default", "web-0", "app", Path("web-0.log"))   # from any thread
     >>> await cluster.start()            # port 0: a free port
     >>> cluster.write_kubeconfig("kubeconfig")
     >>> await cluster.stop()
@@ -47,13 +51,19 @@ class LocalCluster:
         faults: Faults | None = None,
         namespaces: tuple[str, ...] = DEFAULT_NAMESPACES,
         service_cidr: str = DEFAULT_SERVICE_CIDR,
+        image_check: ImageCheck | None = None,
     ) -> None:
         # service_cidr: where Services' ClusterIPs are allocated (the API server's --service-cluster-ip-range);
         # the sandbox uses a loopback range such as 127.96.0.0/16 so that those addresses can be listened on.
         self.api = Api(history_size, service_cidr)
         self.faults = faults if faults is not None else Faults()
         self.bookmark_interval = bookmark_interval
-        self.controllers = WorkloadControllers(self.api, readiness_delay, nodes)
+        # image_check(image) -> None when the image can run, else why not: a workload whose pod template
+        # has an image it refuses never becomes ready (one Warning event ImageNotRunnable per template).
+        self.controllers = WorkloadControllers(self.api, readiness_delay, nodes, image_check)
+        # The log files of pods' containers (GET .../pods/{name}/log); registered in process, thread-safe.
+        self.pod_logs = PodLogs()
+        self.api.store.listeners.append(self._forget_deleted_pod_logs)
         self.install_istio_crds = install_istio_crds
         # The routing providers whose CRDs are installed at start (keys of crds.PROVIDER_CRDS).
         self.provider_crds: list[str] = provider_names(install_provider_crds)
@@ -71,6 +81,19 @@ class LocalCluster:
     @readiness_delay.setter
     def readiness_delay(self, value: float) -> None:
         self.controllers.readiness_delay = value
+
+    @property
+    def image_check(self) -> ImageCheck | None:
+        return self.controllers.image_check
+
+    @image_check.setter
+    def image_check(self, value: ImageCheck | None) -> None:
+        self.controllers.image_check = value
+
+    def _forget_deleted_pod_logs(self, event: WatchEvent) -> None:
+        if event.type == "DELETED" and event.key == PODS:
+            meta = event.obj.get("metadata") or {}
+            self.pod_logs.unregister(str(meta.get("namespace") or ""), str(meta.get("name") or ""))
 
     @property
     def url(self) -> str:
@@ -127,6 +150,7 @@ class LocalCluster:
             return
         self.controllers.stop()
         self.api.store.close_watchers()
+        self.pod_logs.end_streams()
         await asyncio.sleep(0)
         await runner.cleanup()
 
@@ -166,14 +190,25 @@ class LocalClusterThread:
     ...     running.write_kubeconfig("kubeconfig"); print(running.url)
     """
 
-    def __init__(self, cluster: LocalCluster | None = None, **options: Any) -> None:
-        self.cluster = cluster if cluster is not None else LocalCluster(**options)
+    def __init__(
+        self, cluster: LocalCluster | None = None, *, image_check: ImageCheck | None = None, **options: Any
+    ) -> None:
+        if cluster is None:
+            cluster = LocalCluster(image_check=image_check, **options)
+        elif image_check is not None:
+            cluster.image_check = image_check
+        self.cluster = cluster
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         return self.cluster.url
+
+    @property
+    def pod_logs(self) -> PodLogs:
+        """The cluster's pod log registry (thread-safe: register from this thread or any other)."""
+        return self.cluster.pod_logs
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:

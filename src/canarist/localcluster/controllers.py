@@ -6,19 +6,29 @@ controller sees it. A pod template never becomes ready when it carries the annot
 ``never-ready`` (``ghcr.io/x/app:never-ready``); such a Deployment reports ``ProgressDeadlineExceeded``
 after ``spec.progressDeadlineSeconds``. ``localcluster.canarist.dev/readiness-delay: "2.5"`` on the
 pod template overrides the delay for that template.
+
+With an ``image_check`` (``LocalCluster(image_check=...)``: ``image -> None`` when the image can run,
+else a short reason), a template with a container or init container image the check refuses never
+becomes ready either, and the workload gets one Warning Event ``ImageNotRunnable`` per template naming
+the container, the image and the reason.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
+import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any
 
 from canarist.localcluster.api import Api, now_iso
+from canarist.localcluster.errors import ApiError
 from canarist.localcluster.resources import StorageKey
 from canarist.localcluster.store import WatchEvent
 
@@ -31,6 +41,11 @@ DEPLOYMENTS: StorageKey = ("apps", "deployments")
 DAEMONSETS: StorageKey = ("apps", "daemonsets")
 HPAS: StorageKey = ("autoscaling", "horizontalpodautoscalers")
 Key = tuple[StorageKey, str, str]
+ImageCheck = Callable[[str], "str | None"]
+IMAGE_NOT_RUNNABLE_REASON = "ImageNotRunnable"
+EVENT_SOURCE = "canarist-localcluster"
+EVENTS: StorageKey = ("", "events")
+log = logging.getLogger("canarist.localcluster")
 
 
 def template_hash(template: Any) -> str:
@@ -51,6 +66,26 @@ def never_ready(template: Obj) -> bool:
         if ":" in tag and tag.rsplit(":", 1)[1] == NEVER_READY_TAG:
             return True
     return False
+
+
+def refused_images(template: Obj, check: ImageCheck) -> list[str]:
+    """One line per container (init containers first) whose image `check` refuses, naming the reason."""
+    spec = template.get("spec") or {}
+    refused: list[str] = []
+    for field_name, label in (("initContainers", "init container"), ("containers", "container")):
+        for container in spec.get(field_name) or []:
+            if not isinstance(container, dict):
+                continue
+            image = str(container.get("image") or "")
+            try:
+                reason = check(image)
+            except Exception as exc:  # the check is the caller's code: its failure refuses, visibly
+                log.warning("localcluster: the image check failed for %r: %r", image, exc)
+                reason = f"the image check failed: {exc}"
+            if reason is not None:
+                name = container.get("name") or "?"
+                refused.append(f'{label} {name}: the sandbox cannot run image "{image}": {reason}')
+    return refused
 
 
 def _scaled(value: Any, total: int, round_up: bool) -> int:
@@ -89,13 +124,19 @@ class Rollout:
     ready_at: float | None = None  # monotonic; None: never
     timer: asyncio.TimerHandle | None = None
     uid: str = ""
+    refused: list[str] = dataclass_field(default_factory=list)  # the target template's refused images
+    announced: str | None = None  # the target template whose refusal has been told in an Event
+    reported: set[str] = dataclass_field(default_factory=set)  # templates that have an ImageNotRunnable Event
 
 
 class WorkloadControllers:
     """Moves Deployment/DaemonSet/HPA status the way kube-controller-manager would."""
 
-    def __init__(self, api: Api, readiness_delay: float = 0.2, nodes: int = 1) -> None:
+    def __init__(
+        self, api: Api, readiness_delay: float = 0.2, nodes: int = 1, image_check: ImageCheck | None = None
+    ) -> None:
         self.api = api
+        self.image_check = image_check
         self.readiness_delay = readiness_delay
         self.nodes = nodes
         self.rollouts: dict[Key, Rollout] = {}
@@ -164,13 +205,21 @@ class WorkloadControllers:
             rollout = self.rollouts[key] = Rollout(uid=uid)
         now = time.monotonic()
         if rollout.target_hash != digest or rollout.target_count != desired:
+            if rollout.target_hash != digest:  # a new template: its images are checked once
+                check = self.image_check
+                rollout.refused = refused_images(template, check) if check is not None else []
+                rollout.announced = None
             rollout.target_hash, rollout.target_count, rollout.started = digest, desired, now
             if desired == 0 or (digest == rollout.ready_hash and desired <= rollout.ready_count):
                 rollout.ready_hash, rollout.ready_count, rollout.ready_at = digest, desired, now
-            elif never_ready(template):
+            elif never_ready(template) or rollout.refused:
                 rollout.ready_at = None
             else:
                 rollout.ready_at = now + self._delay(template)
+        serving = rollout.ready_hash == digest and rollout.ready_count >= desired
+        if rollout.refused and not serving and rollout.announced != digest:
+            rollout.announced = digest
+            self._announce_refusal(key, obj, rollout, digest)
         if rollout.ready_at is not None and now >= rollout.ready_at:
             rollout.ready_hash, rollout.ready_count = digest, desired
         done = rollout.ready_hash == digest and rollout.ready_count == desired
@@ -191,6 +240,52 @@ class WorkloadControllers:
         if is_deployment:
             return self._deployment_status(obj, rollout, desired, done, timed_out, name)
         return self._daemonset_status(obj, rollout, desired, done)
+
+    def _announce_refusal(self, key: Key, obj: Obj, rollout: Rollout, digest: str) -> None:
+        """The Warning Event for a template whose images cannot run: created once per (workload,
+        template); rolling out the same template again later bumps its count, like event correlation."""
+        rt = self.api.storage_type(EVENTS)
+        if rt is None:
+            return
+        meta = obj["metadata"]
+        ns, workload, kind = str(meta.get("namespace") or ""), str(meta["name"]), str(obj.get("kind") or "")
+        if not kind:
+            kind = "Deployment" if key[0] == DEPLOYMENTS else "DaemonSet"
+        suffix = hashlib.sha256(f"{kind}/{rollout.uid}/{digest}".encode()).hexdigest()[:16]
+        name = f"{workload[:200]}.{suffix}"
+        stamp = now_iso()
+        with contextlib.suppress(ApiError):  # e.g. the namespace is terminating
+            existing = self.api.store.get(EVENTS, ns, name)
+            if digest in rollout.reported and existing is not None:
+                bumped = {**existing, "count": int(existing.get("count") or 1) + 1, "lastTimestamp": stamp}
+                self.api.update(rt, ns, name, bumped)
+                return
+            rollout.reported.add(digest)
+            if existing is not None:  # told before the controllers restarted: this is a resync
+                return
+            event: Obj = {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"name": name, "namespace": ns},
+                "involvedObject": {
+                    "apiVersion": "apps/v1",
+                    "kind": kind,
+                    "name": workload,
+                    "namespace": ns,
+                    "uid": rollout.uid,
+                    "resourceVersion": str(meta.get("resourceVersion") or ""),
+                },
+                "reason": IMAGE_NOT_RUNNABLE_REASON,
+                "message": "; ".join(rollout.refused),
+                "type": "Warning",
+                "source": {"component": EVENT_SOURCE},
+                "firstTimestamp": stamp,
+                "lastTimestamp": stamp,
+                "count": 1,
+                "reportingComponent": EVENT_SOURCE,
+                "reportingInstance": EVENT_SOURCE,
+            }
+            self.api.create(rt, ns, event)
 
     def _delay(self, template: Obj) -> float:
         annotations = (template.get("metadata") or {}).get("annotations") or {}

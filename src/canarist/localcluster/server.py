@@ -16,6 +16,7 @@ from aiohttp import web
 from canarist.localcluster import table
 from canarist.localcluster.errors import ApiError
 from canarist.localcluster.faults import FAULT_STATUS
+from canarist.localcluster.podlogs import serve_pod_log
 from canarist.localcluster.protobuf import ProtobufError, decode_object
 from canarist.localcluster.resources import ResourceType, version_priority
 from canarist.localcluster.selectors import FieldSelector, LabelSelector
@@ -213,6 +214,16 @@ class HttpFrontend:
                         "verbs": ["get", "patch", "update"],
                     }
                 )
+            if rt.is_builtin("Pod"):
+                resources.append(
+                    {
+                        "name": f"{rt.plural}/log",
+                        "singularName": "",
+                        "namespaced": True,
+                        "kind": rt.kind,
+                        "verbs": ["get"],
+                    }
+                )
             if rt.status_subresource:
                 resources.append(
                     {
@@ -330,7 +341,9 @@ class HttpFrontend:
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
         if sub is not None and not (
-            (sub == "status" and rt.status_subresource) or (sub == "scale" and rt.scale)
+            (sub == "status" and rt.status_subresource)
+            or (sub == "scale" and rt.scale)
+            or (sub == "log" and rt.is_builtin("Pod") and not watch_prefix)
         ):
             raise self._unknown_path()
         if namespace is not None and not rt.namespaced:
@@ -345,6 +358,13 @@ class HttpFrontend:
         req, watch_prefix = self._parse(group, version, rest)
         query = request.query
         method = request.method
+        if req.subresource == "log":  # RBAC resource pods/log, verb get (RBAC is stored, not enforced)
+            if method != "GET":
+                raise ApiError.method_not_allowed()
+            await self._inject("get")
+            return await serve_pod_log(
+                request, self.api, self.cluster.pod_logs, req.rt, req.namespace or "", str(req.name)
+            )
         watching = watch_prefix or _truthy(query.get("watch"))
         if method == "GET":
             verb = "watch" if watching else ("get" if req.name else "list")
