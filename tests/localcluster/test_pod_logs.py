@@ -10,6 +10,7 @@ import subprocess
 import threading
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,11 @@ def test_since_skips_content_written_before_it(local_cluster: LocalClusterHandle
     os.utime(web_pod, (old, old))  # the file last changed two hours ago
     assert local_cluster.kubectl("logs", "web-1", "--since=1h", check=True).stdout == ""
     assert local_cluster.kubectl("logs", "web-1", "--since=3h", check=True).stdout == "one\ntwo\nthree\n"
+    after = datetime.fromtimestamp(old + 60, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    before = datetime.fromtimestamp(old - 60, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert local_cluster.kubectl("logs", "web-1", f"--since-time={after}", check=True).stdout == ""
+    done = local_cluster.kubectl("logs", "web-1", f"--since-time={before}", check=True)
+    assert done.stdout == "one\ntwo\nthree\n"
 
 
 def test_a_log_without_a_final_newline_and_a_missing_file(
