@@ -44,12 +44,13 @@ def test_seed_walkthrough_init_new_revision_ten_steps_promotion() -> None:
 
     assert seconds_since(world, start) == [
         (0, "New revision detected! Scaling up podinfo.test"),
-        (30, "Starting canary analysis for podinfo.test"),
-        (30, "Advance podinfo.test canary weight 5"),
-        *[(30 + 30 * i, f"Advance podinfo.test canary weight {5 * (i + 1)}") for i in range(1, 10)],
-        (330, "Copying podinfo.test template spec to podinfo-primary.test"),
-        (335, "Routing all traffic to primary"),  # the primary took 5 s to roll out
-        (335, "Promotion completed! Scaling down podinfo.test"),
+        # the canary took 5 s to roll out: the first step comes then, not one interval later
+        (5, "Starting canary analysis for podinfo.test"),
+        (5, "Advance podinfo.test canary weight 5"),
+        *[(5 + 30 * i, f"Advance podinfo.test canary weight {5 * (i + 1)}") for i in range(1, 10)],
+        (305, "Copying podinfo.test template spec to podinfo-primary.test"),  # 5 s + 10 steps x 30 s
+        (310, "Routing all traffic to primary"),  # the primary took 5 s to roll out
+        (310, "Promotion completed! Scaling down podinfo.test"),
     ]
     assert world.alert_messages() == [
         "New revision detected, progressing canary analysis.",
@@ -404,7 +405,7 @@ def test_canary_not_ready_warns_once_per_interval() -> None:
         not_ready,  # 30 s
         not_ready,  # 60 s
         not_ready,  # 90 s
-        "Starting canary analysis for podinfo.test",  # 120 s (ready at 100 s)
+        "Starting canary analysis for podinfo.test",  # 100 s, when it is ready (exact times: test_pacing)
         "Advance podinfo.test canary weight 5",
     ]
 

@@ -160,7 +160,7 @@ def _tick(t: Tick) -> None:
         return
     # step 19
     if canary.skip_analysis():
-        t.pace()
+        t.pace(first_step=_untried(t, routes))
         _promote_without_analysis(t)
         return
     # steps 21-22
@@ -170,8 +170,8 @@ def _tick(t: Tick) -> None:
     if t.phase == Phase.FINALISING:
         _finalise(t)
         return
-    # steps 20, 23-27
-    t.pace()
+    # steps 20, 23-27: the run's first step comes as soon as the canary is ready, later ones per interval
+    t.pace(first_step=_untried(t, routes))
     _analysis_step(t, routes)
 
 
@@ -208,6 +208,26 @@ def _converge(t: Tick, routes: Routes) -> Routes:
         return routes
     t.converge(recorded)
     return recorded
+
+
+def _first_step(t: Tick, routes: Routes) -> bool:
+    """Whether the analysis step is a run's first one ("Starting canary analysis" and pre-rollout hooks):
+    no traffic and no iteration yet (a mirrored canary's mirror step comes after it)."""
+    analysis = t.canary.analysis()
+    mirrored_run = bool(analysis and analysis.mirror) and routes.mirrored
+    return routes.canary == 0 and t.status.iterations == 0 and not mirrored_run
+
+
+def _untried(t: Tick, routes: Routes) -> bool:
+    """The run's first step, not taken yet and not failed yet: since the run started (or restarted) the
+    status has recorded no progress and no failed check. It is paced by ``Tick.first_step_due_at`` (at
+    once in a new run); any other step waits one interval after the last paced tick or status write."""
+    return (
+        t.phase == Phase.PROGRESSING
+        and t.status.failed_checks == 0
+        and t.status.canary_weight == 0
+        and _first_step(t, routes)
+    )
 
 
 def _can_follow_at_once(t: Tick) -> bool:
@@ -300,10 +320,7 @@ def _analysis_step(t: Tick, routes: Routes) -> None:
     if t.status.failed_checks >= t.canary.threshold():
         _rollback(t)
         return
-    analysis = t.canary.analysis()
-    mirrored_run = bool(analysis and analysis.mirror) and routes.mirrored
-    first_step = routes.canary == 0 and t.status.iterations == 0 and not mirrored_run
-    passed = _pre_rollout(t) if first_step else _run_analysis(t)
+    passed = _pre_rollout(t) if _first_step(t, routes) else _run_analysis(t)
     if not passed:
         t.set_failed_checks(t.status.failed_checks + 1)
         if t.status.failed_checks >= t.canary.threshold():
@@ -314,11 +331,10 @@ def _analysis_step(t: Tick, routes: Routes) -> None:
     for warning in plan.warnings:
         t.warn(warning)
     step = next_step(plan, routes=routes, iterations=t.status.iterations)
-    if step is None:
-        return
-    if needs_traffic_gate(plan, routes, t.phase == Phase.WAITING_PROMOTION) and not _confirm_traffic_increase(
-        t
-    ):
+    gated = needs_traffic_gate(plan, routes, t.phase == Phase.WAITING_PROMOTION)
+    if step is None or (gated and not _confirm_traffic_increase(t)):
+        if t.record.routes is None and _first_step(t, routes):
+            t.hold(routes)  # the first step was taken: its retries wait for the interval (docs/engine.md)
         return
     if needs_promotion_gate(step) and not _confirm_promotion(t):
         return

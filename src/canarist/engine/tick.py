@@ -85,6 +85,8 @@ class Tick:
         self.paced = False
         self.again = False
         self._last_written = parse_time(canary.status.last_transition_time)
+        #: when the paced work this decision stopped at (``NotDue``) becomes due
+        self._not_due_until: datetime | None = None
 
     # -- pacing -------------------------------------------------------------------------------------------
 
@@ -95,14 +97,29 @@ class Tick:
         return max(marks) + self.interval if marks else None
 
     @property
-    def due(self) -> bool:
-        due_at = self.due_at
-        return due_at is None or self.obs.now >= due_at
+    def first_step_due_at(self) -> datetime | None:
+        """When the first step of a run, not taken yet, may run (docs/engine.md, "Pacing").
 
-    def pace(self) -> None:
-        """Interval-paced work starts here: stop unless it is due."""
+        At once while the run has recorded no step (no ``status.decision.routes`` since it started): the
+        run's own status write ("New revision detected") and paced ticks (readiness warnings) do not hold
+        it back. After a restart on a new revision, or a first step held at a closed gate (``hold``), one
+        interval after the last paced tick (the interval that was running ends first), or after the last
+        status write when the runtime has no memory (an operator restart).
+        """
+        if self.record.routes is None:
+            return None
+        last = self.obs.last_paced_at or self._last_written
+        return last + self.interval if last is not None else None
+
+    def pace(self, *, first_step: bool = False) -> None:
+        """Interval-paced work starts here: stop unless it is due.
+
+        ``first_step``: the work is a run's first step, not taken yet (``first_step_due_at``).
+        """
         assert all(isinstance(a, Initialize | _Converge) for a in self.actions), "paced work must come first"
-        if not self.due:
+        due_at = self.first_step_due_at if first_step else self.due_at
+        if due_at is not None and self.obs.now < due_at:
+            self._not_due_until = due_at
             raise NotDue
         self.paced = True
 
@@ -123,6 +140,12 @@ class Tick:
         """Move the run's traffic: recorded in the status (``status.decision.routes``), written before the
         route objects are changed (a failed route write is repaired by ``converge`` on the next tick)."""
         self.actions.append(_RunRoutes(routes))
+        self.status.set_routes(routes)
+        self._wrote_status()
+
+    def hold(self, routes: Routes) -> None:
+        """Record the split the run holds, without moving traffic (``status.decision.routes``): a first
+        step that stopped at a closed gate counts as taken, so its retries wait for the interval."""
         self.status.set_routes(routes)
         self._wrote_status()
 
@@ -242,4 +265,6 @@ class Tick:
         if self.paced or self.status.written:
             marks.append(now)
         next_due_at = max(marks) + self.interval if marks else now
+        if self._not_due_until is not None:
+            next_due_at = self._not_due_until
         return Decision(actions=tuple(actions), paced=self.paced, again=self.again, next_due_at=next_due_at)

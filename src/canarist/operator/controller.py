@@ -1,7 +1,8 @@
 """The controller: one worker per Canary, the wake-ups that drive them, and the tick (observe → decide → act).
 
-Wake-ups come from the object cache: a Canary spec change, a change of its target, of a ConfigMap/Secret
-the target uses, or of the generated primary wakes that canary's worker at once. Our own status writes do
+Wake-ups come from the object cache: a Canary spec change, a change of its target (its status too: the
+canary workload finishing its rollout starts the run's first step at once, docs/engine.md "Pacing"), of a
+ConfigMap/Secret the target uses, or of the generated primary wakes that canary's worker at once. Our own status writes do
 not (they do not bump `metadata.generation`), so a tick never triggers itself.
 
 Canaries are keyed by ``(namespace, name)``. What a tick can raise is split in two: a `Permanent` problem
@@ -254,6 +255,7 @@ class Controller:
             return
         meta = _meta(obj)
         kind, namespace, name = obj.get("kind", ""), meta.get("namespace", ""), meta.get("name", "")
+        # Every change, status included: the target's rollout finishing is what the first step waits for.
         self._wake_canaries_of(kind, namespace, name)
         if name.endswith("-primary"):
             # The primary's rollout moves initialization and promotion forward.
