@@ -23,8 +23,9 @@ so Flagger's builtin queries work against it unchanged. The app plays one pod at
 and labels to every series but the NGINX ones, as Prometheus' Kubernetes pod discovery would, and a new
 assignment starts every series afresh (one registry per app, emptied and refilled).
 
-Endpoints: ``GET /`` (JSON with the version), ``/status/{code}``, ``/delay/{seconds}``, ``/healthz``,
-``/readyz``, ``POST /token``, ``GET|POST /knobs`` (error rate and added latency at run time) and
+Endpoints: ``GET /`` (JSON with the version), ``/version`` (``version`` and ``commit``), ``/env`` (the
+process environment as ``KEY=value`` strings, as podinfo lists it), ``/status/{code}``, ``/delay/{seconds}``,
+``/healthz``, ``/readyz``, ``POST /token``, ``GET|POST /knobs`` (error rate and added latency at run time) and
 ``/metrics``. Knobs apply to the application endpoints only (``/``, ``/status``, ``/delay``, ``/token``),
 never to probes, ``/knobs`` or ``/metrics``, which are not counted either.
 
@@ -43,10 +44,11 @@ import asyncio
 import collections
 import json
 import math
+import os
 import secrets
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
 from typing import Any
 
 from aiohttp import web
@@ -188,14 +190,19 @@ _UNTYPED_COUNTERS = frozenset({"envoy_cluster_upstream_rq", "nginx_ingress_contr
 
 class _PodScrape(Collector):
     """The app's registry as Prometheus stores it after a pod-discovery scrape: the pod's identity labels
-    added to every series but the NGINX controller's (labels the series has win)."""
+    added to every series but the NGINX controller's (labels the series has win). ``families``: only these
+    metric families; ``identity=False``: no identity labels (what the workload itself exports)."""
 
-    def __init__(self, app: DemoApp) -> None:
+    def __init__(self, app: DemoApp, families: Collection[str] | None = None, identity: bool = True) -> None:
         self.app = app
+        self.families = families
+        self.identity = identity
 
     def collect(self) -> Iterable[Metric]:
-        extra = self.app.pod.target_labels()
+        extra = self.app.pod.target_labels() if self.identity else {}
         for family in self.app.registry.collect():
+            if self.families is not None and family.name not in self.families:
+                continue
             typ = "unknown" if family.name in _UNTYPED_COUNTERS else family.type
             out = Metric(family.name, family.documentation, typ, family.unit)
             add = {} if family.name in telemetry.NGINX_FAMILIES else extra
@@ -230,6 +237,11 @@ class DemoApp:
         self._counted = 0
         self._runner: web.AppRunner | None = None
         self._url = ""
+        #: what ``/metrics`` exports: every family (None) or only these, with the pod's identity or not
+        self.metrics_families: Collection[str] | None = None
+        self.metrics_identity = True
+        #: called after each counted request, before its answer is sent
+        self.on_counted: Callable[[], None] | None = None
         self.assign(namespace=namespace, workload=workload, version=version, service=service, pod=pod)
         if message:
             self.message = message
@@ -337,7 +349,8 @@ class DemoApp:
     def application(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware])
         app.router.add_get("/", self._index)
-        app.router.add_get("/version", self._index)
+        app.router.add_get("/version", self._version)
+        app.router.add_get("/env", self._env)
         app.router.add_route("*", "/status/{code}", self._status)
         app.router.add_route("*", "/delay/{seconds}", self._delay)
         app.router.add_get("/healthz", self._health)
@@ -396,6 +409,8 @@ class DemoApp:
                 response = web.json_response({"error": err.reason, "code": err.status}, status=err.status)
         self.served += 1
         self._record(request, response.status, time.perf_counter() - started)
+        if self.on_counted is not None:
+            self.on_counted()
         return response
 
     def _labels(
@@ -474,9 +489,10 @@ class DemoApp:
             s.nginx_requests.labels(**nginx).inc()
             s.nginx_duration.labels(**nginx).observe(elapsed_s)
 
-    def exposition(self) -> bytes:
-        """The ``/metrics`` body: the registry with the pod's identity labels (see :class:`_PodScrape`)."""
-        return generate_latest(_PodScrape(self))
+    def exposition(self, families: Collection[str] | None = None, identity: bool = True) -> bytes:
+        """The registry with the pod's identity labels (see :class:`_PodScrape`); ``families`` and
+        ``identity`` narrow it as for ``/metrics``."""
+        return generate_latest(_PodScrape(self, families, identity))
 
     def scraped(self) -> Iterator[Metric]:
         """The metric families as ``/metrics`` exposes them (with the pod's identity labels)."""
@@ -493,6 +509,12 @@ class DemoApp:
 
     async def _index(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(self._info())
+
+    async def _version(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response({"commit": "", "version": self.version})
+
+    async def _env(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response([f"{key}={value}" for key, value in os.environ.items()])
 
     async def _status(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -541,7 +563,8 @@ class DemoApp:
         return web.json_response(self.knobs())
 
     async def _metrics(self, request: web.Request) -> web.StreamResponse:
-        return web.Response(body=self.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        body = self.exposition(self.metrics_families, self.metrics_identity)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 def _number(value: Any) -> float | None:
