@@ -19,7 +19,7 @@ import pytest
 
 from canarist.kube import resources as kinds
 from canarist.kube.client import KubeClient
-from canarist.sandbox import images
+from canarist.sandbox import cluster_net, images
 from canarist.sandbox.pods import POD, Pod, PodAddresses, PodManager
 from tests.fixtures.localcluster import LocalClusterHandle
 
@@ -527,3 +527,42 @@ async def test_a_process_that_exits_leaves_its_container_terminated_with_an_even
     events = await _until(lambda: _events(world, name), f"the event on {name}")
     assert [e["reason"] for e in events] == ["ContainerExited"]
     assert "exited with status 2" in events[0]["message"]
+
+
+async def test_wrapped_pods_see_their_namespaces_names(
+    local_cluster: LocalClusterHandle, tmp_path: Path
+) -> None:
+    """With ``wrap=ClusterNetwork.command`` (what the sandbox passes) a pod's process sees the Services'
+    names as a pod of its namespace: from the per-namespace pool, or started for a namespace without one."""
+    why = cluster_net.available()
+    assert why is None, f"cluster networking cannot work on this machine: {why}"
+    net = cluster_net.ClusterNetwork(tmp_path / "cluster-net")
+    net.update([cluster_net.ServiceAddress(NS, "podinfo", "127.96.200.11")])
+    for namespace in (NS, "other"):
+        await asyncio.to_thread(local_cluster.kubectl, "create", "namespace", namespace, check=True)
+    client = KubeClient.from_kubeconfig(local_cluster.kubeconfig)
+    pods = PodManager(client, pool_size=1, pod_cidr=_cidr(), workdir=tmp_path, wrap=net.command)
+    try:
+        await pods.start()
+        assert [s.key for s in pods.pool[NS]] == [NS]
+        world = World(local_cluster, client, pods)
+        for namespace in (NS, "other"):
+            obj = deployment("podinfo", "quay.io/stefanprodan/podinfo:3.1.0", args=["./podinfo"])
+            obj["metadata"]["namespace"] = namespace
+            await world.apply(obj)
+
+        async def both() -> list[Pod] | None:
+            found = [p for ns in (NS, "other") for p in pods.workload_pods(ns, "podinfo") if p.serving]
+            return found if len(found) == 2 else None
+
+        for pod in await _until(both, "a serving podinfo pod in each namespace"):
+            (pid,) = pod.pids
+            hosts = await asyncio.to_thread(Path(f"/proc/{pid}/root/etc/hosts").read_text)
+            assert f"as a pod in namespace {pod.namespace!r}" in hosts
+            short = "podinfo.test.svc podinfo.test podinfo " if pod.namespace == NS else "podinfo.test "
+            assert short in hosts, hosts
+            status, version = await _get(f"http://{pod.ip}:9898/version")
+            assert (status, version["version"]) == (200, "3.1.0")
+    finally:
+        await pods.stop()
+        await client.close()

@@ -1115,8 +1115,13 @@ class PodManager:
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise RuntimeError(f"assigning the pod to its podinfo process failed: {exc}") from exc
         if response.status != 200:
-            # The process exits (flag error, a port it cannot bind); the watcher records it.
+            # The process exits (a flag it refuses, a port it cannot bind): wait for that, so the pod is
+            # never taken as serving meanwhile; the watcher records the exit.
             log.info("pod %s/%s: podinfo refused its assignment: %s", pod.namespace, pod.name, answer)
+            try:
+                await asyncio.wait_for(standby.process.wait(), 10.0)
+            except TimeoutError:
+                await _terminate(standby.process, 2.0)
             return
         now = self.knobs.get((pod.namespace, pod.workload), {})
         if now != sent:  # changed while the assignment was on its way
@@ -1166,7 +1171,10 @@ class PodManager:
                     checks.append(("tcp", int(port_spec["containerPort"]), ""))
         delay = 0.02
         while not pod.deleting and not self._stopping:
-            if any(c.state != "running" for c in pod.containers):
+            if any(
+                c.state != "running" or (c.process is not None and c.process.returncode is not None)
+                for c in pod.containers
+            ):
                 return
             if all([await self._check(pod.ip, *check) for check in checks]):
                 break
