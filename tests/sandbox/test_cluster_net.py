@@ -414,3 +414,45 @@ def test_as_a_normal_user_through_an_unprivileged_user_namespace(net):
     assert done.stdout.splitlines() == ["test/podinfo 127.96.200.11", " "]  # the failed transfer: no address
     assert "Could not resolve host: nosuch" in done.stderr
     assert Path("/etc/hosts").read_text().find("podinfo") == -1
+
+
+def test_a_binary_with_cap_net_bind_service_listens_on_port_80_as_a_normal_user() -> None:
+    """The alternative to the sysctl for a normal user's sandbox: `setcap cap_net_bind_service=+ep` on the
+    program that listens (the Envoy binary). Played with a copy of the system Python as that program."""
+    found = _tester()
+    if isinstance(found, str):
+        pytest.skip(found)
+    user, python = found
+    if shutil.which("setcap") is None:
+        pytest.skip("no setcap (libcap2-bin) on this machine")
+    if int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text()) <= 80:
+        pytest.skip("port 80 is not restricted for normal users here (net.ipv4.ip_unprivileged_port_start)")
+    workdir = Path(tempfile.mkdtemp(prefix="canarist-setcap-"))
+    try:
+        workdir.chmod(0o755)
+        copy = workdir / "listener"
+        shutil.copy2(python, copy)
+        env = {**os.environ, "PYTHONPATH": str(Path(canarist.__file__).parents[1]), "HOME": "/tmp"}
+        check = (
+            "import sys; from canarist.sandbox.cluster_net import port_restriction; "
+            "print(port_restriction(80, binary=sys.argv[1]))"
+        )
+        listen = "import socket; s = socket.socket(); s.bind(('127.0.0.1', 80)); print('bound')"
+
+        def as_user(program: str, code: str) -> subprocess.CompletedProcess[str]:
+            argv = ["runuser", "-u", user, "--", program, "-c", code, str(copy)]
+            return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=TIMEOUT, check=False)
+
+        before = as_user(python, check)
+        assert "below net.ipv4.ip_unprivileged_port_start" in before.stdout, before
+        assert f"sudo setcap cap_net_bind_service=+ep {copy}" in before.stdout
+        assert "PermissionError" in as_user(str(copy), listen).stderr
+        subprocess.run(["setcap", "cap_net_bind_service=+ep", str(copy)], check=True, timeout=TIMEOUT)
+        assert cluster_net.binds_low_ports(copy)
+        assert not cluster_net.binds_low_ports(python)
+        after = as_user(python, check)
+        assert after.stdout.strip() == "None", after
+        bound = as_user(str(copy), listen)
+        assert bound.stdout.strip() == "bound", bound.stderr
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

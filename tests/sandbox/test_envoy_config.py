@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from canarist.kube.resources import DESTINATION_RULE, VIRTUAL_SERVICE
-from canarist.sandbox.demo import localize_canary
 from canarist.sandbox.envoy_config import (
     GATEWAY_LISTENER,
     Endpoint,
@@ -246,45 +245,3 @@ def test_durations() -> None:
     assert parse_duration_s("1m30s") == 90
     assert parse_duration_s("250ms") == 0.25
     assert parse_duration_s("soon") is None
-
-
-def test_localize_canary_rewrites_webhook_hosts() -> None:
-    canary: dict[str, Any] = {
-        "metadata": {"name": "podinfo", "namespace": NS},
-        "spec": {
-            "analysis": {
-                "webhooks": [
-                    {
-                        "name": "acceptance-test",
-                        "url": "http://flagger-loadtester.test/",
-                        "metadata": {
-                            "cmd": "curl -sd 'test' http://podinfo-canary.test:9898/token | grep token"
-                        },
-                    },
-                    {
-                        "name": "load-test",
-                        "url": "http://flagger-loadtester.test/",
-                        "metadata": {"cmd": "hey -z 1m -q 10 -c 2 http://podinfo-canary.test:9898/"},
-                    },
-                    {"name": "t", "url": "http://x/", "metadata": {"cmd": "curl podinfo-canary:9898/a"}},
-                ]
-            }
-        },
-    }
-    seen: list[tuple[str, str, int]] = []
-
-    def address(ns: str, name: str, port: int) -> str:
-        seen.append((ns, name, port))
-        return "127.0.0.1:7001" if name == "podinfo-canary" else "127.0.0.1:7002"
-
-    out = localize_canary(canary, "http://127.0.0.1:6000/", address)
-    hooks = out["spec"]["analysis"]["webhooks"]
-    assert hooks[0]["url"] == "http://127.0.0.1:6000/"
-    assert hooks[0]["metadata"]["cmd"] == "curl -sd 'test' http://127.0.0.1:7001/token | grep token"
-    assert hooks[1]["metadata"]["cmd"] == "hey -z 1m -q 10 -c 2 http://127.0.0.1:7001/"
-    assert hooks[2]["url"] == "http://127.0.0.1:7002/"
-    assert hooks[2]["metadata"]["cmd"] == "curl 127.0.0.1:7001/a"
-    assert (NS, "podinfo-canary", 9898) in seen
-    assert (
-        canary["spec"]["analysis"]["webhooks"][0]["url"] == "http://flagger-loadtester.test/"
-    )  # not mutated

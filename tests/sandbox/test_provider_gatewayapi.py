@@ -31,7 +31,6 @@ from canarist.kube import resources as kinds
 from canarist.routers.gatewayapi import HTTP_ROUTE_V1
 from canarist.sandbox.dataplane.gatewayapi import CONTROLLER_NAME, GATEWAY_CLASS_V1, GATEWAY_V1
 from canarist.sandbox.demo import (
-    localize_canary,
     play_ab,
     send_requests,
 )
@@ -72,8 +71,8 @@ def status(run: Run) -> dict[str, Any]:
 
 
 def walkthrough_canary(run: Run, **analysis: Any) -> dict[str, Any]:
-    """examples/gatewayapi/canary.yaml at the sandbox's interval, webhooks pointed at the sandbox, with
-    ``analysis`` fields replaced (``None`` removes one)."""
+    """examples/gatewayapi/canary.yaml at the sandbox's interval (its webhooks as written: their names
+    resolve in the loadtester's namespace), with ``analysis`` fields replaced (``None`` removes one)."""
     canary: dict[str, Any] = yaml.safe_load((EXAMPLES / "canary.yaml").read_text())
     section = canary["spec"]["analysis"]
     section["interval"] = f"{INTERVAL_S:g}s"
@@ -84,7 +83,7 @@ def walkthrough_canary(run: Run, **analysis: Any) -> dict[str, Any]:
             section.pop(key, None)
         else:
             section[key] = copy.deepcopy(value)
-    return localize_canary(canary, run.sandbox.loadtester.url, run.sandbox.service_address)
+    return canary
 
 
 async def release(run: Run, canary: dict[str, Any], image: str) -> float:

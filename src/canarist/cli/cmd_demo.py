@@ -16,6 +16,7 @@ from pathlib import Path
 from canarist.cli.cmd_sandbox import (
     Interrupted,
     StopSignals,
+    canarist_command,
     claim_or_explain,
     hint_lines,
     hold,
@@ -27,6 +28,7 @@ from canarist.sandbox.demo import (
     FAULTS,
     DemoOptions,
     Sandbox,
+    canary_service_port,
     missing_prerequisites,
     play_story,
     summary_lines,
@@ -42,7 +44,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="run the local sandbox (control plane, Envoy, Prometheus, operator) and the walkthrough",
         description=(
             "Start a local control plane, a real Envoy as the mesh, demo-app pods, a real Prometheus, the "
-            "loadtester and the operator; then play the walkthrough: a promotion, then a rollback on errors."
+            "loadtester and the operator, on cluster networking (Services' ClusterIPs on loopback addresses, "
+            "their names resolving for the sandbox's processes; see docs/sandbox.md); then play the "
+            "walkthrough's manifests as written: a promotion, then a rollback on errors."
         ),
     )
     parser.add_argument(
@@ -84,19 +88,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=None,
         help="path of the HTML run report (default: canarist-demo-<provider>.html in the current directory)",
     )
-    parser.add_argument(
-        "--cluster-network",
-        action="store_true",
-        help="run on cluster networking: Services get ClusterIPs in 127.96.0.0/16 on which Envoy listens, and "
-        "the loadtester and the operator resolve Services' names, the walkthrough's Canary is applied "
-        "unchanged (Linux; see docs/sandbox.md)",
-    )
     parser.add_argument("--plain", action="store_true", help="plain lines instead of the live panels")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    missing = missing_prerequisites(args.provider, args.cluster_network)
+    missing = missing_prerequisites(args.provider)
     if missing:
         print("canarist demo needs:\n  " + "\n  ".join(missing), file=sys.stderr)
         return 2
@@ -114,7 +111,6 @@ def run(args: argparse.Namespace) -> int:
         live=False if args.plain else None,
         report_path=report,
         provider=args.provider,
-        cluster_network=args.cluster_network,
     )
     # With --keep the sandbox outlives the story like `canarist sandbox up`'s, in the same state file:
     # claimed before anything starts, so a second one is refused at once.
@@ -205,7 +201,12 @@ def _print_keep(sandbox: Sandbox, options: DemoOptions, path: Path) -> None:
     if provider.ab_header is not None:
         header, value = provider.ab_header
         commands.append(f"curl -H 'Host: {provider.host}' -H '{header}: {value}' {sandbox.gateway_url}/")
+    port = canary_service_port(provider)
+    canary_url = f"http://podinfo-canary{'' if port == 80 else f':{port}'}/status/500"
+    commands.append(
+        f"{canarist_command()} sandbox exec -n test -- curl {canary_url}   (as from a pod of namespace test)"
+    )
     lines = ["", f"the sandbox ({provider.name}) keeps running:", *hint_lines(sandbox, path, commands)]
-    lines.append("  services (one Envoy listener per Service port, like a ClusterIP):")
+    lines.append("  services (ClusterIPs; Envoy listens on each Service port):")
     lines += [f"    {name:<28} {url}" for name, url in sandbox.service_urls().items()]
     print("\n".join(lines), file=out, flush=True)

@@ -1,10 +1,11 @@
-"""`canarist sandbox up|down|status`: the local sandbox with no story, to bring your own manifests to.
+"""`canarist sandbox up|down|status|exec`: the local sandbox with no story, to bring your own manifests to.
 
 ``up`` starts what `canarist demo` starts (the local control plane with the flagger CRDs and those of the
-provider, Envoy, Prometheus, the pods, the loadtester and the operator), applies nothing, prints the
-kubeconfig and the URLs, writes the state file (`canarist.sandbox.session`) and runs until ``down``,
-Ctrl-C, SIGTERM or SIGHUP. ``down`` signals that process and waits for it to exit; ``status`` prints the
-state file. `canarist demo --keep` leaves the same kind of running sandbox behind (same state file).
+provider, Envoy, Prometheus, the pods, the loadtester and the operator, on cluster networking), applies
+nothing, prints the kubeconfig and the URLs, writes the state file (`canarist.sandbox.session`) and runs
+until ``down``, Ctrl-C, SIGTERM or SIGHUP. ``down`` signals that process and waits for it to exit;
+``status`` prints the state file; ``exec -n NS -- CMD...`` runs a command on this machine with the names a
+pod of NS resolves. `canarist demo --keep` leaves the same kind of running sandbox behind (same state file).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import shlex
 import shutil
 import signal
@@ -23,7 +25,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from canarist.sandbox.demo import DemoOptions, Sandbox, missing_prerequisites
+from canarist.sandbox import cluster_net
+from canarist.sandbox.demo import NAMESPACE, DemoOptions, Sandbox, missing_prerequisites
 from canarist.sandbox.providers import provider_names
 from canarist.sandbox.session import (
     AlreadyRunning,
@@ -47,12 +50,13 @@ REFRESH_S = 2.0
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "sandbox",
-        help="run the local sandbox with no story (up), stop it (down), or show it (status)",
+        help="run the local sandbox with no story (up), stop it (down), show it (status), run a command "
+        "with its names (exec)",
         description=(
             "up: start the local sandbox (control plane, Envoy, Prometheus, pods, loadtester, operator) with "
             "nothing applied, print the kubeconfig and the URLs, and run until `canarist sandbox down` or "
-            "Ctrl-C. down: stop it and wait until it is gone. status: print it. `canarist demo --keep` "
-            "leaves the same running sandbox behind."
+            "Ctrl-C. down: stop it and wait until it is gone. status: print it. exec: run a command with the "
+            "names a pod of a namespace sees. `canarist demo --keep` leaves the same running sandbox behind."
         ),
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -82,12 +86,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=2.0,
         help="the operator's control-loop interval and floor of analysis intervals, in seconds (default 2)",
     )
-    up.add_argument(
-        "--cluster-network",
-        action="store_true",
-        help="run on cluster networking: Services get ClusterIPs in 127.96.0.0/16 on which Envoy listens, and "
-        "the loadtester and the operator resolve Services' names (Linux; see docs/sandbox.md)",
-    )
     up.set_defaults(handler=run_up)
 
     down = actions.add_parser("down", help="stop the running sandbox and wait until it is gone")
@@ -100,12 +98,28 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     status.add_argument("--json", action="store_true", help="the state file as JSON")
     status.set_defaults(handler=run_status)
 
+    run = actions.add_parser(
+        "exec",
+        help="run a command on this machine with the names a pod of NAMESPACE sees",
+        usage="canarist sandbox exec [-n NAMESPACE] -- CMD [ARGS...]",
+        description="Run CMD on this machine as a pod of NAMESPACE of the running sandbox resolves names: "
+        "`name` (a Service of NAMESPACE), `name.ns`, `name.ns.svc`, `name.ns.svc.cluster.local` are the "
+        "Services' ClusterIPs, other names do not resolve. stdin, stdout, stderr and the terminal are "
+        "CMD's; the exit status is CMD's. Example: canarist sandbox exec -n test -- curl "
+        "http://podinfo-canary:9898/status/500",
+    )
+    run.add_argument(
+        "-n", "--namespace", default=NAMESPACE, help=f"the pod's namespace (default {NAMESPACE})"
+    )
+    run.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
+    run.set_defaults(handler=run_exec)
+
 
 # ------------------------------------------------------------------------------------------------ up
 
 
 def run_up(args: argparse.Namespace) -> int:
-    missing = missing_prerequisites(args.provider, args.cluster_network)
+    missing = missing_prerequisites(args.provider)
     if missing:
         print("canarist sandbox up needs:\n  " + "\n  ".join(missing), file=sys.stderr)
         return 2
@@ -114,7 +128,6 @@ def run_up(args: argparse.Namespace) -> int:
         workdir=args.workdir,
         provider=args.provider,
         live=False,
-        cluster_network=args.cluster_network,
     )
     path = state_path()
     session = Session.for_this_process("sandbox up", args.provider)
@@ -211,6 +224,9 @@ def publish(sandbox: Sandbox, session: Session, path: Path) -> None:
     session.gateway_url = sandbox.gateway_url
     session.prometheus_url = sandbox.prometheus.url
     session.loadtester_url = sandbox.loadtester.url.rstrip("/")
+    session.cluster_net_dir = str(sandbox.net.dir) if sandbox.net is not None else ""
+    session.service_cidr = sandbox.service_cidr
+    session.pod_cidr = sandbox.pod_cidr
     _refresh(sandbox, session)
     write_session(session, path)
 
@@ -271,14 +287,28 @@ def hint_lines(sandbox: Sandbox, path: Path, commands: Sequence[str] = ()) -> li
         f"  {canarist} get canaries -A --watch --kubeconfig {kubeconfig}",
         f"  {canarist} gate open podinfo.test --url {loadtester}",
         "      (without --url, `canarist gate` uses the loadtester of the running sandbox)",
+        f"  {canarist} sandbox exec -n test -- curl -s http://flagger-loadtester/healthz   (names as a pod of test sees them)",
         *(f"  {command}" for command in commands),
-        f"  gateway:     {sandbox.gateway_url}   (routes by Host, e.g. Host: {sandbox.provider.host})",
+        *gateway_lines(sandbox, kubeconfig),
         f"  prometheus:  {sandbox.prometheus.url}",
         f"  loadtester:  {loadtester}",
         f"  state:       {path}   ({canarist} sandbox status)",
         f"  files, logs: {sandbox.workdir}",
         f"  stop it:     {canarist} sandbox down   (or Ctrl-C here)",
     ]
+
+
+def gateway_lines(sandbox: Sandbox, kubeconfig: str) -> list[str]:
+    """The gateway's URL, and for a provider with an ingress Service how its tutorial finds the address."""
+    provider = sandbox.provider
+    gateway = provider.gateway
+    lines = [f"  gateway:     {sandbox.gateway_url}   (routes by Host, e.g. Host: {provider.host})"]
+    if gateway is not None:
+        lines.append(
+            f"      = svc/{gateway.name} in {gateway.namespace}: GATEWAY_IP=$(kubectl --kubeconfig {kubeconfig} "
+            f"-n {gateway.namespace} get svc/{gateway.name} -ojson | jq -r .status.loadBalancer.ingress[0].ip)"
+        )
+    return lines
 
 
 def quiet_cancellations(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
@@ -338,6 +368,58 @@ def run_down(args: argparse.Namespace) -> int:
     kept = f"; kept {workdir}" if workdir is not None and workdir.exists() else ""
     print(f"sandbox stopped in {time.monotonic() - started:.1f}s{kept}")
     return 0
+
+
+# ------------------------------------------------------------------------------------------------ exec
+
+
+def run_exec(args: argparse.Namespace) -> int:
+    """Replace this process with CMD wrapped in the running sandbox's cluster network (so the terminal,
+    the standard streams and the exit status are CMD's own)."""
+    command = list(args.command)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    if not command:
+        print("usage: canarist sandbox exec [-n NAMESPACE] -- CMD [ARGS...]", file=sys.stderr)
+        return 2
+    path = state_path()
+    session = running_session(path)
+    if session is None:
+        print(
+            f"no sandbox is running (state file {path}); start one with: {canarist_command()} sandbox up",
+            file=sys.stderr,
+        )
+        return 1
+    directory = session.cluster_net_dir
+    if not directory or not Path(directory).is_dir():
+        print(
+            f"the running sandbox (pid {session.pid}) publishes no cluster network in {path}; "
+            f"restart it with this canarist ({canarist_command()} sandbox down, then up)",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        services = cluster_net.read_services(directory)
+        namespaces = sorted({s.namespace for s in services})
+        if args.namespace not in namespaces:
+            print(
+                f"namespace {args.namespace!r} has no Services in the sandbox (pid {session.pid}); "
+                f"namespaces with Services: {', '.join(namespaces) or 'none'}",
+                file=sys.stderr,
+            )
+            return 1
+        argv = cluster_net.wrap_command(command, args.namespace, directory)
+    except (cluster_net.ClusterNetError, ValueError) as error:
+        print(f"canarist sandbox exec: {error}", file=sys.stderr)
+        return 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as error:
+        print(f"canarist sandbox exec: cannot run {argv[0]}: {error.strerror or error}", file=sys.stderr)
+        return 126
+    return 0  # not reached: execvp replaced this process
 
 
 # ------------------------------------------------------------------------------------------------ status

@@ -32,8 +32,10 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import fcntl
 import functools
 import ipaddress
+import json
 import os
 import platform
 import re
@@ -55,6 +57,7 @@ SERVICE_CIDR = "127.96.0.0/16"
 NAMESERVER = "127.96.0.10"
 ETC_FILES = ("hosts", "resolv.conf", "nsswitch.conf")
 LINKS = ".links"
+SERVICES_INDEX = "services.json"  # the Services of the last update(), for `canarist sandbox exec`
 HELPER_FAILED = 125  # the helper's own failures (as env(1) and chroot(1) report theirs)
 _NAMESPACE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
@@ -232,6 +235,8 @@ class ClusterNetwork:
             self._namespaces |= {r.namespace for r in records}
             for namespace in sorted(self._namespaces):
                 self._write(namespace)
+            index = [dict(r._asdict()) for r in self._services]
+            _write_atomic(self.dir / SERVICES_INDEX, json.dumps(index, indent=1) + "\n")
 
     def ensure_namespace(self, namespace: str) -> Path:
         """The directory of a namespace's files, written if it is new."""
@@ -257,6 +262,25 @@ class ClusterNetwork:
         """argv, run with the names a pod in `namespace` sees (see the module's description)."""
         self.ensure_namespace(namespace)
         return wrap_command(argv, namespace, self.dir, python=self.python)
+
+
+def read_services(directory: str | os.PathLike[str]) -> list[ServiceAddress]:
+    """The Services a running sandbox's network last wrote (``services.json`` of its directory)."""
+    path = Path(directory) / SERVICES_INDEX
+    try:
+        records = json.loads(path.read_text())
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        raise ClusterNetError(f"cannot read {path}: {exc}") from None
+    out: list[ServiceAddress] = []
+    for record in records if isinstance(records, list) else []:
+        if isinstance(record, dict):
+            with contextlib.suppress(KeyError, TypeError):
+                out.append(
+                    ServiceAddress(str(record["namespace"]), str(record["name"]), str(record["cluster_ip"]))
+                )
+    return out
 
 
 def wrap_command(
@@ -392,6 +416,147 @@ def _exec_in_namespace(namespace: str, directory: str, outer: str, method: str, 
         raise SystemExit(127 if exc.errno == errno.ENOENT else 126) from None
 
 
+# ---------------------------------------------------------------------- address ranges per sandbox
+
+#: How many sandboxes can run at once on one machine: lease i has the Service CIDR 127.(96+i).0.0/16 and the
+#: pod CIDR 127.(112+i).0.0/16 (i in 0..15 keeps both inside 127.96.0.0/11 and clear of each other).
+LEASE_COUNT = 16
+SERVICE_BASE, POD_BASE = 96, 112
+LEASE_DIR_ENV = "CANARIST_NET_LEASES"
+#: The lock files live in one directory for the whole machine (not per user, not under $TMPDIR): the
+#: addresses are the machine's, so every sandbox of every user must see every lease.
+DEFAULT_LEASE_DIR = "/tmp/canarist-net-leases"
+
+
+class LeaseError(ClusterNetError):
+    """No address range is free for another sandbox (why is in the message)."""
+
+
+class NetworkLease:
+    """One sandbox's address ranges, held with `flock` on a lock file for as long as the lease is open.
+
+    The lock goes with the open file description (`flock(2)`), so it is released by `release()` and by the
+    holder's death however it dies; the descriptor is not inherited by the sandbox's subprocesses.
+    """
+
+    def __init__(self, index: int, path: Path, fd: int) -> None:
+        self.index = index
+        self.path = path
+        self._fd: int | None = fd
+        self.service_cidr = f"127.{SERVICE_BASE + index}.0.0/16"
+        self.pod_cidr = f"127.{POD_BASE + index}.0.0/16"
+        #: kube-dns' place in the Service range (.10): never allocated, nothing listens there
+        self.nameserver = f"127.{SERVICE_BASE + index}.0.10"
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)  # closing the last descriptor of the description drops the flock
+
+    def __enter__(self) -> NetworkLease:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        state = "held" if self.held else "released"
+        return f"NetworkLease({self.index}, services {self.service_cidr}, pods {self.pod_cidr}, {state})"
+
+
+def lease_directory() -> Path:
+    """Where the lock files are: ``$CANARIST_NET_LEASES``, else /tmp/canarist-net-leases."""
+    return Path(os.environ.get(LEASE_DIR_ENV) or DEFAULT_LEASE_DIR)
+
+
+def _open_lock(path: Path) -> int:
+    """The lock file, created world-readable if it is new; never through a symlink."""
+    flags = os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(path, os.O_RDWR | flags, 0o644)
+    except PermissionError:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)  # another user's: flock needs no write
+    return fd
+
+
+def listening_ranges(proc: str = "/proc") -> set[int]:
+    """The second octet of every 127.x address something listens on (TCP, from /proc/net/tcp)."""
+    octets: set[int] = set()
+    try:
+        lines = Path(proc, "net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return octets
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 4 or fields[3] != "0A":  # 0A: LISTEN
+            continue
+        address = fields[1].split(":", 1)[0]
+        with contextlib.suppress(ValueError):
+            packed = int(address, 16).to_bytes(4, "little")
+            if packed[0] == 127:
+                octets.add(packed[1])
+    return octets
+
+
+def lease_network(
+    directory: str | os.PathLike[str] | None = None,
+    indices: Sequence[int] | None = None,
+    *,
+    listening: Iterable[int] | None = None,
+) -> NetworkLease:
+    """The first free address range of ``indices`` (default: all `LEASE_COUNT`); `LeaseError` when every
+    one is taken.
+
+    A range is free when nobody holds its lock file and nothing listens on its addresses (a sandbox whose
+    process was killed may leave an Envoy behind on them): ``listening`` are the second octets of the
+    127.x addresses in use, by default read from /proc/net/tcp (`listening_ranges`).
+    """
+    where = Path(directory) if directory is not None else lease_directory()
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+        if where.stat().st_uid == os.geteuid():
+            where.chmod(0o1777)  # every user's sandboxes take their leases here (sticky, like /tmp)
+    except OSError as exc:
+        raise LeaseError(f"cannot use the lease directory {where}: {exc.strerror or exc}") from None
+    in_use = set(listening_ranges() if listening is None else listening)
+    candidates = list(range(LEASE_COUNT) if indices is None else indices)
+    busy: list[str] = []
+    for index in candidates:
+        if not 0 <= index < LEASE_COUNT:
+            raise ValueError(f"a lease index is in 0..{LEASE_COUNT - 1}, not {index}")
+        path = where / f"net-{index}.lock"
+        try:
+            fd = _open_lock(path)
+        except OSError as exc:
+            busy.append(f"{index}: {exc.strerror or exc}")
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            busy.append(f"{index}: held")
+            continue
+        if SERVICE_BASE + index in in_use or POD_BASE + index in in_use:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            busy.append(f"{index}: addresses in use by a process that holds no lease")
+            continue
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        return NetworkLease(index, path, fd)
+    raise LeaseError(
+        f"all {len(candidates)} sandbox address ranges are taken ({'; '.join(busy)}): stop a sandbox "
+        f"(`canarist sandbox down`, or end a `canarist demo`), or wait for running tests to finish; "
+        f"lock files in {where}"
+    )
+
+
 # ---------------------------------------------------------------------- can it work here?
 
 _RESTRICTIONS = (
@@ -431,10 +596,30 @@ def userns_restrictions(proc: str = "/proc") -> list[str]:
     return found
 
 
-def port_restriction(port: int, proc: str = "/proc") -> str | None:
+CAP_NET_BIND_SERVICE = 10
+_VFS_CAP_FLAGS_EFFECTIVE = 0x000001
+
+
+def binds_low_ports(binary: str | os.PathLike[str]) -> bool:
+    """The binary carries the file capability cap_net_bind_service, effective (`setcap
+    cap_net_bind_service=+ep BINARY`): run by a normal user, it may listen on ports below 1024."""
+    try:
+        raw = os.getxattr(binary, "security.capability")
+    except OSError:
+        return False
+    if len(raw) < 12:
+        return False
+    magic, permitted = int.from_bytes(raw[0:4], "little"), int.from_bytes(raw[4:8], "little")
+    return bool(magic & _VFS_CAP_FLAGS_EFFECTIVE) and bool(permitted & (1 << CAP_NET_BIND_SERVICE))
+
+
+def port_restriction(
+    port: int, proc: str = "/proc", binary: str | os.PathLike[str] | None = None
+) -> str | None:
     """Why this user cannot listen on a Service's port (below net.ipv4.ip_unprivileged_port_start), or None.
 
-    A user namespace does not help there: the sockets belong to the machine's network namespace.
+    ``binary`` is the program that listens (the sandbox's Envoy): with cap_net_bind_service it may. A user
+    namespace does not help there: the sockets belong to the machine's network namespace.
     """
     if os.geteuid() == 0:
         return None
@@ -442,11 +627,13 @@ def port_restriction(port: int, proc: str = "/proc") -> str | None:
         start = int(Path(proc, "sys/net/ipv4/ip_unprivileged_port_start").read_text().strip())
     except (OSError, ValueError):
         start = 1024
-    if port >= start:
+    if port >= start or (binary is not None and binds_low_ports(binary)):
         return None
+    setcap = f"sudo setcap cap_net_bind_service=+ep {binary}" if binary is not None else ""
     return (
         f"port {port} is below net.ipv4.ip_unprivileged_port_start={start}, so a normal user cannot listen on "
-        f"it: run the sandbox as root, or `sudo sysctl -w net.ipv4.ip_unprivileged_port_start={port}`"
+        f"it: run the sandbox as root, or `sudo sysctl -w net.ipv4.ip_unprivileged_port_start={port}` (to keep "
+        f"it: a file in /etc/sysctl.d/)" + (f", or let Envoy bind it: `{setcap}`" if setcap else "")
     )
 
 

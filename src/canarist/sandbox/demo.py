@@ -7,11 +7,16 @@ podinfo Deployments, a real Prometheus scraping them and Envoy's own stats, the 
 (``-mesh-provider`` of that provider). `play_story` then applies the walkthrough's manifests (the podinfo
 workload, the provider's ``routing.yaml`` and ``canary.yaml``) with a short interval, promotes one new
 image, injects a fault into the next one and waits for the rollback, and returns a `DemoResult` with
-timings, checks and the path of an HTML run report. With `DemoOptions.cluster_network` the sandbox runs on
-cluster networking (docs/sandbox.md, "Cluster networking"): ClusterIPs from 127.96.0.0/16 on which Envoy
-listens, the loadtester and the operator as processes that resolve Services' names, and the walkthrough's
-Canary applied unchanged. `play_ab` runs one A/B release (header or cookie
-routing) and counts which pods answered requests with and without the header.
+timings, checks and the path of an HTML run report.
+
+The sandbox runs on cluster networking (docs/sandbox.md, "Cluster networking"): it leases an address range
+of its own (`cluster_net.lease_network`: Services' ClusterIPs from 127.(96+i).0.0/16, pod IPs from
+127.(112+i).0.0/16), Envoy listens on each Service's ClusterIP and ports, the provider's ingress is a Service
+with its ClusterIP as load-balancer address (Istio's ``istio-ingressgateway`` in ``istio-system``...), the
+loadtester and the operator run as processes that resolve Services' names, Prometheus is a Service under the
+names Flagger's manifests use, and the walkthrough's manifests are applied as they are written. `play_ab`
+runs one A/B release (header or cookie routing) and counts which pods answered requests with and without
+the header.
 """
 
 from __future__ import annotations
@@ -21,7 +26,6 @@ import contextlib
 import copy
 import logging
 import math
-import re
 import shutil
 import subprocess
 import sys
@@ -39,7 +43,6 @@ from canarist.api.crds import crds
 from canarist.kube import resources as kinds
 from canarist.kube.client import KubeClient
 from canarist.kube.informer import Informer
-from canarist.loadtester import LoadTester, LoadTesterConfig
 from canarist.localcluster import LocalClusterThread
 from canarist.sandbox import cluster_net
 from canarist.sandbox.cluster_net import ClusterNetwork
@@ -49,8 +52,9 @@ from canarist.sandbox.liveview import CanarySnapshot, LiveView, event_messages_f
 from canarist.sandbox.mesh import WEIGHT_HEADER, MeshWatcher, RouteWrite
 from canarist.sandbox.pods import PodManager
 from canarist.sandbox.prometheus import PROMETHEUS_INSTALL, PrometheusProcess, free_port
-from canarist.sandbox.providers import ProviderDemo, provider_demo
+from canarist.sandbox.providers import GatewayService, ProviderDemo, provider_demo
 from canarist.sandbox.report import Moment, Sample, TimedEvent, render_report, thresholds_of
+from canarist.sandbox.telemetry import POD_TEMPLATE_HASH_LABEL, pod_name, pod_template_hash
 
 __all__ = [
     "ABResult",
@@ -60,7 +64,6 @@ __all__ = [
     "Sandbox",
     "StepShare",
     "ab_canary",
-    "localize_canary",
     "missing_prerequisites",
     "play_ab",
     "play_story",
@@ -77,25 +80,48 @@ USER_SOURCE = "user-traffic"
 FAULTS = ("status500", "errors", "latency")
 IMAGE = "quay.io/stefanprodan/podinfo"
 HEY_INSTALL = "sudo apt-get install -y --no-install-recommends hey"
-# The sandbox's own Services with cluster networking, where a cluster has them (Flagger's defaults).
+# The sandbox's own Services, where a cluster has them (Flagger's defaults): the loadtester of the
+# walkthrough's `helm upgrade -i flagger-loadtester flagger/loadtester --namespace=test`, and Prometheus in
+# the operator's namespace (`--namespace=istio-system`), as `prometheus` (the operator's default
+# -metrics-server=http://prometheus:9090 there, and the walkthrough's http://prometheus.istio-system:9090)
+# and `flagger-prometheus` (the Prometheus Flagger's own chart installs).
 LOADTESTER_NAMESPACE, LOADTESTER_SERVICE, LOADTESTER_PORT = "test", "flagger-loadtester", 80
-METRICS_NAMESPACE, PROMETHEUS_PORT = "istio-system", 9090
+OPERATOR_NAMESPACE = METRICS_NAMESPACE = "istio-system"
+PROMETHEUS_PORT = 9090
 PROMETHEUS_SERVICES = ("prometheus", "flagger-prometheus")
+#: The operator's default -metrics-server (Flagger's), which resolves in the operator's namespace.
+OPERATOR_METRICS_SERVER = f"http://prometheus:{PROMETHEUS_PORT}"
+#: The Pods standing for sandbox processes carry this annotation (value: the process) and are not workloads.
+PROCESS_ANNOTATION = "sandbox.canarist.dev/process"
+NODE_NAME = "sandbox-node-1"
+POD = kinds.ResourceKind("", "v1", "pods", "Pod", status_subresource=True)
 
 
-def missing_prerequisites(provider: str = "istio", cluster_network: bool = False) -> list[str]:
-    """One line per missing external program, with the command that installs it, and per missing example
-    file of the provider (`UnknownProvider` for a provider not in the table); with ``cluster_network``, why
-    cluster networking cannot work here, if it cannot."""
-    missing: list[str] = []
-    if cluster_network:
-        why = cluster_net.available()
+def envoy_port_restriction(port: int) -> str | None:
+    """Why the sandbox's Envoy cannot listen on a Service port here (None: it can)."""
+    return cluster_net.port_restriction(port, binary=envoy_binary())
+
+
+def network_problems() -> list[str]:
+    """Why the sandbox's cluster networking cannot work for this user on this machine (empty: it can):
+    the private mount namespaces of `cluster_net.available()`, and Envoy listening on port 80 (the
+    loadtester's Service, the ingress gateway) and 9090 (Prometheus' Services)."""
+    problems: list[str] = []
+    why = cluster_net.available()
+    if why is not None:
+        problems.append(f"cluster networking: {why}")
+    for port in sorted({LOADTESTER_PORT, PROMETHEUS_PORT, 80}):
+        why = envoy_port_restriction(port)
         if why is not None:
-            missing.append(f"cluster networking: {why}")
-        for port in (LOADTESTER_PORT, PROMETHEUS_PORT):
-            why = cluster_net.port_restriction(port)
-            if why is not None:
-                missing.append(f"cluster networking: {why}")
+            problems.append(f"cluster networking: {why}")
+    return problems
+
+
+def missing_prerequisites(provider: str = "istio") -> list[str]:
+    """One line per missing external program, with the command that installs it, per missing example file
+    of the provider (`UnknownProvider` for a provider not in the table), and why cluster networking cannot
+    work here, if it cannot (`network_problems`)."""
+    missing = network_problems()
     examples = provider_demo(provider).examples
     if not (examples / "canary.yaml").exists():
         missing.append(f"the {provider} walkthrough's Canary {examples / 'canary.yaml'} is missing")
@@ -131,9 +157,6 @@ class DemoOptions:
     #: steps and checks to keep the suite short.
     step_weight: int | None = None
     threshold: int | None = None
-    #: run on cluster networking (`canarist demo --cluster-network`): ClusterIPs in 127.96.0.0/16 served by
-    #: Envoy, the loadtester and the operator resolving Services' names, the Canary applied unchanged
-    cluster_network: bool = False
 
 
 @dataclass(frozen=True)
@@ -173,51 +196,10 @@ class DemoResult:
 # ------------------------------------------------------------------------------------------------ manifests
 
 
-_HOST = re.compile(
-    r"(?P<scheme>https?://)?(?P<host>[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*)"
-    r"(?::(?P<port>\d+))?"
-)
-
-
-def localize_canary(
-    canary: dict[str, Any], loadtester: str, service_address: Callable[[str, str, int], str]
-) -> dict[str, Any]:
-    """The Canary with in-cluster hostnames in its webhooks replaced by local addresses.
-
-    In webhook URLs and in every metadata value, a ``http(s)://host[:port]`` or a ``host:port`` whose host
-    is ``flagger-loadtester[.ns…]`` becomes the loadtester's ``host:port``; one that names a Service
-    (``name``, ``name.ns``, ``name.ns.svc[.cluster.local]``) becomes ``service_address(ns, name, port)``
-    (the Envoy listener standing in for that Service's ClusterIP; the port defaults to 80).
-    """
-    out = copy.deepcopy(canary)
-    namespace = str((out.get("metadata") or {}).get("namespace") or "default")
-    loadtester_address = re.sub(r"^https?://", "", loadtester).rstrip("/")
-
-    def replace(match: re.Match[str]) -> str:
-        scheme, host, port = match.group("scheme"), match.group("host"), match.group("port")
-        if not scheme and not port:
-            return match.group(0)
-        labels = host.split(".")
-        if labels[-2:] == ["cluster", "local"]:
-            labels = labels[:-2]
-        if labels[-1:] == ["svc"]:
-            labels = labels[:-1]
-        if not labels or len(labels) > 2 or any(label.isdigit() for label in labels):
-            return match.group(0)
-        name, ns = labels[0], labels[1] if len(labels) == 2 else namespace
-        if name == "flagger-loadtester":
-            return f"{scheme or ''}{loadtester_address}"
-        return f"{scheme or ''}{service_address(ns, name, int(port) if port else 80)}"
-
-    analysis = (out.get("spec") or {}).get("analysis") or {}
-    for hook in analysis.get("webhooks") or []:
-        if hook.get("url"):
-            hook["url"] = _HOST.sub(replace, str(hook["url"]))
-        metadata = hook.get("metadata") or {}
-        for key, value in list(metadata.items()):
-            if isinstance(value, str):
-                metadata[key] = _HOST.sub(replace, value)
-    return out
+def canary_service_port(provider: ProviderDemo) -> int:
+    """``spec.service.port`` of the provider's walkthrough Canary (9898; Contour's tutorial has 80)."""
+    service = (_load(provider.examples, "canary.yaml").get("spec") or {}).get("service") or {}
+    return int(service.get("port") or 9898)
 
 
 def _load(examples: Path, name: str) -> dict[str, Any]:
@@ -259,6 +241,21 @@ async def _kind_of(client: KubeClient, document: Mapping[str, Any]) -> kinds.Res
 # ------------------------------------------------------------------------------------------------ sandbox
 
 
+async def _wait_listening(address: tuple[str, int], timeout_s: float, what: str) -> None:
+    """Until something accepts TCP connections on ``address`` (polled, bounded)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with contextlib.suppress(OSError):
+            _, writer = await asyncio.wait_for(asyncio.open_connection(*address), 1)
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} did not listen on {address[0]}:{address[1]} within {timeout_s:.0f}s")
+        await asyncio.sleep(0.05)
+
+
 async def _wait_http(url: str, timeout_s: float, what: str) -> None:
     """Until a GET of url answers 200 (polled, bounded)."""
     deadline = time.monotonic() + timeout_s
@@ -273,8 +270,9 @@ async def _wait_http(url: str, timeout_s: float, what: str) -> None:
 
 
 class LoadTesterProcess:
-    """`canarist loadtester` as its own process in its Service's namespace (cluster networking): the `hey`
-    and `curl` it runs inherit its view of the cluster's names. Same interface as the in-process one."""
+    """`canarist loadtester` as its own process in its Service's namespace: the `hey` and `curl` it runs
+    inherit its view of the cluster's names. `url` is its local address (for `canarist gate`); in the
+    cluster it is `http://flagger-loadtester.test/`."""
 
     def __init__(self, workdir: Path, wrap: Callable[[list[str], str], list[str]]) -> None:
         self.wrap = wrap
@@ -338,11 +336,12 @@ class Sandbox:
         self.pods: PodManager | None = None
         self.mesh: MeshWatcher | None = None
         self.net: ClusterNetwork | None = None
-        self.loadtester: LoadTester | LoadTesterProcess = (
-            LoadTesterProcess(self.workdir, self._wrap)
-            if options.cluster_network
-            else LoadTester(LoadTesterConfig(port=0, host="127.0.0.1"))
-        )
+        #: this sandbox's address ranges, held from `start` to `stop`
+        self.lease: cluster_net.NetworkLease | None = None
+        self.loadtester = LoadTesterProcess(self.workdir, self._wrap)
+        #: the provider's ingress Service (None: a mesh without one) and the Pod standing for its proxy
+        self.gateway_service: dict[str, Any] | None = None
+        self.gateway_pod: dict[str, Any] | None = None
         self.operator: subprocess.Popen[bytes] | None = None
         self.operator_port = 0
         self.canaries: Informer | None = None
@@ -364,19 +363,16 @@ class Sandbox:
         self._log_handler = handler
 
         crds_key = self.provider.crds
-        cluster_options: dict[str, Any] = {}
-        if self.options.cluster_network:
-            why = cluster_net.available()
-            if why is not None:
-                raise RuntimeError(f"cluster networking cannot work here: {why}")
-            for port in (LOADTESTER_PORT, PROMETHEUS_PORT):
-                why = cluster_net.port_restriction(port)
-                if why is not None:
-                    raise RuntimeError(f"cluster networking: {why}")
-            cluster_options["service_cidr"] = cluster_net.SERVICE_CIDR
-            self.net = ClusterNetwork(self.workdir / "cluster-net")
+        problems = network_problems()
+        if problems:
+            raise RuntimeError("; ".join(problems))
+        lease = self.lease = cluster_net.lease_network()
+        log.info("sandbox network: %s", lease)
+        self.net = ClusterNetwork(self.workdir / "cluster-net", nameserver=lease.nameserver)
         self.cluster = LocalClusterThread(
-            readiness_delay=0.3, install_provider_crds=[crds_key] if crds_key else False, **cluster_options
+            readiness_delay=0.3,
+            install_provider_crds=[crds_key] if crds_key else False,
+            service_cidr=lease.service_cidr,
         ).start()
         self.cluster.write_kubeconfig(self.kubeconfig, namespace=NAMESPACE)
         client = self.client = KubeClient.from_kubeconfig(self.kubeconfig)
@@ -391,12 +387,27 @@ class Sandbox:
         pods = self.pods = PodManager(client)
         pods.on_new_app = lambda app: self.prometheus.add_target(app.metrics_target, {"sandbox": "pod"})
         await pods.start()
-        self.mesh = MeshWatcher(client, pods, self.envoy.files, cluster_net=self.net)
+        own = await self._own_services(client, pods, self.loadtester)
+        gateway = self.provider.gateway
+        self.mesh = MeshWatcher(
+            client,
+            pods,
+            self.envoy.files,
+            cluster_net=self.net,
+            gateway=await self._gateway_service(client, gateway) if gateway is not None else None,
+            gateway_service=(gateway.namespace, gateway.name) if gateway is not None else None,
+            port_check=envoy_port_restriction,
+        )
         await self.mesh.start()
-        if isinstance(self.loadtester, LoadTesterProcess):
-            await self._own_services(client, pods, self.loadtester)
-        else:
-            await self.loadtester.start()
+        await self.loadtester.start()
+        for namespace, name, port, _ in own:
+            path = "/healthz" if name == LOADTESTER_SERVICE else "/-/ready"
+            await _wait_http(
+                f"http://{await self._address(namespace, name, port)}{path}", 30, f"{name}.{namespace}"
+            )
+        if gateway is not None:
+            await _wait_listening(self.mesh.gateway, 30, f"the gateway {gateway.name}.{gateway.namespace}")
+            await self._gateway_pod(client, gateway)
 
         self.operator_port = free_port()
         self.start_operator()
@@ -413,10 +424,10 @@ class Sandbox:
 
     async def _own_services(
         self, client: KubeClient, pods: PodManager, loadtester: LoadTesterProcess
-    ) -> None:
-        """Cluster networking: the loadtester and Prometheus behind their Services, as a cluster has them
-        (endpoints: the sandbox's processes), then the loadtester started in its namespace; returns once
-        both answer through their ClusterIPs."""
+    ) -> list[tuple[str, str, int, int]]:
+        """The loadtester and Prometheus behind their Services, as a cluster has them (Services without a
+        selector whose endpoints are the sandbox's processes); returns them as (namespace, name, port,
+        local port)."""
         loadtester.port = free_port()
         prometheus_port = int(self.prometheus.url.rsplit(":", 1)[1].rstrip("/"))
         own = [(LOADTESTER_NAMESPACE, LOADTESTER_SERVICE, LOADTESTER_PORT, loadtester.port)]
@@ -433,13 +444,105 @@ class Sandbox:
                 "spec": {"ports": [{"name": "http", "port": port, "targetPort": target}]},
             }
             await client.ensure(service, kind=kinds.SERVICE)
-        await loadtester.start()
-        assert self.mesh is not None
-        for namespace, name, port, _ in own:
-            path = "/healthz" if name == LOADTESTER_SERVICE else "/-/ready"
-            await _wait_http(
-                f"http://{await self._address(namespace, name, port)}{path}", 30, f"{name}.{namespace}"
-            )
+        return own
+
+    async def _gateway_service(self, client: KubeClient, gateway: GatewayService) -> tuple[str, int]:
+        """The provider's ingress Service as the provider installs it (type LoadBalancer, its ports and
+        labels), its ClusterIP written as the load balancer's address; returns where the gateway listener
+        listens (that ClusterIP and the HTTP port)."""
+        namespace_object = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": gateway.namespace}}
+        await client.ensure(namespace_object, kind=kinds.NAMESPACE)
+        service = {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": gateway.name,
+                "namespace": gateway.namespace,
+                "labels": gateway.label_map,
+            },
+            "spec": {
+                "type": "LoadBalancer",
+                "selector": gateway.label_map,
+                "ports": [
+                    {"name": p.name, "port": p.port, "targetPort": p.target_port, "protocol": "TCP"}
+                    for p in gateway.ports
+                ],
+            },
+        }
+        created = (await client.ensure(service, kind=kinds.SERVICE)).object
+        ip = str((created.get("spec") or {}).get("clusterIP") or "")
+        if not ip or ip == "None":
+            raise RuntimeError(f"the Service {gateway.namespace}/{gateway.name} got no ClusterIP")
+
+        def balanced(obj: dict[str, Any]) -> None:
+            obj["status"] = {"loadBalancer": {"ingress": [{"ip": ip}]}}
+
+        self.gateway_service = await client.update_status(
+            kinds.SERVICE, gateway.name, gateway.namespace, balanced
+        )
+        return ip, gateway.http_port
+
+    async def _gateway_pod(self, client: KubeClient, gateway: GatewayService) -> None:
+        """A Running Pod standing for the sandbox's Envoy as the provider's proxy (host network: Envoy is a
+        process of this machine), with the labels the Service selects; Envoy's log is its log when the local
+        control plane serves pod logs."""
+        template_hash = pod_template_hash({"gateway": gateway.name, "image": gateway.image})
+        name = pod_name(gateway.pod_prefix, template_hash)
+        started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        pod: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": name,
+                "namespace": gateway.namespace,
+                "labels": {**gateway.label_map, POD_TEMPLATE_HASH_LABEL: template_hash},
+                "annotations": {PROCESS_ANNOTATION: "envoy"},
+            },
+            "spec": {
+                "nodeName": NODE_NAME,
+                "hostNetwork": True,
+                "containers": [
+                    {
+                        "name": gateway.container,
+                        "image": gateway.image,
+                        "ports": [
+                            {"name": p.name, "containerPort": p.target_port, "protocol": "TCP"}
+                            for p in gateway.ports
+                        ],
+                    }
+                ],
+            },
+        }
+        await client.create(pod, kind=POD)
+        ready = {"status": "True", "lastTransitionTime": started}
+
+        def running(obj: dict[str, Any]) -> None:
+            obj["status"] = {
+                "phase": "Running",
+                "hostIP": "127.0.0.1",
+                "podIP": "127.0.0.1",
+                "podIPs": [{"ip": "127.0.0.1"}],
+                "startTime": started,
+                "conditions": [
+                    {"type": kind, **ready}
+                    for kind in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
+                ],
+                "containerStatuses": [
+                    {
+                        "name": gateway.container,
+                        "image": gateway.image,
+                        "imageID": "",
+                        "ready": True,
+                        "started": True,
+                        "restartCount": 0,
+                        "state": {"running": {"startedAt": started}},
+                    }
+                ],
+            }
+
+        self.gateway_pod = await client.update_status(POD, name, gateway.namespace, running)
+        if self.cluster is not None:  # `kubectl logs` of the Pod is Envoy's log
+            self.cluster.pod_logs.register(gateway.namespace, name, gateway.container, self.envoy.log_file)
 
     async def _address(self, namespace: str, name: str, port: int, timeout_s: float = 30.0) -> str:
         """``ClusterIP:port`` of a Service once the data plane has it in its cache."""
@@ -454,8 +557,24 @@ class Sandbox:
             await asyncio.sleep(0.05)
 
     def _wrap(self, argv: list[str], namespace: str) -> list[str]:
-        """argv as a process of `namespace` (through the cluster network, when the sandbox has one)."""
-        return argv if self.net is None else self.net.command(argv, namespace)
+        """argv as a process of `namespace`: with the names a pod of that namespace resolves."""
+        if self.net is None:
+            raise RuntimeError("the sandbox's network is not set up (start() first)")
+        return self.net.command(argv, namespace)
+
+    @property
+    def pod_cidr(self) -> str:
+        """Where this sandbox's pod IPs come from (its lease's 127.(112+i).0.0/16)."""
+        if self.lease is None:
+            raise RuntimeError("the sandbox has no address range before start()")
+        return self.lease.pod_cidr
+
+    @property
+    def service_cidr(self) -> str:
+        """Where this sandbox's ClusterIPs come from (its lease's 127.(96+i).0.0/16)."""
+        if self.lease is None:
+            raise RuntimeError("the sandbox has no address range before start()")
+        return self.lease.service_cidr
 
     async def stop(self) -> None:
         for informer in (self.canaries, self.events):
@@ -473,6 +592,8 @@ class Sandbox:
             await self.client.close()
         if self.cluster is not None:
             self.cluster.stop()
+        if self.lease is not None:
+            self.lease.release()  # after Envoy, the process listening on the range, has stopped
         if self._log_handler is not None:
             logging.getLogger("canarist").removeHandler(self._log_handler)
             self._log_handler.close()
@@ -489,7 +610,6 @@ class Sandbox:
             "canarist",
             "operator",
             f"-kubeconfig={self.kubeconfig}",
-            f"-metrics-server={self.metrics_server}",
             f"-min-analysis-interval={interval}",
             f"-control-loop-interval={interval}",
             f"-port={self.operator_port}",
@@ -499,16 +619,14 @@ class Sandbox:
 
     @property
     def metrics_server(self) -> str:
-        """The operator's -metrics-server: Flagger's default address with cluster networking."""
-        if self.net is not None:
-            return f"http://prometheus.{METRICS_NAMESPACE}:{PROMETHEUS_PORT}"
-        return self.prometheus.url
+        """The Prometheus the operator reads: its default -metrics-server, `prometheus` of its namespace."""
+        return OPERATOR_METRICS_SERVER
 
     def start_operator(self) -> None:
         log_file = self.workdir / "operator.log"
         with log_file.open("ab") as out:
             self.operator = subprocess.Popen(
-                self._wrap(self.operator_command(), METRICS_NAMESPACE),
+                self._wrap(self.operator_command(), OPERATOR_NAMESPACE),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -537,8 +655,11 @@ class Sandbox:
 
     @property
     def gateway_url(self) -> str:
+        """Where user traffic enters: ``http://<ClusterIP of the ingress Service>`` (port 80 left out), or
+        for a mesh without an ingress the gateway listener's local port."""
         assert self.mesh is not None
-        return f"http://127.0.0.1:{self.mesh.gateway_port}"
+        address, port = self.mesh.gateway
+        return f"http://{address}" if port == 80 else f"http://{address}:{port}"
 
     def service_address(self, namespace: str, name: str, port: int) -> str:
         assert self.mesh is not None
@@ -547,15 +668,9 @@ class Sandbox:
     def service_urls(self) -> dict[str, str]:
         assert self.mesh is not None
         out: dict[str, str] = {}
-        if self.net is not None:
-            for key, (ip, port) in sorted(self.mesh.cluster_listeners.items()):
-                _, ns, name, _ = key.split("|")
-                out[f"{name}.{ns}:{port}"] = f"http://{ip}:{port}"
-            return out
-        for key, port in sorted(self.mesh.ports.items()):
-            if key.startswith("svc|"):
-                _, ns, name, service_port = key.split("|")
-                out[f"{name}.{ns}:{service_port}"] = f"http://127.0.0.1:{port}"
+        for key, (ip, port) in sorted(self.mesh.cluster_listeners.items()):
+            _, ns, name, _ = key.split("|")
+            out[f"{name}.{ns}:{port}"] = f"http://{ip}:{port}"
         return out
 
     # -- reads ------------------------------------------------------------------------------------------
@@ -873,9 +988,7 @@ def _demo_canary(sandbox: Sandbox, options: DemoOptions) -> dict[str, Any]:
         analysis["threshold"] = options.threshold
     for metric in analysis.get("metrics") or []:
         metric["interval"] = options.metric_interval
-    if options.cluster_network:
-        return canary  # its webhooks' names resolve in the loadtester's process
-    return localize_canary(canary, sandbox.loadtester.url, sandbox.service_address)
+    return canary  # the webhooks as written: their names resolve in the loadtester's process
 
 
 async def play_story(sandbox: Sandbox, options: DemoOptions, view: LiveView) -> DemoResult:

@@ -5,13 +5,15 @@ It caches every kind a data-plane translator reads (`canarist.sandbox.dataplane.
 and endpoints from the `PodManager`, and on any change rebuilds the configuration with
 :func:`canarist.sandbox.envoy_config.envoy_config` and writes the files (only those that changed). The
 statuses the translators produce are written to the objects' ``/status`` when they differ from the cached
-ones. Listener ports are allocated once per Service port and kept, so a URL handed out (for example in a
-rewritten webhook command) stays valid; `reserve` allocates one before the Service even exists.
+ones.
 
-With a `ClusterNetwork` (the sandbox on cluster networking), a Service port's listener binds the Service's
-own ``clusterIP:port`` instead (what kube-proxy and a sidecar give a pod), and every rebuild also rewrites the
-network's hosts files from the cached Services, after Envoy's files, so a name resolves once its listener
-is configured. `address` is where a Service port is reached either way.
+With a `ClusterNetwork` (the sandbox's way), a Service port's listener binds the Service's own
+``clusterIP:port`` (what kube-proxy and a sidecar give a pod), and every rebuild also rewrites the network's
+hosts files from the cached Services, after Envoy's files, so a name resolves once its listener is
+configured. The gateway listener binds ``gateway`` (the ClusterIP and HTTP port of the provider's ingress
+Service, which then gets no listeners of its own), else a free port of 127.0.0.1. Without a network (the data
+plane's own tests), each Service port's listener gets a local port, allocated once and kept (`reserve`).
+`address` is where a Service port is reached either way.
 """
 
 from __future__ import annotations
@@ -106,9 +108,18 @@ class MeshWatcher:
         *,
         translators: Sequence[Translator] | None = None,
         cluster_net: ClusterNetwork | None = None,
+        gateway: tuple[str, int] | None = None,
+        gateway_service: tuple[str, str] | None = None,
+        port_check: Callable[[int], str | None] = port_restriction,
     ) -> None:
         self.client = client
         self.cluster_net = cluster_net
+        #: where the gateway listener listens: the ingress Service's ClusterIP and port, else 127.0.0.1:free
+        self.gateway: tuple[str, int] = gateway or ("127.0.0.1", free_port())
+        #: (namespace, name) of that Service: no listeners of its own (the gateway listener is on its address)
+        self.gateway_service = gateway_service
+        #: why Envoy cannot listen on a Service port (None: it can); `cluster_net.port_restriction` by default
+        self.port_check = port_check
         #: with cluster networking: each Service port's listener key -> (ClusterIP, port), from the cache
         self.cluster_listeners: dict[str, tuple[str, int]] = {}
         self._refused: set[str] = set()  # Service ports this user cannot listen on (logged once)
@@ -120,7 +131,8 @@ class MeshWatcher:
             kind: Informer(client, kind, name=f"sandbox-{kind.plural}") for kind in kinds
         }
         self.skipped: list[ResourceKind] = []  # kinds the API server does not serve
-        self.ports: dict[str, int] = {GATEWAY_LISTENER: free_port()}
+        #: without a cluster network: each Service port's listener key -> its local port on 127.0.0.1
+        self.ports: dict[str, int] = {}
         self.writes: list[RouteWrite] = []
         self.status_writes = 0
         self.on_write: Callable[[RouteWrite], None] | None = None
@@ -131,7 +143,11 @@ class MeshWatcher:
 
     @property
     def gateway_port(self) -> int:
-        return self.ports[GATEWAY_LISTENER]
+        return self.gateway[1]
+
+    @property
+    def gateway_address(self) -> str:
+        return self.gateway[0]
 
     def reserve(self, namespace: str, service: str, port: int) -> int:
         """The local port of the listener for ``service.namespace:port`` (allocated on first use)."""
@@ -207,11 +223,13 @@ class MeshWatcher:
             if not isinstance(ip, str) or ip in ("", "None") or spec.get("type") == "ExternalName":
                 continue
             namespace, name = str(meta.get("namespace") or "default"), str(meta.get("name"))
+            if (namespace, name) == self.gateway_service:
+                continue  # the gateway listener is on its address
             for port in spec.get("ports") or []:
                 if not port.get("port"):
                     continue
                 key = listener_key(namespace, name, int(port["port"]))
-                why = port_restriction(int(port["port"]))
+                why = self.port_check(int(port["port"]))
                 if why is not None:
                     if key not in self._refused:
                         self._refused.add(key)
@@ -233,7 +251,11 @@ class MeshWatcher:
                     )
         self._dirty.clear()
         objects, endpoints = self.objects(), self.pods.endpoints()
-        listen: dict[str, ListenAddress] = {**self.ports, **self.cluster_listeners}
+        listen: dict[str, ListenAddress] = {
+            **self.ports,
+            **self.cluster_listeners,
+            GATEWAY_LISTENER: self.gateway,
+        }
         config = envoy_config(
             objects,
             services,

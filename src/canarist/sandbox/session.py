@@ -4,7 +4,8 @@ One sandbox per user at a time: the process that runs it *claims* the state file
 (created with ``O_EXCL``, so two ``up`` racing cannot both win), fills it in once the components listen
 (``state: running``, the kubeconfig, the URLs, the PIDs of its subprocesses) and removes it when it stops.
 `canarist sandbox down` signals the PID it names and waits for that process to exit; `canarist sandbox
-status` prints it; `canarist gate` reads the loadtester URL from it.
+status` prints it; `canarist gate` reads the loadtester URL from it; `canarist sandbox exec` finds the
+sandbox's cluster network (the directory of its generated hosts files) through it.
 
 A file whose process is gone (killed with SIGKILL, a reboot) is *stale*: it does not block a new sandbox
 and is removed by whoever finds it. A PID is only taken as the sandbox's while the process's start time
@@ -61,8 +62,12 @@ class Session:
     loadtester_url: str = ""
     #: PIDs of the sandbox's subprocesses by component (envoy, prometheus, operator).
     processes: dict[str, int] = field(default_factory=dict)
-    #: ``name.ns:port`` -> the Envoy listener URL standing in for that Service port.
+    #: ``name.ns:port`` -> the URL of that Service port (its ClusterIP, on which Envoy listens).
     services: dict[str, str] = field(default_factory=dict)
+    #: the sandbox's cluster network: the directory of its per-namespace hosts files, and its address ranges
+    cluster_net_dir: str = ""
+    service_cidr: str = ""
+    pod_cidr: str = ""
 
     @classmethod
     def for_this_process(cls, command: str, provider: str) -> Session:
@@ -261,10 +266,11 @@ def describe(session: Session, path: Path) -> list[str]:
         f"  gateway:     {session.gateway_url or '-'}",
         f"  prometheus:  {session.prometheus_url or '-'}",
         f"  loadtester:  {session.loadtester_url or '-'}",
+        f"  network:     Services {session.service_cidr or '-'}, pods {session.pod_cidr or '-'}",
     ]
     for name, pid in sorted(session.processes.items()):
         lines.append(f"  {name + ':':<12} pid {pid} ({'running' if process_running(pid) else 'exited'})")
     if session.services:
-        lines.append("  services (Envoy listeners standing in for ClusterIPs):")
+        lines.append("  services (ClusterIPs; Envoy listens on them):")
         lines += [f"    {name:<28} {url}" for name, url in sorted(session.services.items())]
     return lines
