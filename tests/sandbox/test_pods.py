@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 
 from canarist.kube import resources as kinds
 from canarist.kube.client import KubeClient
-from canarist.sandbox import cluster_net, images
+from canarist.sandbox import cluster_net, images, podinfo
 from canarist.sandbox.pods import POD, Pod, PodAddresses, PodManager
 from tests.fixtures.localcluster import LocalClusterHandle
 
@@ -192,6 +193,27 @@ def test_images_are_matched_by_repository_path_whatever_the_registry_tag_or_dige
     ]
     with pytest.raises(ValueError, match='exec: "sh": executable file not found'):
         images.local_argv(["sh", "-c", "true"], podinfo)
+
+
+def test_podinfo_flags_are_podinfos() -> None:
+    options = podinfo.parse_flags(
+        ["--port", "9000", "--port-metrics=9797", "--grpc-port=9999", "--h2c", "--backend-url=a,b"],
+        {"PODINFO_UI_MESSAGE": "from env", "PODINFO_PORT": "1234", "PODINFO_LEVEL": "debug"},
+    )
+    assert (options.port, options.port_metrics, options.level) == (9000, 9797, "debug")  # a flag wins
+    assert options.ui_message("1.0.0") == "from env"
+    assert options.values["backend-url"] == ["a", "b"]
+    assert options.not_implemented == ["--backend-url", "--grpc-port", "--h2c"]
+    defaults = podinfo.parse_flags([], {"PODINFO_PORT": "tcp://10.0.0.1:9898"})  # a Service link variable
+    assert (defaults.port, defaults.ui_message("6.0.0")) == (9898, "greetings from podinfo v6.0.0")
+    for argv, message in (
+        (["--bogus"], "unknown flag: --bogus"),
+        (["-port=9898"], "unknown shorthand flag: 'p' in -port=9898"),
+        (["--port=x"], 'invalid argument "x" for "--port" flag'),
+        (["--port"], "flag needs an argument: --port"),
+    ):
+        with pytest.raises(podinfo.FlagError, match=re.escape(message)):
+            podinfo.parse_flags(argv, {})
 
 
 def test_pod_ips_are_allocated_next_fit_and_freed() -> None:
