@@ -344,11 +344,18 @@ DECISION_ACTIONS = (
 )
 
 
+class AlertField(FlaggerModel):
+    """One extra field of a recorded alert (e.g. the evidence of the check that failed the run)."""
+
+    name: str = field("")
+    value: str = field("")
+
+
 class DecisionAction(FlaggerModel):
     """One side effect of a recorded decision, still to be applied (canarist, not in Flagger).
 
     action names it; the other fields are its arguments: routes (SetRoutes); type, message, phase (Event);
-    message, severity, withMetadata (Alert); outcome, analysisStatus (CountOutcome); phase (RunPostRollout).
+    message, severity, withMetadata, fields (Alert); outcome, analysisStatus (CountOutcome); phase (RunPostRollout).
     """
 
     action: str = field("", crd={"required": True, "enum": list(DECISION_ACTIONS)})
@@ -360,6 +367,7 @@ class DecisionAction(FlaggerModel):
     with_metadata: bool = field(False)
     outcome: str = field("")
     analysis_status: str = field("")
+    fields: list[AlertField] = field(factory=list)
 
 
 class CanaryDecision(FlaggerModel):
@@ -377,6 +385,80 @@ class CanaryDecision(FlaggerModel):
     pending: list[DecisionAction] = field(factory=list)
 
 
+class LedgerEntry(FlaggerModel):
+    """One answered check of the run (canarist, not in Flagger): what was asked and what came back.
+
+    check/kind/type name it (kind metric or webhook; type the webhook type as written); weight and
+    iteration are the step in force when it was asked; result is value, noData or error; verdict pass or
+    fail. A metric adds value (in unit), min/max (the accepted range), query and provider (type and
+    address); a webhook adds url, httpStatus and body (an excerpt of the answer). message is the event
+    text of a failure. Text fields are bounded; credentials are never recorded.
+    """
+
+    at: str | None = field(crd=_DATE_TIME)
+    check: str = field("", crd={"required": True})
+    kind: str = field("", crd={"enum": ["metric", "webhook"]})
+    type: str = field("")
+    weight: int = field(0, check={"integer": True, "min": 0, "max": 100})
+    iteration: int = field(0, check={"integer": True, "min": 0})
+    result: str = field("", crd={"enum": ["value", "noData", "error"]})
+    verdict: str = field("", crd={"enum": ["pass", "fail"]})
+    value: float | None = field()
+    unit: str = field("")
+    min: float | None = field()
+    max: float | None = field()
+    query: str = field("")
+    provider: str = field("")
+    url: str = field("")
+    http_status: int | None = field(check={"integer": True, "min": 0})
+    body: str = field("")
+    duration_seconds: float | None = field()
+    message: str = field("")
+
+
+class LedgerSummary(FlaggerModel):
+    """Per check of the run: how often it was answered, how often it failed, and its last answer."""
+
+    check: str = field("", crd={"required": True})
+    kind: str = field("", crd={"enum": ["metric", "webhook"]})
+    type: str = field("")
+    count: int = field(0, check={"integer": True, "min": 0})
+    failures: int = field(0, check={"integer": True, "min": 0})
+    no_data: int = field(0, check={"integer": True, "min": 0})
+    errors: int = field(0, check={"integer": True, "min": 0})
+    last_at: str | None = field(crd=_DATE_TIME)
+    last_result: str = field("", crd={"enum": ["value", "noData", "error"]})
+    last_verdict: str = field("", crd={"enum": ["pass", "fail"]})
+    last_value: float | None = field()
+    unit: str = field("")
+
+
+class LedgerEnd(FlaggerModel):
+    """How the run ended: the phase, why, and the evidence of the last failed check (if any)."""
+
+    at: str | None = field(crd=_DATE_TIME)
+    phase: str = field("")
+    reason: str = field("")
+    failed_checks: int = field(0, check={"integer": True, "min": 0})
+    threshold: int = field(0, check={"integer": True, "min": 0})
+    evidence: LedgerEntry | None = field()
+
+
+class CanaryLedger(FlaggerModel):
+    """The decision ledger of the current run (canarist, not in Flagger; docs/engine.md, "The ledger").
+
+    revision and startedAt identify the run; entries are its last answered checks, oldest first (bounded;
+    dropped counts the older ones left out); summary has one item per check; end says how the run ended.
+    """
+
+    revision: str = field("")
+    started_at: str | None = field(crd=_DATE_TIME)
+    entries: list[LedgerEntry] = field(factory=list)
+    dropped: int = field(0, check={"integer": True, "min": 0})
+    summary: list[LedgerSummary] = field(factory=list)
+    end: LedgerEnd | None = field()
+
+
 class CanaryStatus(FlaggerModel):
     phase: str = field("", crd={"enum": values(Phase)}, description="Analysis phase of this canary")
     failed_checks: int = field(0, crd=_NUMBER_INT, check={"integer": True, "min": 0})
@@ -392,6 +474,9 @@ class CanaryStatus(FlaggerModel):
     conditions: list[CanaryCondition] = field(factory=list)
     decision: CanaryDecision | None = field(
         description="canarist: the durable record of the run's last traffic or outcome decision"
+    )
+    ledger: CanaryLedger | None = field(
+        description="canarist: the checks of the current run, what came back, and how the run ended"
     )
 
     def promoted_condition(self) -> CanaryCondition | None:

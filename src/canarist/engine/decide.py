@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from canarist.api import Canary, Phase, WebhookType
-from canarist.engine import checks, messages
+from canarist.engine import checks, ledger, messages
 from canarist.engine.model import (
+    Alert,
     Check,
     CheckResult,
     CountOutcome,
@@ -462,6 +463,9 @@ def _shift_traffic_back(t: Tick, routes: Routes) -> None:
 def _finalise(t: Tick) -> None:
     """Step 22: the traffic is back on the primary; scale the canary down and succeed."""
     t.commit()
+    t.status.end_run(
+        Phase.SUCCEEDED, messages.ALERT_PROMOTION_COMPLETED, at=t.obs.now, threshold=t.canary.threshold()
+    )
     t.act(ScaleDownTarget())
     t.set_phase(Phase.SUCCEEDED)
     t.act(CountOutcome("success", "completed"))
@@ -473,6 +477,9 @@ def _finalise(t: Tick) -> None:
 def _promote_without_analysis(t: Tick) -> None:
     """Step 19 (docs/flagger-parity.md#one-tick): skipAnalysis promotes the ready canary at once."""
     t.commit()
+    t.status.end_run(
+        Phase.SUCCEEDED, messages.ALERT_PROMOTION_SKIPPED, at=t.obs.now, threshold=t.canary.threshold()
+    )
     t.route(ALL_TO_PRIMARY)
     t.event(messages.copying_spec(t.target, t.namespace))
     t.act(Promote())
@@ -495,15 +502,21 @@ def _rollback(t: Tick, *, deadline: str | None = None, vanished: str | None = No
     The decision is committed: recorded with all its side effects before the first of them.
     """
     t.commit()
+    threshold = t.canary.threshold()
+    end = t.status.end_run(
+        Phase.FAILED, _rollback_reason(t, deadline, vanished), at=t.obs.now, threshold=threshold
+    )
     if vanished is not None:
         t.warn(messages.rolling_back(t.key, vanished))
         t.alert(messages.alert_rolling_back(vanished), "error", with_metadata=True)
     if deadline is not None:
         t.warn(messages.deadline_exceeded(t.key, deadline))
         t.alert(messages.alert_deadline_exceeded(deadline), "error", with_metadata=True)
-    if t.status.failed_checks >= t.canary.threshold():
+    if t.status.failed_checks >= threshold:
         t.warn(messages.threshold_reached(t.key, t.status.failed_checks))
-        t.alert(messages.alert_threshold_reached(t.status.failed_checks), "error")
+        # Flagger's alert text, with the evidence of the check that failed last as its fields
+        evidence = ledger.alert_fields(end.evidence) if end.evidence is not None else ()
+        t.act(Alert(messages.alert_threshold_reached(t.status.failed_checks), "error", fields=evidence))
     t.route(ALL_TO_PRIMARY)
     t.warn(messages.canary_failed(t.key), phase=Phase.FAILED)
     t.act(ScaleDownTarget())
@@ -512,10 +525,29 @@ def _rollback(t: Tick, *, deadline: str | None = None, vanished: str | None = No
     t.act(RunPostRollout(Phase.FAILED))
 
 
+def _rollback_reason(t: Tick, deadline: str | None, vanished: str | None) -> str:
+    """Why the run ends, for the ledger (``status.ledger.end.reason``), in the words of its alert."""
+    if vanished is not None:
+        return messages.alert_rolling_back(vanished)
+    if deadline is not None:
+        return messages.alert_deadline_exceeded(deadline)
+    last = t.status.ledger.entries[-1] if t.status.ledger.entries else None
+    if last is not None and last.type == WebhookType.ROLLBACK and last.verdict == "pass":
+        return messages.ALERT_MANUAL_ROLLBACK
+    if t.status.failed_checks >= t.canary.threshold():
+        return messages.alert_threshold_reached(t.status.failed_checks)
+    if not t.obs.primary.ready:
+        return messages.primary_not_ready(t.canary.primary_name(), t.namespace, t.obs.primary.message)
+    return "rolled back"
+
+
 def _fail_promotion(t: Tick, reason: str) -> None:
     """``handleFailedPromotion``: the primary cannot roll out; keep the traffic on the healthy canary."""
     t.warn(messages.promotion_failed(t.target_key, reason))
     t.commit()
+    t.status.end_run(
+        Phase.FAILED, messages.alert_promotion_failed(reason), at=t.obs.now, threshold=t.canary.threshold()
+    )
     t.alert(messages.alert_promotion_failed(reason), "error")
     t.route(ALL_TO_CANARY)
     t.sync(Phase.FAILED, weight=FULL, failed_checks=t.status.failed_checks, iterations=t.status.iterations)

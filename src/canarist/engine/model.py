@@ -137,24 +137,55 @@ class Check:
     phase: str = ""
 
 
+#: what came back from a check: a value (or an HTTP answer), no data (the provider answered with no
+#: values), or an error (the check could not be answered: unreachable, HTTP 5xx, an invalid answer, a
+#: missing template or Secret).
+ResultKind = Literal["value", "no_data", "error"]
+
+
 @dataclass(frozen=True)
 class CheckResult:
-    """The answer to a :class:`Check`.
+    """The answer to a :class:`Check`: what came back, and the evidence for the decision ledger.
 
     ``message``: for a failed webhook the error text (Flagger's ``%v``, usually the response body); for a
     metric Flagger's complete event text (e.g. "Halt podinfo.test advancement success rate 69.17% < 99%");
     for providers the error after "Error checking metric providers: ". ``no_data`` marks a metric query
-    that returned nothing: it never passes, whatever ``ok`` says.
+    that returned nothing, ``error`` a check that could not be answered: neither ever passes, whatever
+    ``ok`` says (both count as a failed check, as in Flagger).
+
+    The evidence (all optional, recorded in ``status.ledger``, never a credential): for a metric the
+    rendered ``query``, the ``provider`` (type and address), the accepted range ``threshold_min`` /
+    ``threshold_max`` in the ``unit`` of ``value`` ("%", "ms" or ""); for a webhook its ``url``, the
+    ``http_status`` and a bounded excerpt of the response ``body``; ``duration_s`` for both.
     """
 
     ok: bool
     message: str = ""
     value: float | None = None
     no_data: bool = False
+    error: bool = False
+    query: str = ""
+    provider: str = ""
+    threshold_min: float | None = None
+    threshold_max: float | None = None
+    unit: str = ""
+    url: str = ""
+    http_status: int | None = None
+    body: str = ""
+    duration_s: float | None = None
 
     @property
     def passed(self) -> bool:
-        return self.ok and not self.no_data
+        return self.ok and not self.no_data and not self.error
+
+    @property
+    def outcome(self) -> ResultKind:
+        """Which of the three outcomes this is (no data wins over an error flag, as it is more precise)."""
+        if self.no_data:
+            return "no_data"
+        if self.error:
+            return "error"
+        return "value"
 
 
 @dataclass(frozen=True)
@@ -229,11 +260,14 @@ Severity = Literal["info", "warn", "error"]
 
 @dataclass(frozen=True)
 class Alert:
-    """Send ``message`` to the canary's alert providers (``with_metadata``: add Target, thresholds, routing)."""
+    """Send ``message`` to the canary's alert providers (``with_metadata``: add Target, thresholds, routing;
+    ``fields``: more fields, e.g. the evidence of the check that failed the run)."""
 
     message: str
     severity: Severity = "info"
     with_metadata: bool = False
+    #: extra (title, value) fields after the metadata: the failing check's evidence of a rollback alert.
+    fields: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -81,12 +81,15 @@ def to_dict(action: Action) -> dict[str, Any]:
     if isinstance(action, Event):
         return {"action": "Event", "type": action.type, "message": action.message, "phase": str(action.phase)}
     if isinstance(action, Alert):
-        return {
+        out: dict[str, Any] = {
             "action": "Alert",
             "message": action.message,
             "severity": action.severity,
             "withMetadata": action.with_metadata,
         }
+        if action.fields:
+            out["fields"] = [{"name": name, "value": value} for name, value in action.fields]
+        return out
     if isinstance(action, CountOutcome):
         return {"action": "CountOutcome", "outcome": action.outcome, "analysisStatus": action.analysis_status}
     if isinstance(action, RunPostRollout):
@@ -113,8 +116,16 @@ def from_dict(item: Mapping[str, Any]) -> Action:
         return Event(cast(EventType, event_type), str(item.get("message", "")), str(item.get("phase", "")))
     if kind == "Alert":
         severity = item.get("severity") if item.get("severity") in ("info", "warn", "error") else "info"
+        fields = tuple(
+            (str(f.get("name", "")), str(f.get("value", "")))
+            for f in item.get("fields") or []
+            if isinstance(f, Mapping)
+        )
         return Alert(
-            str(item.get("message", "")), cast(Severity, severity), bool(item.get("withMetadata", False))
+            str(item.get("message", "")),
+            cast(Severity, severity),
+            bool(item.get("withMetadata", False)),
+            fields,
         )
     if kind == "CountOutcome":
         return CountOutcome(

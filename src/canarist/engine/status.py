@@ -16,7 +16,8 @@ from typing import Any
 
 from canarist.api import CanaryStatus, Phase
 from canarist.engine import messages
-from canarist.engine.model import Action, Routes
+from canarist.engine.ledger import End, Ledger
+from canarist.engine.model import Action, Check, CheckResult, Routes
 from canarist.engine.record import Record
 
 PROMOTED = "Promoted"
@@ -25,6 +26,8 @@ PROMOTED = "Promoted"
 _KEEPS_PROGRESS = frozenset({Phase.PROGRESSING, Phase.WAITING, Phase.PROMOTING})
 # SetStatusPhase records the applied spec as promoted in these phases.
 _PROMOTES = frozenset({Phase.INITIALIZED, Phase.SUCCEEDED})
+# A check answered in these phases belongs to a new run (the confirm-rollout gates of a new revision).
+_STARTS_RUN = frozenset({Phase.INITIALIZED, Phase.SUCCEEDED, Phase.FAILED})
 
 
 def rfc3339(moment: datetime) -> str:
@@ -57,6 +60,12 @@ class StatusDraft:
     written: bool = field(default=False)
     #: ``status.decision``: None = no record (none yet, or a new run started); else the routes it holds.
     record: Record | None = field(default=None)
+    #: ``status.ledger``: the checks of the current run (docs/engine.md, "The ledger").
+    ledger: Ledger = field(default_factory=Ledger)
+    #: the phase the decision started from (which tells whether a check or a sync starts a new run).
+    entry_phase: str = field(default="")
+    #: a new ledger was started by this decision (a run starts once, however many checks it asks first).
+    ledger_restarted: bool = field(default=False)
 
     @classmethod
     def of(cls, status: CanaryStatus) -> StatusDraft:
@@ -69,6 +78,8 @@ class StatusDraft:
             last_promoted_spec=status.last_promoted_spec,
             tracked_configs=dict(status.tracked_configs) if status.tracked_configs is not None else None,
             record=Record.of(status.decision) if status.decision is not None else None,
+            ledger=Ledger.of(status.ledger),
+            entry_phase=str(status.phase),
         )
 
     # -- Flagger's status primitives ------------------------------------------------------------------
@@ -94,6 +105,9 @@ class StatusDraft:
             self.last_promoted_spec = revision
         if phase in (Phase.INITIALIZED, Phase.PROGRESSING):
             self.record = None  # a new run (or none): the last run's record does not apply to it
+        if phase == Phase.PROGRESSING and self.entry_phase != Phase.WAITING:
+            # a new run from rest, or a restart on a new revision (from Waiting: the run that waited)
+            self.restart_ledger(revision)
         self.written = True
 
     def set_phase(self, phase: str, *, analysis_iterations: int = 0) -> None:
@@ -129,6 +143,43 @@ class StatusDraft:
         self.record = Record(routes=routes)
         self.written = True
 
+    # -- the decision ledger ------------------------------------------------------------------------------
+
+    def restart_ledger(self, revision: str) -> None:
+        """Start the ledger of a new run (once per decision)."""
+        if not self.ledger_restarted:
+            self.ledger.restart(revision)
+            self.ledger_restarted = True
+            self.written = True
+
+    def record_check(self, check: Check, result: CheckResult, *, at: datetime, revision: str) -> bool:
+        """Record the answer to ``check`` at the step in force; returns whether the ledger changed.
+
+        The providers probe at initialization is not part of a run and is not recorded. A check answered
+        at rest (Initialized, Succeeded, Failed: a new revision's confirm-rollout gates) starts a new run.
+        """
+        if check.kind not in ("metric", "webhook"):
+            return False
+        restarted = False
+        if self.entry_phase in _STARTS_RUN and not self.ledger_restarted:
+            self.restart_ledger(revision)
+            restarted = True
+        elif not self.ledger.active:
+            self.ledger.restart(revision)  # a status written without a ledger (Flagger's, or an older one)
+        changed = self.ledger.record(
+            check, result, at=at, weight=self.canary_weight, iteration=self.iterations
+        )
+        if changed:
+            self.written = True
+        return changed or restarted
+
+    def end_run(self, phase: str, reason: str, *, at: datetime, threshold: int) -> End:
+        """Record how the run ended (the evidence of the last failed check comes with it)."""
+        if not self.ledger.active:
+            self.ledger.restart(self.last_applied_spec)
+        self.written = True
+        return self.ledger.finish(phase, reason, at=at, failed_checks=self.failed_checks, threshold=threshold)
+
     # -- the written object -----------------------------------------------------------------------------
 
     def render(
@@ -154,6 +205,9 @@ class StatusDraft:
             base.get("conditions") or [], phase=self.phase, kind=kind, now=now
         )
         status.pop("decision", None)
+        status.pop("ledger", None)
+        if self.ledger.active:
+            status["ledger"] = self.ledger.render(now)
         if self.record is not None or pending:
             routes = self.record.routes if self.record is not None else None
             record = Record(revision=self.last_applied_spec, routes=routes, pending=pending)

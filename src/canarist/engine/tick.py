@@ -129,6 +129,10 @@ class Tick:
         answer = self.answers.get(check)
         if answer is None:
             raise NeedAnswer(check)
+        # the decision ledger (status.ledger) records every answer, with the status write of this decision
+        revision = self.obs.target.revision if self.obs.target else self.status.last_applied_spec
+        if self.status.record_check(check, answer, at=self.obs.now, revision=revision):
+            self._wrote_status()
         return answer
 
     # -- actions ------------------------------------------------------------------------------------------
