@@ -41,6 +41,18 @@ RUN_FIELDS = [
 ]
 
 
+def evidence_fields(load: CaptureServer) -> list[dict[str, Any]]:
+    """The rollback alert's fields after Flagger's: the evidence of the check that failed last."""
+    evidence = [
+        ("Failed check", "load-test (rollout) HTTP 500: load test failed"),
+        ("Step", "weight 100"),
+        ("URL", load.url),
+        ("HTTP status", "500"),
+        ("Response", "load test failed"),
+    ]
+    return [{"title": title, "value": value, "short": False} for title, value in evidence]
+
+
 def canary_with_load_hook(load: CaptureServer, **analysis: Any) -> dict[str, Any]:
     """The comparable golden spec with one rollout hook, whose answers decide each run's outcome."""
     return golden_canary([{"name": "load-test", "url": load.url, "timeout": "5s"}], threshold=2, **analysis)
@@ -105,7 +117,12 @@ async def test_alert_providers_from_secrets_receive_every_alert_by_severity(
     fields = {}
     for body in posts(on_call):
         fields[assert_slack_body(body, "on-call")["text"]] = assert_slack_body(body, "on-call")["fields"]
-    assert fields == {INIT: RUN_FIELDS, NEW_REVISION: RUN_FIELDS, PROMOTED: [], THRESHOLD: []}
+    assert fields == {
+        INIT: RUN_FIELDS,
+        NEW_REVISION: RUN_FIELDS,
+        PROMOTED: [],
+        THRESHOLD: evidence_fields(load),
+    }
     assert assert_slack_body(posts(pager)[0], "pager")["color"] == "danger"
     assert pager.requests[0].headers["authorization"] == "Bearer s3cr3t"
     assert "authorization" not in on_call.requests[0].headers
@@ -137,7 +154,7 @@ async def test_the_global_slack_notifier_receives_every_alert(
         INIT: [cluster, *RUN_FIELDS],
         NEW_REVISION: [cluster, *RUN_FIELDS],
         PROMOTED: [cluster],
-        THRESHOLD: [cluster],
+        THRESHOLD: [cluster, *evidence_fields(load)],
     }
     for request in slack.requests:
         assert request.method == "POST"

@@ -137,7 +137,11 @@ async def test_builtin_no_values(capture_server: Any) -> None:
         no_data=True,
         severity="warning",
         query=result.query,
+        provider=result.provider,
+        threshold_min=99.0,
+        unit="%",
     )
+    assert result.provider.startswith("prometheus http://127.0.0.1:")
     nan = await run(
         capture_server, vector("NaN"), metric(name="request-duration", thresholdRange={"max": 500})
     )

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from canarist.api import Canary, CanaryMetric, MetricTemplate
@@ -77,6 +77,18 @@ class CheckResult:
     severity: Severity = "info"
     metric_value: float | None = None
     query: str = ""
+    #: the evidence for the decision ledger: the provider (type and address, never credentials) and the
+    #: accepted range of ``value`` in its ``unit`` ("%", "ms" or "").
+    provider: str = ""
+    threshold_min: float | None = None
+    threshold_max: float | None = None
+    unit: str = ""
+
+    @property
+    def error(self) -> bool:
+        """The check could not be answered (unreachable provider, HTTP error, invalid answer, a missing
+        template or Secret): distinct from a value that misses its threshold and from no data."""
+        return self.severity == "error" and not self.no_data
 
 
 def _passed(value: float, metric_value: float, query: str) -> CheckResult:
@@ -192,14 +204,46 @@ async def evaluate_metric(
     not found; ``mesh_provider`` the operator's ``-mesh-provider``; ``route`` the Knative revision name.
     """
     model = template_model(canary, metric, route=route)
-    if metric.template_ref is not None:
-        return await _template_check(canary, metric, model, template, secret, provider_factory)
     server = canary.spec.metrics_server or metrics_server
+    if metric.template_ref is not None:
+        result = await _template_check(canary, metric, model, template, secret, provider_factory)
+        provider = template.spec.provider if template is not None else None
+        where = (
+            _provider_text(provider.type or "prometheus", provider.address) if provider is not None else ""
+        )
+        return _with_evidence(result, metric, where, "")
     if metric.query:
-        return await _inline_check(canary, metric, model, server)
+        result = await _inline_check(canary, metric, model, server)
+        return _with_evidence(result, metric, _provider_text("prometheus", server), "")
     if metric.name in (REQUEST_SUCCESS_RATE, REQUEST_DURATION):
-        return await _builtin_check(canary, metric, model, server, mesh_provider)
+        result = await _builtin_check(canary, metric, model, server, mesh_provider)
+        unit = "%" if metric.name == REQUEST_SUCCESS_RATE else "ms"
+        return _with_evidence(result, metric, _provider_text("prometheus", server), unit)
     return _failed(NO_USABLE_METRIC, severity="error")
+
+
+def _provider_text(provider_type: str, address: str) -> str:
+    """``prometheus http://prometheus:9090``: the provider's type and address (the decision ledger drops
+    any ``user:password@`` of the address; credentials from Secrets are never part of it)."""
+    return f"{provider_type} {address}".strip()
+
+
+def _with_evidence(result: CheckResult, metric: CanaryMetric, provider: str, unit: str) -> CheckResult:
+    """``result`` with the provider and the accepted range (the legacy ``threshold`` is a minimum for a
+    success rate, a maximum otherwise; a duration's bounds are whole milliseconds, as compared)."""
+    low: float | None = None
+    high: float | None = None
+    threshold_range = metric.threshold_range
+    if threshold_range is not None:
+        low, high = threshold_range.min, threshold_range.max
+    elif unit == "%":
+        low = _legacy_threshold(metric)
+    else:
+        high = _legacy_threshold(metric)
+    if unit == "ms":
+        low = float(int(low)) if low is not None else None
+        high = float(int(high)) if high is not None else None
+    return replace(result, provider=provider, threshold_min=low, threshold_max=high, unit=unit)
 
 
 def _prometheus(server: str) -> PrometheusProvider:

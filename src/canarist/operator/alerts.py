@@ -8,7 +8,8 @@ outbox at shutdown.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from canarist.api import AlertProvider, Canary
@@ -59,8 +60,18 @@ class AlertSender:
     def _count(self, target: str, outcome: str) -> None:
         self._telemetry.notifications.labels(provider=target, outcome=outcome).inc()
 
-    async def send(self, canary: Canary, message: str, severity: str, with_metadata: bool) -> None:
+    async def send(
+        self,
+        canary: Canary,
+        message: str,
+        severity: str,
+        with_metadata: bool,
+        fields: Sequence[tuple[str, str]] = (),
+    ) -> None:
         """Route the alert and queue its deliveries; returns without waiting for any HTTP call.
+
+        ``fields`` come after Flagger's (Cluster, then the metadata): the evidence of the check that failed
+        the run, from the decision ledger.
 
         ``canarist_notifications_total{provider, outcome}`` counts each delivery when it ends: ``ok``,
         ``failed`` (after retries; logged as before) or ``dropped`` (queue full or not sent at shutdown).
@@ -76,6 +87,8 @@ class AlertSender:
             cluster_name=self._settings.cluster_name,
         )
         for alert in planned:
+            if fields:
+                alert = dataclasses.replace(alert, fields=(*alert.fields, *fields))
             if alert.notifier is None:  # a missing provider or Secret, already logged
                 self._count(alert.target, "failed")
                 continue

@@ -7,12 +7,13 @@ Secrets) are read from the informer caches.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from canarist.api import Canary, CanaryMetric, CanaryWebhook, MetricTemplate
 from canarist.engine.model import Check, CheckResult
-from canarist.hooks.client import call_webhook
+from canarist.hooks.client import call_webhook, cut_text
 from canarist.hooks.payload import build_payload
 from canarist.kube import resources as kinds
 from canarist.metrics.checks import evaluate_metric
@@ -53,7 +54,9 @@ class CheckRunner:
     async def _webhook(self, canary: Canary, check: Check) -> CheckResult:
         hook = self._find_webhook(canary, check)
         if hook is None:
-            return CheckResult(ok=False, message=f"webhook {check.name} not found in spec.analysis.webhooks")
+            return CheckResult(
+                ok=False, message=f"webhook {check.name} not found in spec.analysis.webhooks", error=True
+            )
         payload = build_payload(
             canary.metadata.name or "",
             canary.metadata.namespace or "",
@@ -79,9 +82,16 @@ class CheckRunner:
             result.elapsed_s,
             extra={"canary": canary.key},
         )
-        if result.ok:
-            return CheckResult(ok=True, message=str(result))
-        return CheckResult(ok=False, message=result.error or result.body or f"status {result.status}")
+        return CheckResult(
+            ok=result.ok,
+            message=str(result) if result.ok else result.error or result.body or f"status {result.status}",
+            # no HTTP answer at all (unreachable, timeout, invalid URL): the webhook could not be asked
+            error=result.status is None and not result.ok,
+            url=hook.url,
+            http_status=result.status,
+            body=cut_text(result.body),
+            duration_s=result.elapsed_s,
+        )
 
     checksum = staticmethod(run_checksum)
 
@@ -117,9 +127,12 @@ class CheckRunner:
     async def _metric(self, canary: Canary, check: Check) -> CheckResult:
         metric = self._find_metric(canary, check.name)
         if metric is None:
-            return CheckResult(ok=False, message=f"metric {check.name} not found in spec.analysis.metrics")
+            return CheckResult(
+                ok=False, message=f"metric {check.name} not found in spec.analysis.metrics", error=True
+            )
         template = self._template(canary, metric)
         secret = self._template_secret(template, canary.metadata.namespace or "")
+        started = time.monotonic()
         result = await evaluate_metric(
             canary,
             metric,
@@ -134,7 +147,19 @@ class CheckRunner:
                 namespace=canary.metadata.namespace or "",
                 metric=metric.name,
             ).set(result.metric_value)
-        return CheckResult(ok=result.ok, message=result.message, value=result.value, no_data=result.no_data)
+        return CheckResult(
+            ok=result.ok,
+            message=result.message,
+            value=result.value,
+            no_data=result.no_data,
+            error=result.error,
+            query=result.query,
+            provider=result.provider,
+            threshold_min=result.threshold_min,
+            threshold_max=result.threshold_max,
+            unit=result.unit,
+            duration_s=time.monotonic() - started,
+        )
 
     # ------------------------------------------------------------------ provider availability
 

@@ -150,8 +150,8 @@ class Executor:
                 await self._write_status(ctx, status)
             case Event(type=event_type, message=message, phase=phase):
                 await self.event(ctx.canary, event_type, message, phase or ctx.phase)
-            case Alert(message=message, severity=severity, with_metadata=with_metadata):
-                await self._alerts.send(ctx.canary, message, severity, with_metadata)
+            case Alert(message=message, severity=severity, with_metadata=with_metadata, fields=fields):
+                await self._alerts.send(ctx.canary, message, severity, with_metadata, fields)
             case RunPostRollout(phase=phase):
                 await self._post_rollout(ctx, phase)
             case CountOutcome(outcome=outcome, analysis_status=analysis_status):
