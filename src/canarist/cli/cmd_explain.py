@@ -1,0 +1,308 @@
+"""`canarist explain NAME [-n NS] [--kubeconfig PATH] [-o text|json]`: the run of a canary, read in seconds.
+
+Reads the Canary (its decision ledger, ``status.ledger``) and its Events and prints the run as a timeline:
+a header that says where the run stands or how it ended (on a rolled-back canary: the failing check with
+its value and threshold), then each step with its checks' values, the events in between, and a summary per
+check. ``-o json`` prints the structured ledger with the canary's phase and events.
+
+    $ canarist explain podinfo -n test
+    podinfo.test: Failed at weight 10 — request-success-rate 71.2% < 99% (5 of 5 failed checks)
+      why      Failed checks threshold reached 5
+      query    sum(rate(istio_requests_total{...}[1m])) / ...
+      provider prometheus http://prometheus.istio-system:9090
+      run      revision 5f8bd6c7d4, started 12:00:00Z, ended after 2m30s; 15 checks, 5 failed
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from canarist.api import Canary
+from canarist.engine.ledger import End, Entry, Ledger, evidence_line, number, step_text
+from canarist.kube import resources as kinds
+from canarist.kube.client import KubeClient
+from canarist.kube.errors import KubeError, NotFound
+
+#: the width of a timeline line before its checks wrap.
+WIDTH = 110
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "explain",
+        help="explain a canary's run: each step's checks, the failing one, and why the run ended",
+        description=__doc__.split("\n\n")[1] if __doc__ else None,
+    )
+    parser.add_argument("name", help="the Canary's name")
+    parser.add_argument("-n", "--namespace", default=None, help="namespace (default: the context's)")
+    parser.add_argument("--kubeconfig", default=None, help="path to a kubeconfig (default: $KUBECONFIG)")
+    parser.add_argument(
+        "-o", "--output", choices=["text", "json"], default="text", help="text (default) or json"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        client = KubeClient.connect(args.kubeconfig)
+    except (KubeError, OSError, ValueError) as error:
+        print(f"cannot connect to Kubernetes: {error}", file=sys.stderr)
+        return 1
+    namespace = args.namespace or str(getattr(client, "namespace", "") or "default")
+    try:
+        return asyncio.run(_explain(client, args.name, namespace, args.output))
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _explain(client: KubeClient, name: str, namespace: str, output: str) -> int:
+    try:
+        obj = await client.get(kinds.CANARY, name, namespace=namespace)
+        listed = await client.list(kinds.EVENT, namespace=namespace)
+    except NotFound:
+        print(f"error: canary {name}.{namespace} not found", file=sys.stderr)
+        return 1
+    except KubeError as error:
+        print(f"error: canary {name}.{namespace}: {error}", file=sys.stderr)
+        return 1
+    finally:
+        await client.close()
+    try:
+        canary = Canary.model_validate(obj)
+    except ValueError as error:
+        print(f"error: canary {name}.{namespace} cannot be read: {error}", file=sys.stderr)
+        return 1
+    events = events_of(listed.items, name)
+    if output == "json":
+        print(json.dumps(explain_json(canary, events), indent=2))
+    else:
+        print(explain_text(canary, events))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """An Event about the canary: when it first and last happened, how often, what it said."""
+
+    first: datetime | None
+    last: datetime | None
+    count: int
+    type: str
+    message: str
+
+
+def parse_time(text: Any) -> datetime | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def events_of(items: Sequence[Mapping[str, Any]], name: str) -> list[RunEvent]:
+    """The Events whose involvedObject is the Canary ``name``, oldest first."""
+    out: list[RunEvent] = []
+    for item in items:
+        involved = item.get("involvedObject") or {}
+        if involved.get("kind") != "Canary" or involved.get("name") != name:
+            continue
+        first = parse_time(item.get("firstTimestamp")) or parse_time(item.get("eventTime"))
+        last = parse_time(item.get("lastTimestamp")) or first
+        count = item.get("count")
+        out.append(
+            RunEvent(
+                first=first,
+                last=last,
+                count=count if isinstance(count, int) and count > 0 else 1,
+                type=str(item.get("type") or "Normal"),
+                message=str(item.get("message") or ""),
+            )
+        )
+    return sorted(out, key=lambda e: e.first or datetime.min.replace(tzinfo=UTC))
+
+
+# ---------------------------------------------------------------------------------------------- text
+
+
+def _duration(seconds: float) -> str:
+    whole = max(0, round(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    minutes, rest = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes}m{rest:02d}s" if rest else f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def _offset(moment: datetime | None, start: datetime | None) -> str:
+    if moment is None or start is None:
+        return "?"
+    return "+" + _duration((moment - start).total_seconds())
+
+
+def header(canary: Canary, book: Ledger) -> list[str]:
+    """The first lines: where the run stands or how it ended, and the evidence that decided it."""
+    status = canary.status
+    phase = str(status.phase or "Initializing")
+    threshold = canary.threshold()
+    end: End | None = book.end
+    lines: list[str] = []
+    if end is not None and end.phase == "Failed":
+        evidence = end.evidence
+        where = f" at {step_text(evidence)}" if evidence is not None else ""
+        why = evidence_line(evidence) if evidence is not None else end.reason
+        failed = f" ({end.failed_checks} of {end.threshold or threshold} failed checks)"
+        lines.append(f"{canary.key}: Failed{where} — {why}{failed}")
+        lines.append(f"  why      {end.reason}")
+        if evidence is not None:
+            lines += _evidence_details(evidence)
+    elif end is not None:
+        lines.append(f"{canary.key}: {end.phase} — {end.reason}")
+    else:
+        step = (
+            f" at iteration {status.iterations}"
+            if status.iterations
+            else f" at weight {status.canary_weight}"
+        )
+        running = phase in ("Progressing", "Waiting", "WaitingPromotion", "Promoting", "Finalising")
+        failed = f" ({status.failed_checks} of {threshold} failed checks)" if running else ""
+        last = next((e for e in reversed(book.entries) if e.failed), None)
+        detail = f" — last failure {evidence_line(last)}" if last is not None and running else ""
+        lines.append(f"{canary.key}: {phase}{step if running else ''}{detail}{failed}")
+        if last is not None and running:
+            lines += _evidence_details(last)
+    lines.append("  run      " + _run_line(book))
+    return lines
+
+
+def _evidence_details(entry: Entry) -> list[str]:
+    lines: list[str] = []
+    if entry.query:
+        lines.append(f"  query    {' '.join(entry.query.split())}")
+    if entry.provider:
+        lines.append(f"  provider {entry.provider}")
+    if entry.url:
+        status = f" (HTTP {entry.http_status})" if entry.http_status is not None else ""
+        lines.append(f"  url      {entry.url}{status}")
+    return lines
+
+
+def _run_line(book: Ledger) -> str:
+    if not book.active:
+        return "no decision ledger yet (no run under canarist since this canary was created)"
+    answered = sum(s.count for s in book.summary)
+    failed = sum(s.failures for s in book.summary)
+    started = parse_time(book.started_at)
+    parts = [f"revision {book.revision or '?'}"]
+    if started is not None:
+        parts.append(f"started {started.strftime('%Y-%m-%d %H:%M:%SZ')}")
+    ended = parse_time(book.end.at) if book.end is not None else None
+    if started is not None and ended is not None:
+        parts.append(f"ended after {_duration((ended - started).total_seconds())}")
+    return ", ".join(parts) + f"; {answered} checks, {failed} failed"
+
+
+def _mark(entry: Entry) -> str:
+    return ("✗ " if entry.failed else "✓ ") + evidence_line(entry)
+
+
+def timeline(book: Ledger, events: Sequence[RunEvent]) -> list[str]:
+    """One line per step (its checks), the run's events in between, oldest first."""
+    start = parse_time(book.started_at)
+    checked = {e.message for e in book.entries if e.message}
+    rows: list[tuple[datetime, int, str]] = []
+    ticks: dict[str, list[Entry]] = {}
+    for entry in book.entries:
+        ticks.setdefault(entry.at, []).append(entry)
+    for at, entries in ticks.items():
+        moment = parse_time(at)
+        if moment is None:
+            continue
+        step = step_text(entries[0])
+        marks = [_mark(e) for e in entries]
+        rows.append((moment, 0, _wrap(f"{_offset(moment, start):>7}  {step:<13}", marks)))
+    for event in events:
+        moment = event.last if (start and event.first and event.first < start) else event.first
+        if moment is None or (start is not None and moment < start) or event.message in checked:
+            continue
+        repeats = f" (x{event.count}, last {_offset(event.last, start)})" if event.count > 1 else ""
+        kind = "!" if event.type == "Warning" else "·"
+        rows.append((moment, 1, f"{_offset(moment, start):>7}  {kind} {event.message}{repeats}"))
+    rows.sort(key=lambda row: (row[0], row[1]))
+    lines = [text for _, _, text in rows]
+    if book.dropped:
+        lines.insert(0, f"     …  {book.dropped} earlier checks not kept (counted in the summary)")
+    return lines
+
+
+def _wrap(prefix: str, marks: list[str]) -> str:
+    lines = [prefix]
+    for mark in marks:
+        if len(lines[-1]) + len(mark) + 3 > WIDTH and lines[-1].strip() != prefix.strip():
+            lines.append(" " * len(prefix))
+        lines[-1] += ("   " if lines[-1].strip() != prefix.strip() else "") + mark
+    return "\n".join(lines)
+
+
+def summary(book: Ledger) -> list[str]:
+    lines = []
+    for s in book.summary:
+        name = s.check if s.kind == "metric" else f"{s.check} ({s.type or 'rollout'})"
+        fresh = s.last_value is not None and s.last_result == "value"
+        value = f"{number(s.last_value)}{s.unit} " if fresh and s.last_value is not None else ""
+        outcome = {"noData": "no data ", "error": "error "}.get(s.last_result, "")
+        extra = "".join(f", {n} {label}" for n, label in ((s.no_data, "no data"), (s.errors, "errors")) if n)
+        counts = f"{s.count:>4} checks, {s.failures} failed{extra}"
+        lines.append(f"  {name:<32} {counts}; last {value}{outcome}{s.last_verdict}")
+    return lines
+
+
+def explain_text(canary: Canary, events: Sequence[RunEvent]) -> str:
+    book = Ledger.of(canary.status.ledger)
+    lines = header(canary, book)
+    if book.active:
+        lines += ["", "timeline", *timeline(book, events)]
+        if book.summary:
+            lines += ["", "checks", *summary(book)]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- json
+
+
+def explain_json(canary: Canary, events: Sequence[RunEvent]) -> dict[str, Any]:
+    book = Ledger.of(canary.status.ledger)
+    ledger = canary.status.ledger.to_dict() if canary.status.ledger is not None else None
+    return {
+        "canary": canary.key,
+        "phase": str(canary.status.phase),
+        "canaryWeight": canary.status.canary_weight,
+        "iterations": canary.status.iterations,
+        "failedChecks": canary.status.failed_checks,
+        "threshold": canary.threshold(),
+        "headline": header(canary, book)[0],
+        "ledger": ledger,
+        "events": [
+            {
+                "first": e.first.strftime("%Y-%m-%dT%H:%M:%SZ") if e.first else None,
+                "last": e.last.strftime("%Y-%m-%dT%H:%M:%SZ") if e.last else None,
+                "count": e.count,
+                "type": e.type,
+                "message": e.message,
+            }
+            for e in events
+        ],
+    }
