@@ -8,7 +8,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
+import yaml
 
+from canarist.api.canary import Canary
 from canarist.cli import cmd_demo
 from canarist.kube.resources import VIRTUAL_SERVICE, ResourceKind
 from canarist.localcluster import PROVIDER_CRDS
@@ -66,6 +68,51 @@ def test_every_row_names_installable_crds_and_a_router() -> None:
         assert registry.get(provider.mesh_provider) is not None, provider
         assert provider.examples.parent.name == "examples"
     assert (provider_demo("istio").examples / "canary.yaml").exists()
+
+
+def test_every_walkthrough_canary_keeps_its_tutorials_in_cluster_webhooks() -> None:
+    """The sandbox applies the examples as written (nothing rewritten): their webhooks name the cluster's
+    hosts, never a local address."""
+    for provider in PROVIDERS.values():
+        canary = yaml.safe_load((provider.examples / "canary.yaml").read_text())
+        hooks = canary["spec"]["analysis"]["webhooks"]
+        assert {h["url"] for h in hooks} == {"http://flagger-loadtester.test/"}, provider.name
+        commands = " ".join(str(h.get("metadata", {}).get("cmd", "")) for h in hooks)
+        assert "podinfo-canary.test" in commands, (provider.name, commands)
+        assert "127.0.0.1" not in commands, (provider.name, commands)
+        assert "localhost" not in commands, (provider.name, commands)
+    mirroring = yaml.safe_load((provider_demo("istio").examples / "canary-mirroring.yaml").read_text())
+    analysis = mirroring["spec"]["analysis"]
+    assert (analysis["iterations"], analysis["mirror"], analysis["interval"], analysis["threshold"]) == (
+        10,
+        True,
+        "1m",
+        5,
+    )
+    assert [h["metadata"]["cmd"] for h in analysis["webhooks"]] == [
+        "curl -sd 't' podinfo-canary:9898/token | grep token",
+        "hey -z 1m -q 10 -c 2 http://podinfo.test:9898/",
+    ]
+    Canary.model_validate(mirroring)  # a valid flagger.app/v1beta1 Canary
+
+
+def test_the_ingress_gateways_are_the_providers_own_services() -> None:
+    gateways = {
+        name: (p.gateway.namespace, p.gateway.name, [(q.name, q.port) for q in p.gateway.ports])
+        for name, p in PROVIDERS.items()
+        if p.gateway is not None
+    }
+    assert gateways == {
+        "istio": ("istio-system", "istio-ingressgateway", [("http2", 80), ("https", 443)]),
+        "gatewayapi:v1": ("gateway-system", "gateway-sandbox", [("http", 80)]),
+        "contour": ("projectcontour", "envoy", [("http", 80), ("https", 443)]),
+        "nginx": ("ingress-nginx", "ingress-nginx-controller", [("http", 80), ("https", 443)]),
+        "gloo": ("gloo-system", "gateway-proxy", [("http", 80), ("https", 443)]),
+    }
+    istio = provider_demo("istio").gateway
+    assert istio is not None
+    assert istio.label_map == {"app": "istio-ingressgateway", "istio": "ingressgateway"}
+    assert {p.gateway.http_port for p in PROVIDERS.values() if p.gateway is not None} == {80}
 
 
 def test_an_unknown_provider_names_the_choices() -> None:

@@ -24,6 +24,11 @@ the machine: the process starts in a private mount namespace in which `/etc/host
   path and `ndots:5`, and a nameserver on which nothing answers, for resolvers that skip nsswitch (musl,
   c-ares): they fail too, never reaching a DNS server of the host.
 
+Each sandbox takes its own address ranges with `lease_network()`: index i in 0..15, held by an flock on a lock
+file of a machine-wide directory for the sandbox's lifetime, gives the Service CIDR 127.(96+i).0.0/16 (its
+nameserver the .10) and the pod CIDR 127.(112+i).0.0/16, so sandboxes run side by side. `port_restriction()`
+says why a normal user's Envoy cannot listen on a port below 1024 (and how to allow it).
+
 Only the standard library is imported here: the helper runs once per process the sandbox starts.
 """
 
@@ -50,7 +55,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 CLUSTER_DOMAIN = "cluster.local"
-# The sandbox's ClusterIPs (LocalCluster(service_cidr=...)): all of 127.0.0.0/8 is loopback on Linux.
+# The first lease's ClusterIPs (LocalCluster(service_cidr=...)): all of 127.0.0.0/8 is loopback on Linux.
 SERVICE_CIDR = "127.96.0.0/16"
 # kube-dns' place in the range (.10, as kubeadm puts it); the local cluster never allocates it and nothing
 # of the sandbox listens there, so a DNS query sent to it is refused on the spot.
