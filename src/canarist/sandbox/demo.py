@@ -384,8 +384,17 @@ class Sandbox:
         # Envoy's own stats, as the Contour and Gloo builtin queries read them (envoy_cluster_upstream_rq*).
         admin = self.envoy.admin_url.removeprefix("http://")
         self.prometheus.add_target(admin, {"sandbox": "envoy", "__metrics_path__": "/stats/prometheus"})
-        pods = self.pods = PodManager(client)
-        pods.on_new_app = lambda app: self.prometheus.add_target(app.metrics_target, {"sandbox": "pod"})
+        pods = self.pods = PodManager(
+            client,
+            pod_cidr=lease.pod_cidr,
+            wrap=self._wrap,
+            workdir=self.workdir,
+            pod_logs=self.cluster.pod_logs,
+        )
+        pods.on_new_target = lambda target, labels: self.prometheus.add_target(
+            target, {**labels, "sandbox": "pod"}
+        )
+        pods.on_target_gone = self.prometheus.remove_target
         await pods.start()
         own = await self._own_services(client, pods, self.loadtester)
         gateway = self.provider.gateway
@@ -1081,10 +1090,10 @@ async def play_story(sandbox: Sandbox, options: DemoOptions, view: LiveView) -> 
             fault_loop.start()
         elif options.fault == "errors":
             view.print("fault: the canary pods answer 50% of requests with HTTP 500")
-            pods.set_knobs(NAMESPACE, NAME, error_rate=0.5)
+            await pods.set_knobs(NAMESPACE, NAME, error_rate=0.5)
         else:
             view.print("fault: the canary pods answer 1 s late")
-            pods.set_knobs(NAMESPACE, NAME, latency_ms=1000)
+            await pods.set_knobs(NAMESPACE, NAME, latency_ms=1000)
         await _wait(lambda: phase() in ("Failed", "Succeeded"), options.timeout_s / 2, "the rollback")
         t_failed = recorder.now()
         result.rolled_back = phase() == "Failed"
@@ -1104,7 +1113,7 @@ async def play_story(sandbox: Sandbox, options: DemoOptions, view: LiveView) -> 
     finally:
         if fault_loop is not None:
             await fault_loop.stop()
-        pods.set_knobs(NAMESPACE, NAME, error_rate=0.0, latency_ms=0.0)
+        await pods.set_knobs(NAMESPACE, NAME, error_rate=0.0, latency_ms=0.0)
         await traffic.stop()
         view.update(sandbox.snapshots())
         await recorder.stop()
