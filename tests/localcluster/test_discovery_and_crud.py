@@ -186,3 +186,50 @@ def test_kubectl_create_get_replace_delete(local_cluster):
     missing = local_cluster.kubectl("get", "cm", "kc")
     assert missing.returncode != 0
     assert 'configmaps "kc" not found' in missing.stderr
+
+
+def test_kubectl_get_pods_status_shows_the_container_reason(local_cluster):
+    """STATUS is what kubectl prints for a pod: a container's waiting or terminated reason over the phase."""
+
+    def pod(name: str, status: dict) -> dict:
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"containers": [{"name": "app", "image": "example/app:1"}]},
+            "status": status,
+        }
+
+    pods = [
+        pod("running", {"phase": "Running", "containerStatuses": [{"name": "app", "ready": True}]}),
+        pod(
+            "pulling",
+            {
+                "phase": "Pending",
+                "containerStatuses": [{"name": "app", "state": {"waiting": {"reason": "ErrImagePull"}}}],
+            },
+        ),
+        pod(
+            "exited",
+            {
+                "phase": "Running",
+                "containerStatuses": [{"name": "app", "state": {"terminated": {"exitCode": 2}}}],
+            },
+        ),
+    ]
+    for item in pods:
+        local_cluster.kubectl("create", "-f", "-", input=json.dumps(item), check=True)
+        # the status subresource holds the status: write it the way a kubelet does
+        local_cluster.kubectl(
+            "patch",
+            "pod",
+            item["metadata"]["name"],
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            json.dumps({"status": item["status"]}),
+            check=True,
+        )
+    out = local_cluster.kubectl("get", "pods", "--no-headers", check=True).stdout
+    status = {line.split()[0]: line.split()[2] for line in out.splitlines() if line.strip()}
+    assert status == {"running": "Running", "pulling": "ErrImagePull", "exited": "ExitCode:2"}, out

@@ -189,6 +189,28 @@ def _service(obj: Obj) -> Cells:
     ]
 
 
+def _pod_status(obj: Obj) -> str:
+    """The STATUS column as kubectl prints it: a container's waiting or terminated reason over the phase
+    (``ErrImagePull``, ``CrashLoopBackOff``, ``Error``, ``ExitCode:2``), ``Terminating`` while deleted."""
+    status = _get(obj, "status") or {}
+    reason = str(status.get("reason") or status.get("phase") or "Pending")
+    for container in reversed(status.get("containerStatuses") or []):
+        state = (container.get("state") if isinstance(container, dict) else None) or {}
+        waiting, terminated = state.get("waiting"), state.get("terminated")
+        if isinstance(waiting, dict) and waiting.get("reason"):
+            reason = str(waiting["reason"])
+        elif isinstance(terminated, dict):
+            if terminated.get("reason"):
+                reason = str(terminated["reason"])
+            elif _int(terminated.get("signal")):
+                reason = f"Signal:{terminated['signal']}"
+            else:
+                reason = f"ExitCode:{_int(terminated.get('exitCode'))}"
+    if _get(obj, "metadata", "deletionTimestamp"):
+        reason = "Terminating"
+    return reason
+
+
 def _pod(obj: Obj) -> Cells:
     statuses = _get(obj, "status", "containerStatuses") or []
     ready = sum(1 for s in statuses if isinstance(s, dict) and s.get("ready"))
@@ -197,7 +219,7 @@ def _pod(obj: Obj) -> Cells:
     return [
         obj["metadata"]["name"],
         f"{ready}/{total}",
-        _get(obj, "status", "phase") or "Pending",
+        _pod_status(obj),
         restarts,
         _created(obj),
         _get(obj, "status", "podIP") or "<none>",
