@@ -233,3 +233,32 @@ def test_kubectl_get_pods_status_shows_the_container_reason(local_cluster):
     out = local_cluster.kubectl("get", "pods", "--no-headers", check=True).stdout
     status = {line.split()[0]: line.split()[2] for line in out.splitlines() if line.strip()}
     assert status == {"running": "Running", "pulling": "ErrImagePull", "exited": "ExitCode:2"}, out
+
+
+def test_kubectl_get_svc_shows_a_load_balancers_address(local_cluster):
+    """EXTERNAL-IP: `<pending>` for a LoadBalancer without an address, its ingress IP once it has one."""
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "gateway", "namespace": "default"},
+        "spec": {"type": "LoadBalancer", "ports": [{"name": "http2", "port": 80}]},
+    }
+    local_cluster.kubectl("create", "-f", "-", input=json.dumps(service), check=True)
+
+    def external_ip() -> str:
+        out = local_cluster.kubectl("get", "svc", "gateway", "--no-headers", check=True).stdout
+        return str(out.split()[3])
+
+    assert external_ip() == "<pending>"
+    status = {"status": {"loadBalancer": {"ingress": [{"ip": "127.96.0.20"}]}}}
+    local_cluster.kubectl(
+        "patch",
+        "svc",
+        "gateway",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps(status),
+        check=True,
+    )
+    assert external_ip() == "127.96.0.20"

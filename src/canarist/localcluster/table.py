@@ -170,6 +170,19 @@ def _daemonset(obj: Obj) -> Cells:
     ]
 
 
+def _external_ips(obj: Obj) -> str:
+    """EXTERNAL-IP as kubectl prints it: a LoadBalancer's ingress addresses (``<pending>`` until it has
+    one) and the Service's ``externalIPs``."""
+    spec = obj.get("spec") or {}
+    addresses = [str(ip) for ip in spec.get("externalIPs") or []]
+    if spec.get("type") == "LoadBalancer":
+        ingress = _get(obj, "status", "loadBalancer", "ingress") or []
+        found = [str(i.get("ip") or i.get("hostname")) for i in ingress if isinstance(i, dict)]
+        found = [a for a in found if a and a != "None"]
+        return ",".join(found + addresses) or "<pending>"
+    return ",".join(addresses) or "<none>"
+
+
 def _service(obj: Obj) -> Cells:
     spec = obj.get("spec") or {}
     ports = ",".join(
@@ -177,7 +190,7 @@ def _service(obj: Obj) -> Cells:
         for p in spec.get("ports") or []
     )
     selector = ",".join(f"{k}={v}" for k, v in (spec.get("selector") or {}).items())
-    external = ",".join(spec.get("externalIPs") or []) or "<none>"
+    external = _external_ips(obj)
     return [
         obj["metadata"]["name"],
         spec.get("type", "ClusterIP"),
