@@ -44,7 +44,7 @@ from canarist.kube import resources as kinds
 from canarist.kube.client import KubeClient
 from canarist.kube.informer import Informer
 from canarist.localcluster import LocalClusterThread
-from canarist.sandbox import cluster_net
+from canarist.sandbox import cluster_net, images
 from canarist.sandbox.cluster_net import ClusterNetwork
 from canarist.sandbox.envoy import ENVOY_INSTALL, EnvoyProcess, envoy_binary
 from canarist.sandbox.lifecycle import cancel_task, stop_process
@@ -373,6 +373,8 @@ class Sandbox:
             readiness_delay=0.3,
             install_provider_crds=[crds_key] if crds_key else False,
             service_cidr=lease.service_cidr,
+            # an image no sandbox program runs keeps its workload unready, with an ImageNotRunnable event
+            image_check=images.image_check,
         ).start()
         self.cluster.write_kubeconfig(self.kubeconfig, namespace=NAMESPACE)
         client = self.client = KubeClient.from_kubeconfig(self.kubeconfig)
