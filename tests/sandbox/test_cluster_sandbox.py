@@ -358,23 +358,19 @@ async def test_sandbox_exec_errors(run: Run, state_file: Path, tmp_path: Path) -
 
 
 ACCEPTANCE_AS_WRITTEN = "curl -sd 't' podinfo-canary:9898/token | grep token"
-ACCEPTANCE_WITH_SCHEME = "curl -sd 't' http://podinfo-canary:9898/token | grep token"
 
 
-async def test_the_loadtester_refuses_the_schemeless_acceptance_test() -> None:
-    """A known gap, outside the sandbox: canarist's loadtester checks curl's arguments and takes only
-    http(s):// URLs, so the walkthrough's `curl -sd 't' podinfo-canary:9898/token` (curl itself defaults to
-    http) is refused. When the loadtester accepts it, this test fails: then play the mirroring Canary below
-    with its acceptance test as written."""
-    with pytest.raises(CommandRejected, match="is not an http:// or https:// URL"):
-        CommandPolicy().check(ACCEPTANCE_AS_WRITTEN)
-    CommandPolicy().check(ACCEPTANCE_WITH_SCHEME)
+async def test_the_loadtester_takes_the_schemeless_acceptance_test() -> None:
+    """The walkthrough's `curl -sd 't' podinfo-canary:9898/token` has no scheme; curl sends it over HTTP, and
+    the loadtester's check takes it as curl does (a host from which curl guesses FTP stays refused)."""
+    CommandPolicy().check(ACCEPTANCE_AS_WRITTEN)
+    with pytest.raises(CommandRejected, match="guess a protocol other than HTTP"):
+        CommandPolicy().check("curl -s ftp.example.com/")
 
 
 async def test_the_walkthroughs_mirroring_canary_promotes(run: Run) -> None:
     """examples/podinfo/canary-mirroring.yaml at the sandbox's interval and three iterations, and its
-    acceptance test's URL with `http://` (the one change, which the loadtester's check needs: see above).
-    That test (`podinfo-canary:9898`, a short name, resolved in the loadtester's namespace) passes, the
+    acceptance test as written. That test (`podinfo-canary:9898`, a short name, resolved in the loadtester's namespace) passes, the
     routes mirror users' traffic to the canary while every answer comes from the primary, the load test on
     `podinfo.test:9898` runs, and the release promotes."""
     client, mesh = run.sandbox.client, run.sandbox.mesh
@@ -385,7 +381,6 @@ async def test_the_walkthroughs_mirroring_canary_promotes(run: Run) -> None:
     assert (analysis["iterations"], analysis["mirror"], analysis["threshold"]) == (10, True, 5)
     [acceptance] = [hook for hook in analysis["webhooks"] if hook["name"] == "acceptance-test"]
     assert acceptance["metadata"]["cmd"] == ACCEPTANCE_AS_WRITTEN
-    acceptance["metadata"]["cmd"] = ACCEPTANCE_WITH_SCHEME
     analysis["interval"] = f"{INTERVAL_S:g}s"
     analysis["iterations"] = 3
     for metric in analysis["metrics"]:
@@ -441,7 +436,7 @@ async def test_the_walkthroughs_mirroring_canary_promotes(run: Run) -> None:
     assert (answers.primary, answers.errors) == (20, 0), answers
     assert pods.served("test", "podinfo", "mirror-check") == 20
     text = run.sandbox.loadtester.log_file.read_text(errors="replace")
-    assert f"command finished {ACCEPTANCE_WITH_SCHEME}" in text, text[-3000:]
+    assert f"command finished {ACCEPTANCE_AS_WRITTEN}" in text, text[-3000:]
     assert "command starting hey -z 1m -q 10 -c 2 http://podinfo.test:9898/" in text, text[-3000:]
     primary = await client.get(kinds.DEPLOYMENT, "podinfo-primary", namespace="test")
     assert primary["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":3.1.3")

@@ -16,7 +16,9 @@ follow each program's own rules, so the check sees the options the program will 
 
 Value checks refuse what reads or writes a local file (curl ``-d @file``, ``-F f=<file``, ``-w @file``,
 ``-b file``, hey ``-D``…) by not listing the option at all or by refusing the value. URLs must be
-``http://`` or ``https://`` and free of curl's ``[..]``/``{..}`` globbing.
+``http://`` or ``https://`` and free of curl's ``[..]``/``{..}`` globbing; curl also takes a scheme-less
+``host[:port][/path]``, which it sends over HTTP, except for host names from which it guesses another
+protocol (``ftp.``, ``dict.``, ``ldap.``, ``imap.``, ``smtp.``, ``pop3.``).
 """
 
 from __future__ import annotations
@@ -67,6 +69,24 @@ def http_url(value: str) -> str | None:
     if re.match(r"^https?://", value, re.IGNORECASE):
         return f"URL {value!r} contains whitespace or curl glob characters [ ] {{ }}"
     return f"{value!r} is not an http:// or https:// URL"
+
+
+# A URL without a scheme, as curl takes it: host[:port][/path...]. curl then speaks HTTP, unless the host
+# name starts with one of the prefixes it guesses another protocol from (its documentation: "ftp." means FTP,
+# and so on), which are refused.
+_SCHEMELESS_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?(?:/[^\s\[\]{}]*)?$")
+_CURL_GUESSED_PREFIXES = ("ftp.", "dict.", "ldap.", "imap.", "smtp.", "pop3.")
+
+
+def curl_url(value: str) -> str | None:
+    """An ``http(s)://`` URL, or a scheme-less ``host[:port][/path]`` that curl sends over HTTP (the
+    walkthrough's ``curl -sd 't' podinfo-canary:9898/token``)."""
+    if "://" in value or not _SCHEMELESS_RE.match(value):
+        return http_url(value)
+    host = value.split("/", 1)[0].split(":", 1)[0].lower()
+    if host.startswith(_CURL_GUESSED_PREFIXES):
+        return f"{value!r} has no scheme and curl would guess a protocol other than HTTP from its host name"
+    return None
 
 
 def _not_at_file(value: str) -> str | None:
@@ -121,7 +141,7 @@ _JQ_FORBIDDEN = re.compile(
 # -- positional checks -------------------------------------------------------------------------------
 
 
-def _urls(minimum: int, maximum: int | None) -> PositionalCheck:
+def _urls(minimum: int, maximum: int | None, url: ValueCheck = http_url) -> PositionalCheck:
     def check(words: Sequence[str], seen: frozenset[str]) -> str | None:
         if len(words) < minimum:
             return "a URL is required"
@@ -129,7 +149,7 @@ def _urls(minimum: int, maximum: int | None) -> PositionalCheck:
             extra = " ".join(words[maximum:])
             return f"unexpected arguments after the URL: {extra!r}"
         for word in words:
-            reason = http_url(word)
+            reason = url(word)
             if reason:
                 return reason
         return None
@@ -224,7 +244,7 @@ CURL = Grammar(
             "max-redirs": None,
             "w|write-out": _curl_write_out,
             "b|cookie": _curl_cookie,
-            "url": http_url,
+            "url": curl_url,
             "resolve": None,
             "connect-to": None,
             "limit-rate": None,
@@ -236,7 +256,7 @@ CURL = Grammar(
             "keepalive-time": None,
         },
     ),
-    _urls(0, None),
+    _urls(0, None, curl_url),
     double_dash=False,
     negatable=True,
     summary="HTTP(S) requests; output to stdout only",
