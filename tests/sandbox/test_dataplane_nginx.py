@@ -373,6 +373,24 @@ def test_read_timeout_and_statuses() -> None:
     ]
 
 
+def test_statuses_carry_the_controller_services_address() -> None:
+    """With ingress-nginx's controller Service in the cluster, the Ingresses get its ClusterIP, as the
+    controller publishes its Service's address."""
+    controller = {
+        "metadata": {"name": "ingress-nginx-controller", "namespace": "ingress-nginx"},
+        "spec": {"type": "LoadBalancer", "clusterIP": "127.97.0.12", "ports": [{"name": "http", "port": 80}]},
+    }
+    config = envoy_config(
+        {INGRESS: [user_ingress()]},
+        [*SERVICES, controller],
+        ENDPOINTS,
+        ports={GATEWAY_LISTENER: 10000},
+        routes_dir="/r",
+        translators=[NginxTranslator()],
+    )
+    assert [s.status for s in config["statuses"]] == [{"loadBalancer": {"ingress": [{"ip": "127.97.0.12"}]}}]
+
+
 # ------------------------------------------------------------------------------------------------ real Envoy
 
 

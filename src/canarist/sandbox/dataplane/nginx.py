@@ -25,7 +25,9 @@ the main Ingress with the same host, path and pathType as that location's altern
   ``$proxy_alternative_upstream_name``), so the demo apps export the controller's series under the main
   Ingress's name, as ingress-nginx does;
 * the route timeout is ``<prefix>/proxy-read-timeout`` of the main Ingress (seconds; default 60, nginx's);
-* every Ingress served gets ``status.loadBalancer.ingress: [{ip: 127.0.0.1}]`` (the gateway's address).
+* every Ingress served gets ``status.loadBalancer.ingress: [{ip: ...}]``: the ClusterIP of the controller's
+  Service (``ingress-nginx-controller`` in ``ingress-nginx``, as ingress-nginx publishes its Service's
+  address), else 127.0.0.1 (the gateway's local address, when the sandbox has no such Service).
 
 The class: an Ingress is served when ``spec.ingressClassName`` or the ``kubernetes.io/ingress.class``
 annotation names the translator's class (``nginx``), or when it has neither (as with ingress-nginx's
@@ -68,6 +70,8 @@ DEFAULT_ANNOTATIONS_PREFIX = "nginx.ingress.kubernetes.io"
 CLASS_ANNOTATION = "kubernetes.io/ingress.class"
 DEFAULT_READ_TIMEOUT_S = 60.0
 GATEWAY_ADDRESS = "127.0.0.1"
+#: the Service whose address the controller publishes on the Ingresses it serves (ingress-nginx's Helm chart)
+CONTROLLER_SERVICE = ("ingress-nginx", "ingress-nginx-controller")
 
 _PATH_TYPES = ("Exact", "Prefix", "ImplementationSpecific")
 
@@ -166,13 +170,14 @@ class NginxTranslator:
             program.gateway_hosts.append(
                 {"name": f"ingress.{host or '_'}", "domains": [host or "*"], "routes": routes}
             )
+        address = _controller_address(world)
         for ingress in ingresses:
             program.statuses.append(
                 StatusWrite(
                     INGRESS,
                     namespace_of(ingress),
                     name_of(ingress),
-                    {"loadBalancer": {"ingress": [{"ip": GATEWAY_ADDRESS}]}},
+                    {"loadBalancer": {"ingress": [{"ip": address}]}},
                 )
             )
         return program
@@ -329,3 +334,11 @@ def _seconds(text: str, default: float) -> float:
     except ValueError:
         return default
     return value if value > 0 else default
+
+
+def _controller_address(world: World) -> str:
+    """The controller Service's ClusterIP (what ingress-nginx writes into the Ingresses' status), else the
+    gateway's local address."""
+    service = world.services.get(CONTROLLER_SERVICE) or {}
+    cluster_ip = str((service.get("spec") or {}).get("clusterIP") or "")
+    return cluster_ip if cluster_ip and cluster_ip != "None" else GATEWAY_ADDRESS
