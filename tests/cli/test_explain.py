@@ -42,17 +42,20 @@ def test_a_rolled_back_run_names_the_failing_check_first() -> None:
 
 
 def test_a_running_canary_shows_its_step_and_last_failure() -> None:
-    answers = Script({"request-success-rate": [success_rate(99.5), NO_DATA, ERROR, success_rate(99.9)]})
+    answers = Script(
+        {"request-success-rate": [success_rate(99.5), NO_DATA, NO_DATA, ERROR, success_rate(99.9)]}
+    )
     world = initialized(canary(stepWeight=10, threshold=5), answer=answers)
     world.change_target("rev-2")
-    world.run_until(lambda w: w.status.get("failedChecks") == 2)
+    # a provider error holds the step without a failed check (status.wait says so)
+    world.run_until(lambda w: (w.status.get("wait") or {}).get("reason") == "ProviderErrors")
     lines = explained(world)
     assert lines[0] == (
         "podinfo.test: Progressing at weight 20 — last failure request-success-rate: error: "
         f"{ERROR.message} (2 of 5 failed checks)"
     )
     summary = next(line for line in lines if line.lstrip().startswith("request-success-rate "))
-    assert "3 checks, 2 failed, 1 no data, 1 errors; last error fail" in summary
+    assert "4 checks, 3 failed, 2 no data, 1 errors; last error fail" in summary
 
 
 def test_a_promoted_run_and_a_canary_without_a_ledger() -> None:

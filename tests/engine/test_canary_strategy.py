@@ -243,7 +243,8 @@ def test_confirm_rollout_gate_holds_a_new_revision_until_approved() -> None:
     gate = hook("confirm-rollout-gate", "confirm-rollout")
     closed = fail("403 Forbidden")
     script = Script({"confirm-rollout-gate": [closed, closed, closed, CheckResult(True)]})
-    world = initialized(canary(webhooks=[gate]), answer=script)
+    # the seed's progressDeadlineSeconds is 60: a gate closed for 90 s would end the run (test_waits.py)
+    world = initialized(canary(webhooks=[gate], progress_deadline_s=600), answer=script)
     world.change_target("rev-2")
     world.events.clear()
     world.run_until(lambda w: w.phase == "Progressing")
@@ -266,7 +267,7 @@ def test_confirm_rollout_gate_holds_a_new_revision_until_approved() -> None:
 
 def test_confirm_rollout_alert_can_be_muted() -> None:
     gate = {**hook("gate", "confirm-rollout"), "muteAlert": True}
-    world = initialized(canary(webhooks=[gate]), answer=Script({"gate": [fail()]}))
+    world = initialized(canary(webhooks=[gate], progress_deadline_s=600), answer=Script({"gate": [fail()]}))
     world.change_target("rev-2")
     world.run(90)
     assert world.phase == "Waiting"
@@ -302,7 +303,7 @@ def test_confirm_traffic_increase_gate_before_every_weight_step() -> None:
 def test_confirm_promotion_gate_keeps_analysing_while_waiting() -> None:
     gate = hook("promotion-gate", "confirm-promotion")
     script = Script({"promotion-gate": [fail(), fail(), fail(), CheckResult(True)]})
-    world = initialized(canary(webhooks=[gate], maxWeight=10), answer=script)
+    world = initialized(canary(webhooks=[gate], maxWeight=10, progress_deadline_s=600), answer=script)
     world.change_target("rev-2")
     world.events.clear()
     world.run_until(lambda w: w.phase == "Succeeded")
@@ -392,7 +393,7 @@ def test_progress_deadline_rolls_back_with_a_reason_and_an_alert() -> None:
 
 
 def test_canary_not_ready_warns_once_per_interval() -> None:
-    world = initialized(SEED, rollout_s=100)
+    world = initialized(canary(progress_deadline_s=600), rollout_s=100)
     world.change_target("rev-2")
     world.events.clear()
     world.run_until(lambda w: w.status.get("canaryWeight") == 5)

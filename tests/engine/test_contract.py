@@ -161,5 +161,8 @@ def test_non_retriable_primary_during_init_rolls_back() -> None:
     messages = [a.message for a in decision.actions if hasattr(a, "message") and hasattr(a, "type")]
     assert messages == [
         "all the metrics providers are available!",
+        # canarist says why (PrimaryNotReady), with Flagger's progress-deadline words: every end alerts
+        "Rolling back podinfo.test progress deadline exceeded podinfo-primary.test not ready: "
+        'deployment "podinfo-primary" exceeded its progress deadline',
         "Canary failed! Scaling down podinfo.test",
     ]

@@ -168,7 +168,7 @@ def test_skip_analysis_promotes_as_soon_as_the_canary_is_ready() -> None:
 
 
 def test_a_slow_canary_is_warned_about_once_per_interval_and_analysed_once_ready() -> None:
-    world, t0 = new_run(SEED, rollout_s=100)
+    world, t0 = new_run(canary(progress_deadline_s=600), rollout_s=100)  # the seed's deadline is 60 s
     world.run_until(lambda w: w.status.get("canaryWeight") == 5, wake_every_s=1)
     not_ready = (
         "canary deployment podinfo.test not ready: waiting for rollout to finish: "
@@ -219,7 +219,9 @@ def test_a_closed_traffic_gate_on_the_first_step_is_retried_once_per_interval() 
 
 def test_a_first_step_held_at_a_closed_gate_is_recorded_and_survives_an_operator_restart() -> None:
     gate = hook("traffic-gate", "confirm-traffic-increase")
-    world, t0 = new_run(canary(webhooks=[gate]), answer=Script({"traffic-gate": [fail()]}))
+    world, t0 = new_run(
+        canary(webhooks=[gate], progress_deadline_s=600), answer=Script({"traffic-gate": [fail()]})
+    )
     world.at(20, World.restart_operator)
     world.run(100, wake_every_s=1)
     # the held step is in the status: a new operator neither takes it for an untried first step (asked

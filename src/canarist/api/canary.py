@@ -149,6 +149,25 @@ class ThresholdRange(FlaggerModel):
     max: float | None = field(description="Max value accepted for this metric")
 
 
+#: ``analysis.metrics[].noData``: what a metric without data does to the step (canarist, not in Flagger).
+NO_DATA_POLICIES = ("fail", "hold")
+#: ``analysis.maxProviderErrors`` when absent: consecutive provider errors a run tolerates.
+MAX_PROVIDER_ERRORS = 4
+
+
+class MinSamples(FlaggerModel):
+    """canarist: a guard query counting the samples behind a metric; fewer than count read as no data.
+
+    The query runs first, on the metric's provider, rendered like the metric's (same variables and
+    interval); an answer below ``count`` (or no answer) makes the metric's value count as no data.
+    """
+
+    query: str = field("", crd={"required": True}, description="Query returning the number of samples")
+    count: float = field(
+        0, crd={**_NUMBER_INT, "required": True}, check={"min": 0}, description="Minimum number of samples"
+    )
+
+
 class CanaryMetric(FlaggerModel):
     """``analysis.metrics[]``: a builtin metric, an inline query (deprecated) or a templateRef."""
 
@@ -159,6 +178,18 @@ class CanaryMetric(FlaggerModel):
     query: str = field("", description="Prometheus query (deprecated)")
     template_ref: CrossNamespaceRef | None = field()
     template_variables: dict[str, str] = field(factory=dict)
+    no_data: str = field(
+        "",
+        crd={"enum": list(NO_DATA_POLICIES)},
+        description="canarist: no data fails the check (fail, the default) or holds the step (hold)",
+    )
+    min_samples: MinSamples | None = field(
+        description="canarist: fewer samples than count make the metric's value count as no data"
+    )
+
+    def no_data_policy(self) -> str:
+        """``noData``: ``fail`` (the default, Flagger's behaviour) or ``hold``."""
+        return self.no_data or NO_DATA_POLICIES[0]
 
     def is_builtin(self) -> bool:
         """A builtin metric (``request-success-rate``/``request-duration``) without a template or query."""
@@ -293,6 +324,11 @@ class CanaryAnalysis(FlaggerModel):
     webhooks: list[CanaryWebhook] = field(factory=list)
     alerts: list[CanaryAlert] = field(factory=list)
     session_affinity: SessionAffinity | None = field()
+    max_provider_errors: int | None = field(
+        crd=_NUMBER_INT,
+        check={"integer": True, "min": 0},
+        description="canarist: consecutive metric provider errors tolerated before the run ends (default 4)",
+    )
 
 
 # ---------------------------------------------------------------------------------------------- spec/status
@@ -433,12 +469,45 @@ class LedgerSummary(FlaggerModel):
     unit: str = field("")
 
 
+#: why a run ended (``status.ledger.end.cause``, the ``Ended`` condition's reason), and what a run waits
+#: for (``status.wait.reason``): canarist's words, docs/engine.md "Waits and the progress deadline".
+END_CAUSES = (
+    "Succeeded",
+    "AnalysisSkipped",
+    "FailedChecks",
+    "RollbackRequested",
+    "TargetDeleted",
+    "CanaryNotReady",
+    "PrimaryNotReady",
+    "GateClosed",
+    "WebhookFailing",
+    "NoData",
+    "ProviderErrors",
+    "PromotionStuck",
+)
+WAIT_REASONS = (
+    "CanaryNotReady",
+    "PrimaryNotReady",
+    "GateClosed",
+    "WebhookFailing",
+    "NoData",
+    "ProviderErrors",
+    "PromotionStuck",
+)
+
+
 class LedgerEnd(FlaggerModel):
-    """How the run ended: the phase, why, and the evidence of the last failed check (if any)."""
+    """How the run ended: the phase, why, and the evidence of the last failed check (if any).
+
+    cause is the typed reason (FailedChecks, NoData, GateClosed...); since, for a wait that ran out its
+    progress deadline, is when that wait started.
+    """
 
     at: str | None = field(crd=_DATE_TIME)
     phase: str = field("")
     reason: str = field("")
+    cause: str = field("", crd={"enum": list(END_CAUSES)})
+    since: str | None = field(crd=_DATE_TIME)
     failed_checks: int = field(0, check={"integer": True, "min": 0})
     threshold: int = field(0, check={"integer": True, "min": 0})
     evidence: LedgerEntry | None = field()
@@ -459,6 +528,23 @@ class CanaryLedger(FlaggerModel):
     end: LedgerEnd | None = field()
 
 
+class CanaryWait(FlaggerModel):
+    """What the run waits for now (canarist, not in Flagger): the reason, since when, until when.
+
+    reason is one of CanaryNotReady, PrimaryNotReady, GateClosed, WebhookFailing, NoData, ProviderErrors,
+    PromotionStuck; since is when the wait started (kept across operator restarts); deadline is since plus
+    spec.progressDeadlineSeconds, when the run ends with the wait's reason; check names the gate, webhook or
+    metric waited on; providerErrors counts the consecutive provider errors (ProviderErrors only).
+    """
+
+    reason: str = field("", crd={"required": True, "enum": list(WAIT_REASONS)})
+    since: str | None = field(crd=_DATE_TIME)
+    deadline: str | None = field(crd=_DATE_TIME)
+    check: str = field("")
+    message: str = field("")
+    provider_errors: int = field(0, check={"integer": True, "min": 0})
+
+
 class CanaryStatus(FlaggerModel):
     phase: str = field("", crd={"enum": values(Phase)}, description="Analysis phase of this canary")
     failed_checks: int = field(0, crd=_NUMBER_INT, check={"integer": True, "min": 0})
@@ -477,6 +563,9 @@ class CanaryStatus(FlaggerModel):
     )
     ledger: CanaryLedger | None = field(
         description="canarist: the checks of the current run, what came back, and how the run ended"
+    )
+    wait: CanaryWait | None = field(
+        description="canarist: what the run waits for, since when, and its progress deadline"
     )
 
     def promoted_condition(self) -> CanaryCondition | None:
@@ -564,6 +653,13 @@ class Canary(FlaggerObject):
         """``spec.progressDeadlineSeconds``, default 600."""
         value = self.spec.progress_deadline_seconds
         return defaults.PROGRESS_DEADLINE_SECONDS if value is None else value
+
+    def max_provider_errors(self) -> int:
+        """``analysis.maxProviderErrors``: consecutive metric provider errors a run tolerates, default 4."""
+        analysis = self.analysis()
+        if analysis is None or analysis.max_provider_errors is None:
+            return MAX_PROVIDER_ERRORS
+        return max(0, analysis.max_provider_errors)
 
     def skip_analysis(self) -> bool:
         """``spec.skipAnalysis``, also true when neither analysis nor canaryAnalysis is set."""

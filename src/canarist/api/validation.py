@@ -384,6 +384,9 @@ def _canary_rules(canary: Canary) -> list[Problem]:
             )
         if metric.template_ref is not None and metric.query:
             add(path, "set only one of templateRef or query")
+        guard = metric.min_samples
+        if guard is not None and "query" in guard.model_fields_set and not guard.query.strip():
+            add(f"{path}.minSamples.query", "must not be empty: a query that returns the number of samples")
     for index, hook in enumerate(analysis.webhooks):
         if hook.url and not _is_url(hook.url):
             add(

@@ -13,9 +13,10 @@ belongs to the analysis interval starts with ``t.pace()`` and runs only when due
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 
-from canarist.api import Canary, Phase, WebhookType
-from canarist.engine import checks, ledger, messages
+from canarist.api import Canary, CanaryMetric, Phase, Strategy, WebhookType
+from canarist.engine import checks, ledger, messages, waits
 from canarist.engine.model import (
     Alert,
     Check,
@@ -45,6 +46,7 @@ from canarist.engine.strategies import (
     plan_for,
 )
 from canarist.engine.tick import NeedAnswer, NotDue, Tick
+from canarist.engine.waits import Ending
 from canarist.engine.weights import FULL, shift_back
 
 INITIALIZING = frozenset({Phase.NONE, Phase.INITIALIZING})
@@ -55,6 +57,14 @@ ADVANCING = frozenset(
 #: phases from which a new revision starts a run (Flagger's checkCanaryStatus).
 AT_REST = frozenset({Phase.INITIALIZED, Phase.SUCCEEDED, Phase.FAILED, Phase.WAITING})
 ANALYSING = frozenset({Phase.PROGRESSING, Phase.WAITING_PROMOTION})
+
+#: every wait a run may be in (docs/engine.md, "Waits and the progress deadline").
+ALL_WAITS = (
+    waits.CANARY_NOT_READY,
+    waits.PRIMARY_NOT_READY,
+    waits.PROMOTION_STUCK,
+    *waits.ANALYSIS_WAITS,
+)
 
 ALL_TO_PRIMARY = Routes(primary=FULL, canary=0)
 ALL_TO_CANARY = Routes(primary=0, canary=FULL)
@@ -93,6 +103,8 @@ def _tick(t: Tick) -> None:
         return
     # step 1
     if canary.spec.suspend:
+        # a suspended run waits for the user, not the world: its waits start again once it resumes
+        t.clear_wait(*ALL_WAITS)
         t.pace()
         t.event(messages.SUSPENDED)
         return
@@ -101,7 +113,15 @@ def _tick(t: Tick) -> None:
         kind = canary.spec.target_ref.kind or "Deployment"
         if t.phase in ADVANCING:
             # The canary's pods are gone: traffic to them is errors for users. End the run now.
-            _rollback(t, vanished=messages.target_vanished(kind, t.target, t.namespace))
+            vanished = messages.target_vanished(kind, t.target, t.namespace)
+            _rollback(
+                t,
+                Ending(
+                    waits.TARGET_DELETED,
+                    messages.rolling_back(t.key, vanished),
+                    messages.alert_rolling_back(vanished),
+                ),
+            )
             return
         t.pace()
         t.warn(messages.target_not_found(kind, t.target, t.namespace))
@@ -123,16 +143,12 @@ def _tick(t: Tick) -> None:
             _refresh_failed(t)
         return
     # step 14
-    if not canary.skip_analysis() and not obs.primary.ready:
-        reason = messages.primary_not_ready(canary.primary_name(), t.namespace, obs.primary.message)
-        if obs.primary.retriable:
-            t.pace()
-            t.warn(reason)
-        elif t.phase in (Phase.PROMOTING, Phase.FINALISING):
-            _fail_promotion(t, reason)
-        else:
-            _rollback(t)
-        return
+    if not canary.skip_analysis():
+        if not obs.primary.ready and not _primary_idle(t):
+            _primary_not_ready(t)
+            return
+        if obs.primary.ready:
+            t.clear_wait(waits.PRIMARY_NOT_READY, waits.PROMOTION_STUCK)
     # step 15
     if obs.routes_error:
         t.pace()
@@ -153,12 +169,14 @@ def _tick(t: Tick) -> None:
     # step 18
     if not obs.canary.ready:
         reason = messages.canary_not_ready(t.kind, t.target, t.namespace, obs.canary.message)
-        if obs.canary.retriable:
+        expired = t.waiting(waits.CANARY_NOT_READY, message=reason)
+        if obs.canary.retriable and not expired:
             t.pace()
             t.warn(reason)
         else:
-            _rollback(t, deadline=reason)
+            _rollback(t, _deadline_ending(t, waits.CANARY_NOT_READY, reason))
         return
+    t.clear_wait(waits.CANARY_NOT_READY)
     # step 19
     if canary.skip_analysis():
         t.pace(first_step=_untried(t, routes))
@@ -177,13 +195,74 @@ def _tick(t: Tick) -> None:
 
 
 def _changed(t: Tick) -> bool:
+    """A new revision (or configs). After a failed promotion the primary does not run the promoted spec:
+    going back to it is a new revision too (it must reach the primary)."""
     assert t.obs.target is not None
     return revision_changed(
         t.obs.target.revision,
         t.obs.tracked_configs,
         last_applied=t.status.last_applied_spec,
-        last_promoted=t.status.last_promoted_spec,
+        last_promoted="" if _failed_promotion(t) else t.status.last_promoted_spec,
         tracked=t.status.tracked_configs,
+    )
+
+
+def _failed_promotion(t: Tick) -> bool:
+    """A run that ended with a failed promotion: Failed with the traffic on the canary (weight 100)."""
+    return t.phase == Phase.FAILED and t.status.canary_weight >= FULL
+
+
+def _primary_idle(t: Tick) -> bool:
+    """The primary gets no traffic (after a failed promotion the routes send all of it to the canary):
+    its readiness does not hold a run back outside the promotion, and the run's promotion will replace it.
+    Not for A/B testing, whose 0/100 split still sends unmatched requests to the primary."""
+    routes = t.obs.routes
+    return (
+        routes is not None
+        and routes.primary == 0
+        and routes.canary >= FULL
+        and t.obs.router.weights
+        and t.canary.strategy() != Strategy.AB_TESTING
+        and t.phase not in (Phase.PROMOTING, Phase.FINALISING)
+    )
+
+
+def _primary_not_ready(t: Tick) -> None:
+    """Step 14: the primary is not ready. Promoting or Finalising: the promotion waits (PromotionStuck),
+    then fails; in a run: the run waits (PrimaryNotReady), then rolls back; at rest: warn once per
+    interval (a non-retriable primary rolls back, as Flagger)."""
+    obs = t.obs
+    reason = messages.primary_not_ready(t.canary.primary_name(), t.namespace, obs.primary.message)
+    if t.phase in (Phase.PROMOTING, Phase.FINALISING):
+        expired = t.waiting(waits.PROMOTION_STUCK, message=reason)
+        if obs.primary.retriable and not expired:
+            t.pace()
+            t.warn(reason)
+        else:
+            wait = t.waited
+            since = wait.since if wait is not None and obs.primary.retriable else None
+            text = messages.primary_deadline(reason, int(t.deadline_s)) if obs.primary.retriable else reason
+            _fail_promotion(t, text, since=since)
+        return
+    in_run = t.phase in ADVANCING
+    expired = t.waiting(waits.PRIMARY_NOT_READY, message=reason) if in_run else False
+    if obs.primary.retriable and not expired:
+        t.pace()
+        t.warn(reason)
+        return
+    _rollback(t, _deadline_ending(t, waits.PRIMARY_NOT_READY, reason))
+
+
+def _deadline_ending(t: Tick, cause: str, reason: str) -> Ending:
+    """Flagger's progress-deadline Warning and alert ("Rolling back podinfo.test progress deadline exceeded
+    <reason>"), typed with ``cause``; ``since`` when canarist's own deadline of the wait ran out."""
+    wait = t.waited
+    since = wait.since if wait is not None and wait.reason == cause else None
+    return Ending(
+        cause,
+        messages.deadline_exceeded(t.key, reason),
+        messages.alert_deadline_exceeded(reason),
+        since=since,
     )
 
 
@@ -259,10 +338,11 @@ def _initialize(t: Tick) -> None:
         t.act(Initialize(takeover=False))
         if t.phase == Phase.NONE:
             t.set_phase(Phase.INITIALIZING)  # Flagger's sync handler does this when the canary appears
+        reason = messages.primary_not_ready(canary.primary_name(), t.namespace, obs.primary.message)
         if obs.primary.retriable:
-            t.warn(messages.primary_not_ready(canary.primary_name(), t.namespace, obs.primary.message))
+            t.warn(reason)
         else:
-            _rollback(t)
+            _rollback(t, _deadline_ending(t, waits.PRIMARY_NOT_READY, reason))
         return
     t.act(Initialize())
     t.act(ScaleDownTarget())
@@ -278,24 +358,46 @@ def _start_run(t: Tick) -> None:
     """Step 16: a new revision (or a Waiting canary) passes the confirm-rollout gates and starts a run."""
     for hook in checks.webhooks(t.canary, WebhookType.CONFIRM_ROLLOUT):
         if not t.ask(checks.webhook_check(hook, t.phase)).passed:
+            expired = _gate_closed(
+                t, hook.name, WebhookType.CONFIRM_ROLLOUT, messages.waiting_for_approval(t.key, hook.name)
+            )
             if t.phase != Phase.WAITING:
                 t.set_phase(Phase.WAITING)
                 t.warn(messages.waiting_for_approval(t.key, hook.name))
                 if not hook.mute_alert:
                     t.alert(messages.ALERT_WAITING_FOR_APPROVAL, "warn")
+            elif expired is not None:
+                _rollback(t, expired)
             return
         t.event(messages.confirm_rollout_passed(hook.name))
     t.event(messages.new_revision(t.target_key), phase=Phase.PROGRESSING)
     t.alert(messages.ALERT_NEW_REVISION, "info", with_metadata=True)
     t.act(ScaleUpTarget())
     t.sync(Phase.PROGRESSING)
+    t.start_wait(waits.CANARY_NOT_READY, message=messages.WAITING_FOR_CANARY)
 
 
 def _restart(t: Tick) -> None:
     """Step 17: the target changed during the analysis: start over from zero traffic."""
     t.event(messages.restarting_analysis(t.target_key))
     t.sync(Phase.PROGRESSING)
+    t.start_wait(waits.CANARY_NOT_READY, message=messages.WAITING_FOR_CANARY)
     t.route(ALL_TO_PRIMARY)
+
+
+def _gate_closed(t: Tick, hook: str, gate_type: str, message: str) -> Ending | None:
+    """A closed gate: the run waits (GateClosed); the ending when the wait ran out, else None."""
+    if not t.waiting(waits.GATE_CLOSED, check=hook, message=message):
+        return None
+    wait = t.waited
+    what = messages.gate_closed_expired(gate_type, hook, int(t.deadline_s))
+    return Ending(
+        waits.GATE_CLOSED,
+        messages.deadline_exceeded(t.key, what),
+        messages.alert_deadline_exceeded(what),
+        since=wait.since if wait is not None else None,
+        check=hook,
+    )
 
 
 def _refresh_failed(t: Tick) -> None:
@@ -314,15 +416,45 @@ def _refresh_failed(t: Tick) -> None:
 # ---------------------------------------------------------------------------------------------- analysis
 
 
+class _Outcome:
+    """What an analysis step's checks came to (besides an :class:`Ending`)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+PASS = _Outcome("PASS")
+#: a check failed: failedChecks + 1
+FAIL = _Outcome("FAIL")
+#: the step waits (no data held, a provider error): no failed check, no progress
+HOLD = _Outcome("HOLD")
+
+Outcome = _Outcome | Ending
+
+
 def _analysis_step(t: Tick, routes: Routes) -> None:
-    """Steps 20 and 23-27: rollback hooks, threshold, pre-rollout or analysis, then the strategy's step."""
+    """Steps 20 and 23-27: rollback hooks, threshold, pre-rollout or analysis, then the strategy's step.
+
+    The step's waits (a closed gate, a failing pre-rollout hook, a metric held for data or erring) are
+    declared again by each step that still has them: a step that gets past them ends them."""
+    t.clear_wait(*waits.ANALYSIS_WAITS)
     if _rollback_requested(t):
         return
     if t.status.failed_checks >= t.canary.threshold():
         _rollback(t)
         return
-    passed = _pre_rollout(t) if _first_step(t, routes) else _run_analysis(t)
-    if not passed:
+    outcome = _pre_rollout(t) if _first_step(t, routes) else _run_analysis(t)
+    if outcome is HOLD:
+        return
+    if isinstance(outcome, Ending):
+        if outcome.cause == waits.WEBHOOK_FAILING:
+            t.set_failed_checks(t.status.failed_checks + 1)  # the failing hook is a failed check too
+        _rollback(t, outcome)
+        return
+    if outcome is FAIL:
         t.set_failed_checks(t.status.failed_checks + 1)
         if t.status.failed_checks >= t.canary.threshold():
             # The check that reaches the threshold rolls back at once; Flagger waits one more interval.
@@ -334,7 +466,7 @@ def _analysis_step(t: Tick, routes: Routes) -> None:
     step = next_step(plan, routes=routes, iterations=t.status.iterations)
     gated = needs_traffic_gate(plan, routes, t.phase == Phase.WAITING_PROMOTION)
     if step is None or (gated and not _confirm_traffic_increase(t)):
-        if t.record.routes is None and _first_step(t, routes):
+        if not t.committed and t.record.routes is None and _first_step(t, routes):
             t.hold(routes)  # the first step was taken: its retries wait for the interval (docs/engine.md)
         return
     if needs_promotion_gate(step) and not _confirm_promotion(t):
@@ -349,43 +481,110 @@ def _rollback_requested(t: Tick) -> bool:
             t.warn(messages.rollback_hook_passed(hook.name))
             t.warn(messages.manual_rollback(t.key))
             t.alert(messages.ALERT_MANUAL_ROLLBACK, "warn")
-            _rollback(t)
+            _rollback(t, Ending(waits.ROLLBACK_REQUESTED))
             return True
         t.event(messages.rollback_hook_not_signaling(hook.name))
     return False
 
 
-def _pre_rollout(t: Tick) -> bool:
-    """Step 25, first tick of a run: announce it and run the pre-rollout hooks."""
+def _pre_rollout(t: Tick) -> Outcome:
+    """Step 25, first tick of a run: announce it and run the pre-rollout hooks. A failing hook is a failed
+    check, and the first step waits for it (WebhookFailing) until the progress deadline."""
     t.event(messages.starting_analysis(t.target_key))
     for hook in checks.webhooks(t.canary, WebhookType.PRE_ROLLOUT):
         result = t.ask(checks.webhook_check(hook, Phase.PROGRESSING))
         if not result.passed:
             t.warn(messages.pre_rollout_failed(t.key, hook.name, result.message))
-            return False
+            if t.waiting(waits.WEBHOOK_FAILING, check=hook.name, message=result.message):
+                what = messages.webhook_failing_expired(hook.name, int(t.deadline_s), result.message)
+                return _expired(t, waits.WEBHOOK_FAILING, what, hook.name)
+            return FAIL
         t.event(messages.pre_rollout_passed(hook.name))
-    return True
+    return PASS
 
 
-def _run_analysis(t: Tick) -> bool:
-    """Step 25, later ticks: rollout hooks, then metrics; the first failure stops the analysis."""
+def _run_analysis(t: Tick) -> Outcome:
+    """Step 25, later ticks: rollout hooks, then metrics; the first check that does not pass stops the
+    analysis. A metric without data fails (``noData: fail``, Flagger's) or holds the step (``hold``); a
+    metric whose provider errs holds it, up to ``maxProviderErrors`` in a row."""
     for hook in checks.webhooks(t.canary, WebhookType.ROLLOUT):
         result = t.ask(checks.webhook_check(hook, Phase.PROGRESSING))
         if not result.passed:
             t.warn(messages.external_check_failed(t.key, hook.name, result.message))
-            return False
+            return FAIL
     for metric in checks.metrics(t.canary):
         result = t.ask(checks.metric_check(metric))
-        if not result.passed:
-            t.warn(result.message or messages.metric_no_data(metric.name))
-            return False
-    return True
+        if result.passed:
+            continue
+        if result.outcome == "error":
+            return _provider_error(t, metric, result.message)
+        if result.outcome == "no_data" and metric.no_data_policy() == "hold":
+            return _hold_for_data(t, metric)
+        t.warn(result.message or messages.metric_no_data(metric.name))
+        return FAIL
+    return PASS
+
+
+def _hold_for_data(t: Tick, metric: CanaryMetric) -> Outcome:
+    """``noData: hold``: the step waits for data (NoData), without a failed check, up to the deadline."""
+    if t.waiting(waits.NO_DATA, check=metric.name, message=messages.metric_no_data(metric.name)):
+        what = messages.no_data_expired(metric.name, int(t.deadline_s))
+        return _expired(t, waits.NO_DATA, what, metric.name)
+    left = _seconds_left(t)
+    t.warn(messages.holding_no_data(t.key, metric.name, left))
+    return HOLD
+
+
+def _provider_error(t: Tick, metric: CanaryMetric, error: str) -> Outcome:
+    """The metric's provider could not answer: the step waits (ProviderErrors), without a failed check.
+    The run ends at the error past ``maxProviderErrors`` in a row, or at the deadline."""
+    limit = t.canary.max_provider_errors()
+    entry = t.status.entry_wait
+    count = (entry.provider_errors if entry is not None and entry.reason == waits.PROVIDER_ERRORS else 0) + 1
+    expired = t.waiting(waits.PROVIDER_ERRORS, check=metric.name, message=error, provider_errors=count)
+    if count > limit:
+        what = messages.provider_errors_exhausted(metric.name, count, limit, error)
+        wait = t.waited
+        return Ending(
+            waits.PROVIDER_ERRORS,
+            messages.rolling_back(t.key, what),
+            what,
+            since=wait.since if wait is not None else None,
+            check=metric.name,
+        )
+    if expired:
+        what = messages.provider_errors_expired(metric.name, int(t.deadline_s), error)
+        return _expired(t, waits.PROVIDER_ERRORS, what, metric.name)
+    t.warn(messages.provider_error(t.key, metric.name, count, limit, error))
+    return HOLD
+
+
+def _expired(t: Tick, cause: str, what: str, check: str) -> Ending:
+    """The wait for ``check`` ran out: "Rolling back podinfo.test progress deadline exceeded <what>"."""
+    wait = t.waited
+    return Ending(
+        cause,
+        messages.deadline_exceeded(t.key, what),
+        messages.alert_deadline_exceeded(what),
+        since=wait.since if wait is not None else None,
+        check=check,
+    )
+
+
+def _seconds_left(t: Tick) -> int:
+    deadline = t.wait_deadline
+    return max(0, int((deadline - t.obs.now).total_seconds())) if deadline is not None else 0
 
 
 def _confirm_traffic_increase(t: Tick) -> bool:
     for hook in checks.webhooks(t.canary, WebhookType.CONFIRM_TRAFFIC_INCREASE):
         if not t.ask(checks.webhook_check(hook, Phase.PROGRESSING)).passed:
-            t.warn(messages.waiting_for_traffic_increase(t.key, hook.name))
+            message = messages.waiting_for_traffic_increase(t.key, hook.name)
+            expired = _gate_closed(t, hook.name, WebhookType.CONFIRM_TRAFFIC_INCREASE, message)
+            if expired is not None:
+                _rollback(t, expired)
+                return False
+            t.warn(message)
             if not hook.mute_alert:
                 t.alert(messages.ALERT_WAITING_FOR_TRAFFIC_INCREASE, "warn")
             return False
@@ -396,9 +595,13 @@ def _confirm_traffic_increase(t: Tick) -> bool:
 def _confirm_promotion(t: Tick) -> bool:
     for hook in checks.webhooks(t.canary, WebhookType.CONFIRM_PROMOTION):
         if not t.ask(checks.webhook_check(hook, Phase.PROGRESSING)).passed:
-            if t.phase != Phase.WAITING_PROMOTION:
+            message = messages.waiting_for_promotion(t.key, hook.name)
+            expired = _gate_closed(t, hook.name, WebhookType.CONFIRM_PROMOTION, message)
+            if expired is not None:
+                _rollback(t, expired)
+            elif t.phase != Phase.WAITING_PROMOTION:
                 t.set_phase(Phase.WAITING_PROMOTION)
-                t.warn(messages.waiting_for_promotion(t.key, hook.name))
+                t.warn(message)
                 if not hook.mute_alert:
                     t.alert(messages.ALERT_WAITING_FOR_PROMOTION, "warn")
             else:
@@ -433,6 +636,7 @@ def _take_step(t: Tick, step: Step) -> None:
         t.event(messages.copying_spec(t.target, t.namespace))
         t.act(Promote())
         t.set_phase(Phase.PROMOTING)
+        t.start_wait(waits.PROMOTION_STUCK, message=messages.WAITING_FOR_PRIMARY)
 
 
 # ---------------------------------------------------------------------------------------------- promotion
@@ -464,7 +668,11 @@ def _finalise(t: Tick) -> None:
     """Step 22: the traffic is back on the primary; scale the canary down and succeed."""
     t.commit()
     t.status.end_run(
-        Phase.SUCCEEDED, messages.ALERT_PROMOTION_COMPLETED, at=t.obs.now, threshold=t.canary.threshold()
+        Phase.SUCCEEDED,
+        messages.ALERT_PROMOTION_COMPLETED,
+        at=t.obs.now,
+        threshold=t.canary.threshold(),
+        cause=waits.SUCCEEDED,
     )
     t.act(ScaleDownTarget())
     t.set_phase(Phase.SUCCEEDED)
@@ -478,7 +686,11 @@ def _promote_without_analysis(t: Tick) -> None:
     """Step 19 (docs/flagger-parity.md#one-tick): skipAnalysis promotes the ready canary at once."""
     t.commit()
     t.status.end_run(
-        Phase.SUCCEEDED, messages.ALERT_PROMOTION_SKIPPED, at=t.obs.now, threshold=t.canary.threshold()
+        Phase.SUCCEEDED,
+        messages.ALERT_PROMOTION_SKIPPED,
+        at=t.obs.now,
+        threshold=t.canary.threshold(),
+        cause=waits.ANALYSIS_SKIPPED,
     )
     t.route(ALL_TO_PRIMARY)
     t.event(messages.copying_spec(t.target, t.namespace))
@@ -494,43 +706,62 @@ def _promote_without_analysis(t: Tick) -> None:
 # ---------------------------------------------------------------------------------------------- failure
 
 
-def _rollback(t: Tick, *, deadline: str | None = None, vanished: str | None = None) -> None:
+def _rollback(t: Tick, ending: Ending | None = None) -> None:
     """Flagger's rollback: route everything to the primary, scale the canary down, mark the run Failed.
 
-    ``deadline``: the canary missed its progress deadline (Flagger rolls back silently there; canarist
-    says why, with the event and alert Flagger has for it). ``vanished``: the target was deleted mid-run.
-    The decision is committed: recorded with all its side effects before the first of them.
+    ``ending`` says why when it is not the failed checks threshold: its Warning and alert come first (a
+    canary past its progress deadline: Flagger rolls back silently there; canarist says why, with the
+    event and alert Flagger has for it), typed with its cause (the ``Ended`` condition, the ledger's end).
+    A primary that gets no traffic and is not ready (after a failed promotion) does not get it back: the
+    traffic stays on the canary. The decision is committed: recorded with all its side effects before the
+    first of them.
     """
     t.commit()
     threshold = t.canary.threshold()
+    cause = ending.cause if ending is not None else _rollback_cause(t)
+    reason = ending.alert if ending is not None and ending.alert else _rollback_reason(t)
     end = t.status.end_run(
-        Phase.FAILED, _rollback_reason(t, deadline, vanished), at=t.obs.now, threshold=threshold
+        Phase.FAILED,
+        reason,
+        at=t.obs.now,
+        threshold=threshold,
+        cause=cause,
+        since=ending.since if ending is not None else None,
+        check=ending.check if ending is not None else "",
     )
-    if vanished is not None:
-        t.warn(messages.rolling_back(t.key, vanished))
-        t.alert(messages.alert_rolling_back(vanished), "error", with_metadata=True)
-    if deadline is not None:
-        t.warn(messages.deadline_exceeded(t.key, deadline))
-        t.alert(messages.alert_deadline_exceeded(deadline), "error", with_metadata=True)
-    if t.status.failed_checks >= threshold:
+    evidence = ledger.alert_fields(end.evidence) if end.evidence is not None else ()
+    if ending is not None and ending.warning:
+        t.warn(ending.warning)
+    if ending is not None and ending.alert:
+        fields = ending.fields() + (evidence if ending.check else ())
+        t.act(Alert(ending.alert, "error", with_metadata=ending.with_metadata, fields=fields))
+    if t.status.failed_checks >= threshold and t.phase != Phase.WAITING:
         t.warn(messages.threshold_reached(t.key, t.status.failed_checks))
         # Flagger's alert text, with the evidence of the check that failed last as its fields
-        evidence = ledger.alert_fields(end.evidence) if end.evidence is not None else ()
         t.act(Alert(messages.alert_threshold_reached(t.status.failed_checks), "error", fields=evidence))
-    t.route(ALL_TO_PRIMARY)
+    keep_on_canary = not t.obs.primary.ready and _primary_idle(t)
+    t.route(ALL_TO_CANARY if keep_on_canary else ALL_TO_PRIMARY)
     t.warn(messages.canary_failed(t.key), phase=Phase.FAILED)
-    t.act(ScaleDownTarget())
-    t.sync(Phase.FAILED, failed_checks=t.status.failed_checks, iterations=t.status.iterations)
+    if not keep_on_canary:
+        t.act(ScaleDownTarget())
+    t.sync(
+        Phase.FAILED,
+        weight=FULL if keep_on_canary else 0,
+        failed_checks=t.status.failed_checks,
+        iterations=t.status.iterations,
+    )
     t.act(CountOutcome("failure", "completed"))
     t.act(RunPostRollout(Phase.FAILED))
 
 
-def _rollback_reason(t: Tick, deadline: str | None, vanished: str | None) -> str:
+def _rollback_cause(t: Tick) -> str:
+    if t.status.failed_checks >= t.canary.threshold():
+        return waits.FAILED_CHECKS
+    return waits.PRIMARY_NOT_READY if not t.obs.primary.ready else waits.FAILED_CHECKS
+
+
+def _rollback_reason(t: Tick) -> str:
     """Why the run ends, for the ledger (``status.ledger.end.reason``), in the words of its alert."""
-    if vanished is not None:
-        return messages.alert_rolling_back(vanished)
-    if deadline is not None:
-        return messages.alert_deadline_exceeded(deadline)
     last = t.status.ledger.entries[-1] if t.status.ledger.entries else None
     if last is not None and last.type == WebhookType.ROLLBACK and last.verdict == "pass":
         return messages.ALERT_MANUAL_ROLLBACK
@@ -541,14 +772,21 @@ def _rollback_reason(t: Tick, deadline: str | None, vanished: str | None) -> str
     return "rolled back"
 
 
-def _fail_promotion(t: Tick, reason: str) -> None:
-    """``handleFailedPromotion``: the primary cannot roll out; keep the traffic on the healthy canary."""
+def _fail_promotion(t: Tick, reason: str, *, since: datetime | None = None) -> None:
+    """``handleFailedPromotion``: the primary cannot roll out; keep the traffic on the healthy canary
+    (PromotionStuck; ``since``: when the promotion started, if canarist's own deadline ran out)."""
     t.warn(messages.promotion_failed(t.target_key, reason))
     t.commit()
+    alert = messages.alert_promotion_failed(reason)
     t.status.end_run(
-        Phase.FAILED, messages.alert_promotion_failed(reason), at=t.obs.now, threshold=t.canary.threshold()
+        Phase.FAILED,
+        alert,
+        at=t.obs.now,
+        threshold=t.canary.threshold(),
+        cause=waits.PROMOTION_STUCK,
+        since=since,
     )
-    t.alert(messages.alert_promotion_failed(reason), "error")
+    t.act(Alert(alert, "error", fields=Ending(waits.PROMOTION_STUCK, since=since).fields()))
     t.route(ALL_TO_CANARY)
     t.sync(Phase.FAILED, weight=FULL, failed_checks=t.status.failed_checks, iterations=t.status.iterations)
     t.act(CountOutcome("failure", "completed"))

@@ -289,6 +289,10 @@ class End:
     failed_checks: int = 0
     threshold: int = 0
     evidence: Entry | None = None
+    #: the typed cause (FailedChecks, NoData, GateClosed…, docs/engine.md "Waits and the progress deadline")
+    cause: str = ""
+    #: when the wait that ran out started (an expired wait only)
+    since: str = ""
 
     @classmethod
     def of(cls, model: LedgerEnd) -> End:
@@ -299,6 +303,8 @@ class End:
             failed_checks=model.failed_checks,
             threshold=model.threshold,
             evidence=Entry.of(model.evidence) if model.evidence is not None else None,
+            cause=model.cause,
+            since=model.since or "",
         )
 
     def render(self) -> dict[str, Any]:
@@ -309,6 +315,10 @@ class End:
             "failedChecks": self.failed_checks,
             "threshold": self.threshold,
         }
+        if self.cause:
+            out["cause"] = self.cause
+        if self.since:
+            out["since"] = self.since
         if self.evidence is not None:
             out["evidence"] = self.evidence.render()
         return out
@@ -391,9 +401,24 @@ class Ledger:
                 return entry
         return None
 
-    def finish(self, phase: str, reason: str, *, at: datetime, failed_checks: int, threshold: int) -> End:
-        """The run ended: record why, with the evidence of the last failed check."""
-        evidence = self.last_failure() if phase != "Succeeded" else None
+    def finish(
+        self,
+        phase: str,
+        reason: str,
+        *,
+        at: datetime,
+        failed_checks: int,
+        threshold: int,
+        cause: str = "",
+        since: datetime | None = None,
+        check: str = "",
+    ) -> End:
+        """The run ended: record why (``cause``, and ``since`` for a wait that ran out), with the evidence of
+        the last failed check (of ``check`` when the run ended waiting on it)."""
+        evidence = None
+        if phase != "Succeeded":
+            evidence = self.last_answer(check) if check else None
+            evidence = evidence or self.last_failure()
         self.end = End(
             at=rfc3339(at),
             phase=phase,
@@ -401,8 +426,17 @@ class Ledger:
             failed_checks=failed_checks,
             threshold=threshold,
             evidence=evidence,
+            cause=cause,
+            since=rfc3339(since) if since is not None else "",
         )
         return self.end
+
+    def last_answer(self, check: str) -> Entry | None:
+        """The last entry of ``check`` that did not pass (a held metric, a closed gate, an error)."""
+        for entry in reversed(self.entries):
+            if entry.check == check and entry.failed:
+                return entry
+        return None
 
     def render(self, now: datetime) -> dict[str, Any]:
         out: dict[str, Any] = {

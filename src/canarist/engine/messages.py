@@ -227,6 +227,54 @@ def canary_failed(key: str) -> str:
     return f"Canary failed! Scaling down {key}"
 
 
+# ---------------------------------------------------------------------------------------------- canarist: waits
+
+WAITING_FOR_CANARY = "waiting for the new revision to roll out"
+WAITING_FOR_PRIMARY = "waiting for the primary to roll out the promoted revision"
+
+
+def holding_no_data(key: str, metric: str, left_s: int) -> str:
+    """canarist: a ``noData: hold`` metric without data holds the step (no failed check)."""
+    return (
+        f"Halt {key} advancement holding for data of metric {metric} (noData: hold), "
+        f"progress deadline in {left_s}s"
+    )
+
+
+def provider_error(key: str, metric: str, count: int, limit: int, error: str) -> str:
+    """canarist: a metric provider error holds the step (no failed check) up to ``maxProviderErrors``."""
+    return f"Halt {key} advancement metric {metric} provider error ({count} in a row, {limit} tolerated): {error}"
+
+
+def gate_closed_expired(gate_type: str, hook: str, seconds: int) -> str:
+    """canarist: what ran out for a closed gate (after "progress deadline exceeded")."""
+    return f"GateClosed: {gate_type} gate {hook} still closed after {seconds}s"
+
+
+def no_data_expired(metric: str, seconds: int) -> str:
+    return f"NoData: no data for metric {metric} after {seconds}s (noData: hold)"
+
+
+def provider_errors_expired(metric: str, seconds: int, error: str) -> str:
+    return f"ProviderErrors: the provider of metric {metric} erred for {seconds}s: {error}"
+
+
+def provider_errors_exhausted(metric: str, count: int, limit: int, error: str) -> str:
+    """canarist: more consecutive provider errors than ``maxProviderErrors`` tolerates."""
+    return (
+        f"ProviderErrors: {count} provider errors in a row for metric {metric} ({limit} tolerated): {error}"
+    )
+
+
+def webhook_failing_expired(hook: str, seconds: int, error: str) -> str:
+    return f"WebhookFailing: pre-rollout check {hook} still failing after {seconds}s: {error}"
+
+
+def primary_deadline(reason: str, seconds: int) -> str:
+    """canarist: the primary's not-ready text when canarist's own deadline ran out."""
+    return f"{reason} (progress deadline of {seconds}s exceeded)"
+
+
 # ---------------------------------------------------------------------------------------------- hooks the runtime runs
 
 
@@ -239,6 +287,11 @@ def post_rollout_failed(hook: str, error: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- the Promoted condition
+
+
+def condition_running(revision: str) -> str:
+    """canarist: the ``Ended`` condition's message while a run is under way."""
+    return f"The analysis of revision {revision} is under way."
 
 
 def condition_message(phase: str, kind: str) -> str:

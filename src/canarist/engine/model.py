@@ -151,7 +151,9 @@ class CheckResult:
     metric Flagger's complete event text (e.g. "Halt podinfo.test advancement success rate 69.17% < 99%");
     for providers the error after "Error checking metric providers: ". ``no_data`` marks a metric query
     that returned nothing, ``error`` a check that could not be answered: neither ever passes, whatever
-    ``ok`` says (both count as a failed check, as in Flagger).
+    ``ok`` says. What they do to the step is the engine's: no data fails the check (``noData: fail``, as in
+    Flagger) or holds the step (``hold``); a metric error holds it, up to ``analysis.maxProviderErrors``
+    in a row (docs/engine.md, "Waits and the progress deadline"). A webhook error is a failed check.
 
     The evidence (all optional, recorded in ``status.ledger``, never a credential): for a metric the
     rendered ``query``, the ``provider`` (type and address), the accepted range ``threshold_min`` /

@@ -15,12 +15,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from canarist.api import CanaryStatus, Phase
-from canarist.engine import messages
+from canarist.engine import messages, waits
 from canarist.engine.ledger import End, Ledger
 from canarist.engine.model import Action, Check, CheckResult, Routes
 from canarist.engine.record import Record
+from canarist.engine.waits import Wait
 
 PROMOTED = "Promoted"
+#: canarist's condition: whether the last run ended, and why (its reason is the run's typed cause).
+ENDED = "Ended"
 
 # SetStatusPhase keeps weight and iterations only in these phases.
 _KEEPS_PROGRESS = frozenset({Phase.PROGRESSING, Phase.WAITING, Phase.PROMOTING})
@@ -66,6 +69,18 @@ class StatusDraft:
     entry_phase: str = field(default="")
     #: a new ledger was started by this decision (a run starts once, however many checks it asks first).
     ledger_restarted: bool = field(default=False)
+    #: ``status.wait``: what the run waits for (docs/engine.md, "Waits and the progress deadline").
+    wait: Wait | None = field(default=None)
+    #: ``status.wait`` as the decision found it.
+    entry_wait: Wait | None = field(default=None)
+    #: ``spec.progressDeadlineSeconds`` (the wait's deadline is ``since`` plus this).
+    deadline_s: float = field(default=600.0)
+    #: the ``Ended`` condition this decision writes: (status, reason, message), None to keep it.
+    ended: tuple[str, str, str] | None = field(default=None)
+
+    @property
+    def wait_changed(self) -> bool:
+        return not waits.same(self.wait, self.entry_wait)
 
     @classmethod
     def of(cls, status: CanaryStatus) -> StatusDraft:
@@ -80,6 +95,8 @@ class StatusDraft:
             record=Record.of(status.decision) if status.decision is not None else None,
             ledger=Ledger.of(status.ledger),
             entry_phase=str(status.phase),
+            wait=Wait.of(status.wait),
+            entry_wait=Wait.of(status.wait),
         )
 
     # -- Flagger's status primitives ------------------------------------------------------------------
@@ -108,6 +125,10 @@ class StatusDraft:
         if phase == Phase.PROGRESSING and self.entry_phase != Phase.WAITING:
             # a new run from rest, or a restart on a new revision (from Waiting: the run that waited)
             self.restart_ledger(revision)
+        if phase == Phase.PROGRESSING:
+            self.ended = ("False", waits.RUNNING, messages.condition_running(revision))
+        if phase != Phase.PROGRESSING:
+            self.wait = None  # at rest: nothing to wait for (a run's start declares its first wait)
         self.written = True
 
     def set_phase(self, phase: str, *, analysis_iterations: int = 0) -> None:
@@ -173,12 +194,40 @@ class StatusDraft:
             self.written = True
         return changed or restarted
 
-    def end_run(self, phase: str, reason: str, *, at: datetime, threshold: int) -> End:
-        """Record how the run ended (the evidence of the last failed check comes with it)."""
+    def end_run(
+        self,
+        phase: str,
+        reason: str,
+        *,
+        at: datetime,
+        threshold: int,
+        cause: str,
+        since: datetime | None = None,
+        check: str = "",
+    ) -> End:
+        """Record how the run ended (the evidence of the last failed check comes with it), the ``Ended``
+        condition with the typed ``cause``, and that the run waits for nothing any more."""
         if not self.ledger.active:
             self.ledger.restart(self.last_applied_spec)
         self.written = True
-        return self.ledger.finish(phase, reason, at=at, failed_checks=self.failed_checks, threshold=threshold)
+        self.wait = None
+        self.ended = ("True", cause, reason)
+        return self.ledger.finish(
+            phase,
+            reason,
+            at=at,
+            failed_checks=self.failed_checks,
+            threshold=threshold,
+            cause=cause,
+            since=since,
+            check=check,
+        )
+
+    # -- the wait -----------------------------------------------------------------------------------------
+
+    def set_wait(self, wait: Wait | None) -> None:
+        """``status.wait`` from now on (written with the decision's status write, or one of its own)."""
+        self.wait = wait
 
     # -- the written object -----------------------------------------------------------------------------
 
@@ -196,7 +245,10 @@ class StatusDraft:
                 "iterations": self.iterations,
                 "lastAppliedSpec": self.last_applied_spec,
                 "lastPromotedSpec": self.last_promoted_spec,
-                "lastTransitionTime": rfc3339(now),
+                # a write that only records a wait is not a transition (it keeps the pacing marks)
+                "lastTransitionTime": rfc3339(now)
+                if self.written or not base.get("lastTransitionTime")
+                else base["lastTransitionTime"],
             }
         )
         if self.tracked_configs is not None:
@@ -204,10 +256,15 @@ class StatusDraft:
         status["conditions"] = promoted_conditions(
             base.get("conditions") or [], phase=self.phase, kind=kind, now=now
         )
+        if self.ended is not None:
+            status["conditions"] = set_condition(status["conditions"], ENDED, *self.ended, now=now)
         status.pop("decision", None)
         status.pop("ledger", None)
+        status.pop("wait", None)
         if self.ledger.active:
             status["ledger"] = self.ledger.render(now)
+        if self.wait is not None:
+            status["wait"] = self.wait.render(self.deadline_s)
         if self.record is not None or pending:
             routes = self.record.routes if self.record is not None else None
             record = Record(revision=self.last_applied_spec, routes=routes, pending=pending)
@@ -221,6 +278,34 @@ def condition_status(phase: str) -> str:
     if phase == Phase.FAILED:
         return "False"
     return "Unknown"
+
+
+def set_condition(
+    conditions: list[dict[str, Any]], type_: str, status: str, reason: str, message: str, *, now: datetime
+) -> list[dict[str, Any]]:
+    """``conditions`` with the condition ``type_`` set (replaced only when its status, reason or message
+    changes; its lastTransitionTime kept while the status stays the same)."""
+    result = [dict(c) for c in conditions]
+    index = next((i for i, c in enumerate(result) if c.get("type") == type_), None)
+    old = result[index] if index is not None else None
+    wanted = (status, reason, message)
+    if old is not None and (old.get("status"), old.get("reason"), old.get("message")) == wanted:
+        return result
+    stamp = rfc3339(now)
+    kept = old.get("lastTransitionTime") if old is not None and old.get("status") == status else None
+    condition = {
+        "type": type_,
+        "status": status,
+        "lastUpdateTime": stamp,
+        "lastTransitionTime": kept or stamp,
+        "reason": reason,
+        "message": message,
+    }
+    if index is None:
+        result.append(condition)
+    else:
+        result[index] = condition
+    return result
 
 
 def promoted_conditions(

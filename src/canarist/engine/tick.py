@@ -32,6 +32,7 @@ from canarist.engine.model import (
 )
 from canarist.engine.record import Record, effects_first
 from canarist.engine.status import StatusDraft, parse_time
+from canarist.engine.waits import Wait
 
 
 class NeedAnswer(Exception):
@@ -76,6 +77,8 @@ class Tick:
         self.interval = timedelta(seconds=canary.analysis_interval(settings.min_interval_s))
         self.phase = str(canary.status.phase)
         self.status = StatusDraft.of(canary.status)
+        self.deadline_s = float(canary.progress_deadline_seconds())
+        self.status.deadline_s = self.deadline_s
         self.record = Record.of(canary.status.decision)
         self.actions: list[Action | _StatusSlot] = []
         #: the decision's side effects are recorded as pending before any of them (``commit``)
@@ -118,10 +121,50 @@ class Tick:
         """
         assert all(isinstance(a, Initialize | _Converge) for a in self.actions), "paced work must come first"
         due_at = self.first_step_due_at if first_step else self.due_at
+        deadline = self.wait_deadline
+        if due_at is not None and deadline is not None:
+            due_at = min(due_at, deadline)  # a wait's last retry comes at its deadline
         if due_at is not None and self.obs.now < due_at:
             self._not_due_until = due_at
             raise NotDue
         self.paced = True
+
+    # -- waits (docs/engine.md, "Waits and the progress deadline") ---------------------------------------
+
+    @property
+    def wait_deadline(self) -> datetime | None:
+        """When the wait in force runs out (None: the run waits for nothing)."""
+        wait = self.status.wait
+        return wait.deadline(self.deadline_s) if wait is not None else None
+
+    def waiting(self, reason: str, *, check: str = "", message: str = "", provider_errors: int = 0) -> bool:
+        """The run waits for ``reason`` (still, or from now on): recorded in ``status.wait``, with the start
+        it had when the decision began if the reason is the same. Returns whether its deadline passed."""
+        entry = self.status.entry_wait
+        if entry is not None and entry.reason == reason:
+            # the same wait: its start, and its words while it waits on the same thing (a readiness
+            # message that changes as pods come up is no reason to write the status)
+            since = entry.since
+            message = entry.message if entry.check == check and entry.message else message
+        else:
+            since = self.obs.now
+        wait = Wait(reason, since, check=check, message=message, provider_errors=provider_errors)
+        self.status.set_wait(wait)
+        return self.obs.now >= wait.deadline(self.deadline_s)
+
+    def start_wait(self, reason: str, *, message: str = "") -> None:
+        """A wait that starts now, whatever came before (a new run waits for its canary to roll out)."""
+        self.status.set_wait(Wait(reason, self.obs.now, message=message))
+
+    def clear_wait(self, *reasons: str) -> None:
+        """The run no longer waits for any of ``reasons``."""
+        if self.status.wait is not None and self.status.wait.reason in reasons:
+            self.status.set_wait(None)
+
+    @property
+    def waited(self) -> Wait | None:
+        """The wait in force in this decision (for the ending of a wait that ran out)."""
+        return self.status.wait
 
     # -- checks -------------------------------------------------------------------------------------------
 
@@ -253,7 +296,7 @@ class Tick:
             return [*prefix, self._write(pending), *pending, self._write()]
         if moves:
             return [*prefix, self._write(), *(a for a in body if a not in moves), *moves]
-        return [
+        ordered = [
             self._write()
             if isinstance(a, _StatusSlot)
             else SetRoutes(a.routes)
@@ -261,6 +304,9 @@ class Tick:
             else a
             for a in self.actions
         ]
+        if self.status.wait_changed and not any(isinstance(a, _StatusSlot) for a in self.actions):
+            ordered.append(self._write())  # only the wait changed: a write of its own, last
+        return ordered
 
     def decision(self) -> Decision:
         now = self.obs.now
@@ -271,4 +317,7 @@ class Tick:
         next_due_at = max(marks) + self.interval if marks else now
         if self._not_due_until is not None:
             next_due_at = self._not_due_until
+        deadline = self.wait_deadline
+        if deadline is not None and deadline > now:
+            next_due_at = min(next_due_at, deadline)  # wake up when the wait runs out
         return Decision(actions=tuple(actions), paced=self.paced, again=self.again, next_due_at=next_due_at)

@@ -6,7 +6,9 @@ Secrets) are read from the informer caches.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -16,9 +18,18 @@ from canarist.engine.model import Check, CheckResult
 from canarist.hooks.client import call_webhook, cut_text
 from canarist.hooks.payload import build_payload
 from canarist.kube import resources as kinds
-from canarist.metrics.checks import evaluate_metric
-from canarist.metrics.providers.base import MetricsError, ProviderSpec, secret_data
+from canarist.metrics.checks import evaluate_metric, template_model
+from canarist.metrics.gofmt import go_float
+from canarist.metrics.providers.base import (
+    MetricProvider,
+    MetricsError,
+    NoValuesError,
+    ProviderConfigError,
+    ProviderSpec,
+    secret_data,
+)
 from canarist.metrics.providers.registry import create_provider
+from canarist.metrics.template import RenderError, collapse_whitespace, render
 from canarist.operator.observe import ObjectStore
 from canarist.operator.settings import OperatorSettings
 from canarist.operator.telemetry import Telemetry
@@ -133,6 +144,9 @@ class CheckRunner:
         template = self._template(canary, metric)
         secret = self._template_secret(template, canary.metadata.namespace or "")
         started = time.monotonic()
+        guarded = await self._min_samples(canary, metric, template, secret)
+        if guarded is not None:
+            return guarded
         result = await evaluate_metric(
             canary,
             metric,
@@ -160,6 +174,94 @@ class CheckRunner:
             unit=result.unit,
             duration_s=time.monotonic() - started,
         )
+
+    async def _min_samples(
+        self,
+        canary: Canary,
+        metric: CanaryMetric,
+        template: MetricTemplate | None,
+        secret: Obj | None,
+    ) -> CheckResult | None:
+        """``minSamples``: the guard query, on the metric's provider, rendered like the metric's query.
+
+        None when the metric has no guard or enough samples (the metric is then evaluated); else the
+        answer: no data when the count is below ``count`` (or the query has no values), an error when the
+        provider cannot answer. A templateRef metric whose template or Secret is missing skips the guard:
+        the metric's own evaluation reports that.
+        """
+        guard = metric.min_samples
+        if guard is None:
+            return None
+        started = time.monotonic()
+        located = self._guard_provider(canary, metric, template, secret)
+        if located is None:
+            return None
+        provider, where = located
+        base = CheckResult(ok=False, provider=where)
+        try:
+            query = collapse_whitespace(render(guard.query, template_model(canary, metric)))
+        except RenderError as error:
+            return _guard(base, error=True, message=f"minSamples query of {metric.name}: {error}")
+        base = _guard(base, query=query)
+        try:
+            count = await provider.query(query)
+        except NoValuesError:
+            count = 0.0
+        except MetricsError as error:
+            return _guard(
+                base,
+                error=True,
+                message=f"Metric query failed for {metric.name} minSamples: {error}",
+                duration_s=time.monotonic() - started,
+            )
+        if math.isnan(count) or count < guard.count:
+            shown = "no samples" if math.isnan(count) else f"{go_float(count)} samples"
+            return _guard(
+                base,
+                no_data=True,
+                message=(
+                    f"Halt advancement too few samples for metric {metric.name}: {shown} "
+                    f"< minSamples {go_float(guard.count)}"
+                ),
+                duration_s=time.monotonic() - started,
+            )
+        return None
+
+    def _guard_provider(
+        self,
+        canary: Canary,
+        metric: CanaryMetric,
+        template: MetricTemplate | None,
+        secret: Obj | None,
+    ) -> tuple[MetricProvider, str] | None:
+        """The provider the guard query runs on, and its type and address for the ledger."""
+        if metric.template_ref is None:
+            server = canary.spec.metrics_server or self._settings.metrics_server
+            spec = ProviderSpec(type="prometheus", address=server)
+            credentials: dict[str, str] | None = None
+        else:
+            if template is None:
+                return None
+            provider = template.spec.provider
+            if provider.secret_ref is not None and secret is None:
+                return None
+            spec = ProviderSpec(
+                type=provider.type,
+                address=provider.address,
+                headers=dict(provider.headers),
+                secret_name=provider.secret_ref.name if provider.secret_ref is not None else "",
+                region=provider.region,
+                insecure_skip_verify=provider.insecure_skip_verify,
+            )
+            try:
+                credentials = secret_data(secret) if secret is not None else None
+            except ProviderConfigError:
+                return None
+        try:
+            client = create_provider(spec, credentials)
+        except ProviderConfigError:
+            return None  # the metric's own evaluation says why
+        return client, f"{spec.type or 'prometheus'} {spec.address}".strip()
 
     # ------------------------------------------------------------------ provider availability
 
@@ -206,3 +308,8 @@ class CheckRunner:
         except MetricsError as error:
             return str(error)
         return "" if online else "not online"
+
+
+def _guard(base: CheckResult, **changes: Any) -> CheckResult:
+    """``base`` (the guard's evidence so far) with ``changes``."""
+    return dataclasses.replace(base, **changes)
