@@ -11,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
+import os
+import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +85,38 @@ async def played(workdir: Path, *, play: bool = True, **options: Any) -> AsyncIt
         yield run
     finally:
         await sandbox.stop()
+
+
+def loadtester_log(run: Run) -> list[tuple[str, str]]:
+    """``(level, msg)`` of each line of ``kubectl -n test logs deployment/flagger-loadtester``: the log of the
+    loadtester pod the story applied (examples/podinfo/loadtester.yaml; it logs JSON, as Flagger's does)."""
+    env = {**os.environ, "KUBECONFIG": str(run.sandbox.kubeconfig)}
+    done = subprocess.run(
+        ["kubectl", "-n", "test", "logs", "deployment/flagger-loadtester"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json_log(done.stdout)
+
+
+def json_log(text: str) -> list[tuple[str, str]]:
+    """``(level, msg)`` of each JSON line of a log (other lines as ``("", line)``)."""
+    out: list[tuple[str, str]] = []
+    for line in text.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            out.append(("", line))
+            continue
+        if isinstance(entry, dict):
+            out.append((str(entry.get("level") or ""), str(entry.get("msg") or "")))
+        else:
+            out.append(("", line))
+    return out
 
 
 def assert_promotion_tracks_weights(run: Run) -> list[StepShare]:

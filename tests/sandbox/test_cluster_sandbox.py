@@ -38,7 +38,7 @@ from canarist.sandbox.demo import EXAMPLES, IMAGE, POD, PROCESS_ANNOTATION, User
 from canarist.sandbox.envoy_config import envoy_config, listener_key
 from canarist.sandbox.mesh import RouteWrite
 from canarist.sandbox.session import Session
-from tests.sandbox.stories import INTERVAL_S, Run, played
+from tests.sandbox.stories import INTERVAL_S, Run, loadtester_log, played
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -106,15 +106,18 @@ async def test_the_walkthrough_canary_promotes_then_rolls_back(run: Run) -> None
     assert canary["spec"]["service"] == walkthrough["spec"]["service"]
     # A pre-rollout webhook that fails holds the canary: the promotion means the acceptance test's
     # `curl -sd 'test' http://podinfo-canary.test:9898/token | grep token` succeeded through the name.
-    text = run.sandbox.loadtester.log_file.read_text(errors="replace")
+    # The loadtester is the pod of examples/podinfo/loadtester.yaml: its log is `kubectl logs`'s.
+    lines = await asyncio.to_thread(loadtester_log, run)
+    messages = [msg for _, msg in lines]
+    text = "\n".join(messages)
     acceptance = "curl -sd 'test' http://podinfo-canary.test:9898/token | grep token"
-    assert f"command finished {acceptance}" in text, text[-3000:]
+    assert f"command finished {acceptance}" in messages, text[-3000:]
     # hey ran against the name and kept running: a name that does not resolve ends it at once with an error
-    # (a WARN line, and a new start on the next tick); here the next ticks found it still running.
+    # (a warn line, and a new start on the next tick); here the next ticks found it still running.
     hey = "hey -z 1m -q 10 -c 2 http://podinfo-canary.test:9898/"
-    assert f"command starting {hey}" in text, text[-3000:]
-    assert f"command skipped {hey} is already running" in text, text[-3000:]
-    assert [line for line in text.splitlines() if " WARN " in line and " hey " in line] == [], text[-3000:]
+    assert f"command starting {hey}" in messages, text[-3000:]
+    assert f"command skipped {hey} is already running" in messages, text[-3000:]
+    assert [msg for level, msg in lines if level == "warn" and "hey " in msg] == [], text[-3000:]
     assert "Could not resolve host" not in text, text[-3000:]
 
 
@@ -435,9 +438,10 @@ async def test_the_walkthroughs_mirroring_canary_promotes(run: Run) -> None:
     # Every answer came from the primary; the canary got a copy of each request.
     assert (answers.primary, answers.errors) == (20, 0), answers
     assert pods.served("test", "podinfo", "mirror-check") == 20
-    text = run.sandbox.loadtester.log_file.read_text(errors="replace")
-    assert f"command finished {ACCEPTANCE_AS_WRITTEN}" in text, text[-3000:]
-    assert "command starting hey -z 1m -q 10 -c 2 http://podinfo.test:9898/" in text, text[-3000:]
+    messages = [msg for _, msg in await asyncio.to_thread(loadtester_log, run)]
+    text = "\n".join(messages)
+    assert f"command finished {ACCEPTANCE_AS_WRITTEN}" in messages, text[-3000:]
+    assert "command starting hey -z 1m -q 10 -c 2 http://podinfo.test:9898/" in messages, text[-3000:]
     primary = await client.get(kinds.DEPLOYMENT, "podinfo-primary", namespace="test")
     assert primary["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":3.1.3")
 

@@ -43,10 +43,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "demo",
         help="run the local sandbox (control plane, Envoy, Prometheus, operator) and the walkthrough",
         description=(
-            "Start a local control plane, a real Envoy as the mesh, demo-app pods, a real Prometheus, the "
-            "loadtester and the operator, on cluster networking (Services' ClusterIPs on loopback addresses, "
+            "Start a local control plane, a real Envoy as the mesh, pods as local processes, a real "
+            "Prometheus and the operator, on cluster networking (Services' ClusterIPs on loopback addresses, "
             "their names resolving for the sandbox's processes; see docs/sandbox.md); then play the "
-            "walkthrough's manifests as written: a promotion, then a rollback on errors."
+            "walkthrough's manifests as written (podinfo, the loadtester's Deployment and Service, the "
+            "Canary): a promotion, then a rollback on errors."
         ),
     )
     parser.add_argument(

@@ -1,8 +1,9 @@
 """`canarist sandbox up|down|status|exec`: the local sandbox with no story, to bring your own manifests to.
 
 ``up`` starts what `canarist demo` starts (the local control plane with the flagger CRDs and those of the
-provider, Envoy, Prometheus, the pods, the loadtester and the operator, on cluster networking), applies
-nothing, prints the kubeconfig and the URLs, writes the state file (`canarist.sandbox.session`) and runs
+provider, Envoy, Prometheus, the pods and the operator, on cluster networking), applies nothing (not even
+the loadtester: `kubectl apply -f examples/podinfo/loadtester.yaml` as the walkthrough installs it), prints
+the kubeconfig and the URLs, writes the state file (`canarist.sandbox.session`) and runs
 until ``down``, Ctrl-C, SIGTERM or SIGHUP. ``down`` signals that process and waits for it to exit;
 ``status`` prints the state file; ``exec -n NS -- CMD...`` runs a command on this machine with the names a
 pod of NS resolves. `canarist demo --keep` leaves the same kind of running sandbox behind (same state file).
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from canarist.sandbox import cluster_net
-from canarist.sandbox.demo import NAMESPACE, DemoOptions, Sandbox, missing_prerequisites
+from canarist.sandbox.demo import EXAMPLES, NAMESPACE, DemoOptions, Sandbox, missing_prerequisites
 from canarist.sandbox.providers import provider_names
 from canarist.sandbox.session import (
     AlreadyRunning,
@@ -53,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="run the local sandbox with no story (up), stop it (down), show it (status), run a command "
         "with its names (exec)",
         description=(
-            "up: start the local sandbox (control plane, Envoy, Prometheus, pods, loadtester, operator) with "
+            "up: start the local sandbox (control plane, Envoy, Prometheus, pods, operator) with "
             "nothing applied, print the kubeconfig and the URLs, and run until `canarist sandbox down` or "
             "Ctrl-C. down: stop it and wait until it is gone. status: print it. exec: run a command with the "
             "names a pod of a namespace sees. `canarist demo --keep` leaves the same running sandbox behind."
@@ -64,8 +65,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     up = actions.add_parser(
         "up",
         help="start the sandbox and keep it running until `canarist sandbox down` or Ctrl-C",
-        description="Start the local sandbox (control plane, Envoy, Prometheus, pods, loadtester, operator) "
-        "with nothing applied, print the kubeconfig and the URLs, and keep running until "
+        description="Start the local sandbox (control plane, Envoy, Prometheus, pods, operator) "
+        "with nothing applied (apply examples/podinfo/loadtester.yaml for the walkthrough's loadtester), print the kubeconfig and the URLs, and keep running until "
         "`canarist sandbox down`, Ctrl-C or SIGTERM.",
     )
     up.add_argument(
@@ -223,7 +224,6 @@ def publish(sandbox: Sandbox, session: Session, path: Path) -> None:
     session.kubeconfig = str(sandbox.kubeconfig)
     session.gateway_url = sandbox.gateway_url
     session.prometheus_url = sandbox.prometheus.url
-    session.loadtester_url = sandbox.loadtester.url.rstrip("/")
     session.cluster_net_dir = str(sandbox.net.dir) if sandbox.net is not None else ""
     session.service_cidr = sandbox.service_cidr
     session.pod_cidr = sandbox.pod_cidr
@@ -243,8 +243,14 @@ def _refresh(sandbox: Sandbox, session: Session) -> bool:
         if pid
     }
     services = sandbox.service_urls() if sandbox.mesh is not None else {}
-    changed = processes != session.processes or services != session.services
-    session.processes, session.services = processes, services
+    # the loadtester is a workload someone applies (or deletes) at any time: its Service's address
+    loadtester = sandbox.loadtester_url
+    changed = (processes, services, loadtester) != (
+        session.processes,
+        session.services,
+        session.loadtester_url,
+    )
+    session.processes, session.services, session.loadtester_url = processes, services, loadtester
     return changed
 
 
@@ -280,18 +286,30 @@ def hint_lines(sandbox: Sandbox, path: Path, commands: Sequence[str] = ()) -> li
     ``commands`` after canarist's own, then the addresses."""
     canarist = canarist_command()
     kubeconfig = shlex.quote(str(sandbox.kubeconfig))
-    loadtester = sandbox.loadtester.url.rstrip("/")
+    loadtester = sandbox.loadtester_url
+    if loadtester:
+        gate = [
+            f"  {canarist} gate open podinfo.test --url {loadtester}",
+            "      (without --url, `canarist gate` uses the loadtester of the running sandbox)",
+            f"  {canarist} sandbox exec -n test -- curl -s http://flagger-loadtester/healthz   (names as a pod of test sees them)",
+            f"  kubectl --kubeconfig {kubeconfig} -n test logs deployment/flagger-loadtester   (hey and curl of the webhooks)",
+        ]
+    else:
+        manifests = shlex.quote(str(EXAMPLES))
+        gate = [
+            f"  kubectl --kubeconfig {kubeconfig} apply -f {manifests}/namespace.yaml -f {manifests}/loadtester.yaml",
+            "      (the walkthrough's loadtester, flagger-loadtester.test; then `canarist gate` finds it)",
+            f"  {canarist} sandbox exec -n istio-system -- curl -s http://prometheus:9090/-/ready   (names as a pod of istio-system sees them)",
+        ]
     return [
         f"  export KUBECONFIG={kubeconfig}",
         f"  kubectl --kubeconfig {kubeconfig} get canaries -A --watch",
         f"  {canarist} get canaries -A --watch --kubeconfig {kubeconfig}",
-        f"  {canarist} gate open podinfo.test --url {loadtester}",
-        "      (without --url, `canarist gate` uses the loadtester of the running sandbox)",
-        f"  {canarist} sandbox exec -n test -- curl -s http://flagger-loadtester/healthz   (names as a pod of test sees them)",
+        *gate,
         *(f"  {command}" for command in commands),
         *gateway_lines(sandbox, kubeconfig),
         f"  prometheus:  {sandbox.prometheus.url}",
-        f"  loadtester:  {loadtester}",
+        f"  loadtester:  {loadtester or '- (none applied yet)'}",
         f"  state:       {path}   ({canarist} sandbox status)",
         f"  files, logs: {sandbox.workdir}",
         f"  stop it:     {canarist} sandbox down   (or Ctrl-C here)",

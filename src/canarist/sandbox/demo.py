@@ -3,20 +3,20 @@
 `Sandbox` starts and owns every component (see docs/sandbox.md): the local control plane with the flagger
 CRDs and those of one routing provider (`DemoOptions.provider`, a row of `canarist.sandbox.providers`), a
 real Envoy configured from the provider's objects through files, demo-app "pods" for the ready replicas of
-podinfo Deployments, a real Prometheus scraping them and Envoy's own stats, the loadtester and the operator
+podinfo Deployments, a real Prometheus scraping them and Envoy's own stats, and the operator
 (``-mesh-provider`` of that provider). `play_story` then applies the walkthrough's manifests (the podinfo
-workload, the provider's ``routing.yaml`` and ``canary.yaml``) with a short interval, promotes one new
-image, injects a fault into the next one and waits for the rollback, and returns a `DemoResult` with
-timings, checks and the path of an HTML run report.
+workload, the loadtester's Deployment and Service, the provider's ``routing.yaml`` and ``canary.yaml``) with
+a short interval, promotes one new image, injects a fault into the next one and waits for the rollback, and
+returns a `DemoResult` with timings, checks and the path of an HTML run report.
 
 The sandbox runs on cluster networking (docs/sandbox.md, "Cluster networking"): it leases an address range
 of its own (`cluster_net.lease_network`: Services' ClusterIPs from 127.(96+i).0.0/16, pod IPs from
 127.(112+i).0.0/16), Envoy listens on each Service's ClusterIP and ports, the provider's ingress is a Service
 with its ClusterIP as load-balancer address (Istio's ``istio-ingressgateway`` in ``istio-system``...), the
-loadtester and the operator run as processes that resolve Services' names, Prometheus is a Service under the
-names Flagger's manifests use, and the walkthrough's manifests are applied as they are written. `play_ab`
-runs one A/B release (header or cookie routing) and counts which pods answered requests with and without
-the header.
+operator and the pods (the loadtester among them: `examples/podinfo/loadtester.yaml`) run as processes that
+resolve Services' names, Prometheus is a Service under the names Flagger's manifests use, and the
+walkthrough's manifests are applied as they are written. `play_ab` runs one A/B release (header or cookie
+routing) and counts which pods answered requests with and without the header.
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ __all__ = [
     "Sandbox",
     "StepShare",
     "ab_canary",
+    "apply_loadtester",
     "missing_prerequisites",
     "play_ab",
     "play_story",
@@ -80,12 +81,14 @@ USER_SOURCE = "user-traffic"
 FAULTS = ("status500", "errors", "latency")
 IMAGE = "quay.io/stefanprodan/podinfo"
 HEY_INSTALL = "sudo apt-get install -y --no-install-recommends hey"
-# The sandbox's own Services, where a cluster has them (Flagger's defaults): the loadtester of the
-# walkthrough's `helm upgrade -i flagger-loadtester flagger/loadtester --namespace=test`, and Prometheus in
-# the operator's namespace (`--namespace=istio-system`), as `prometheus` (the operator's default
-# -metrics-server=http://prometheus:9090 there, and the walkthrough's http://prometheus.istio-system:9090)
-# and `flagger-prometheus` (the Prometheus Flagger's own chart installs).
+# Where the walkthrough's `helm upgrade -i flagger-loadtester flagger/loadtester --namespace=test` puts the
+# loadtester (examples/podinfo/loadtester.yaml: a Deployment and its Service, applied as any manifest; the
+# Canaries' webhooks call http://flagger-loadtester.test/). The sandbox's own Services, where a cluster has
+# them (Flagger's defaults): Prometheus in the operator's namespace (`--namespace=istio-system`), as
+# `prometheus` (the operator's default -metrics-server=http://prometheus:9090 there, and the walkthrough's
+# http://prometheus.istio-system:9090) and `flagger-prometheus` (the Prometheus Flagger's own chart installs).
 LOADTESTER_NAMESPACE, LOADTESTER_SERVICE, LOADTESTER_PORT = "test", "flagger-loadtester", 80
+LOADTESTER_MANIFEST = "loadtester.yaml"
 OPERATOR_NAMESPACE = METRICS_NAMESPACE = "istio-system"
 PROMETHEUS_PORT = 9090
 PROMETHEUS_SERVICES = ("prometheus", "flagger-prometheus")
@@ -150,7 +153,8 @@ class DemoOptions:
     fault_rps: float = 10.0
     fault_at_weight: int = 10
     timeout_s: float = 150.0
-    examples: Path = EXAMPLES  # namespace.yaml, deployment.yaml, hpa.yaml (the provider's dir has the rest)
+    #: namespace.yaml, deployment.yaml, hpa.yaml, loadtester.yaml (the provider's dir has the rest)
+    examples: Path = EXAMPLES
     report_path: Path | None = None
     provider: str = "istio"  # a key of canarist.sandbox.providers.PROVIDERS
     #: override the Canary's stepWeight / threshold (None: the walkthrough's 5 and 10); tests use fewer
@@ -269,56 +273,6 @@ async def _wait_http(url: str, timeout_s: float, what: str) -> None:
     raise TimeoutError(f"{what} did not answer on {url} within {timeout_s:.0f}s")
 
 
-class LoadTesterProcess:
-    """`canarist loadtester` as its own process in its Service's namespace: the `hey` and `curl` it runs
-    inherit its view of the cluster's names. `url` is its local address (for `canarist gate`); in the
-    cluster it is `http://flagger-loadtester.test/`."""
-
-    def __init__(self, workdir: Path, wrap: Callable[[list[str], str], list[str]]) -> None:
-        self.wrap = wrap
-        self.log_file = workdir / "loadtester.log"
-        self.port = 0  # set by the Sandbox (its Service's endpoint) before start, else chosen at start
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
-
-    def command(self) -> list[str]:
-        argv = [sys.executable, "-m", "canarist", "loadtester", f"-port={self.port}", "-host=127.0.0.1"]
-        return self.wrap([*argv, "-zap-encoding=console"], LOADTESTER_NAMESPACE)
-
-    def spawn(self) -> subprocess.Popen[bytes]:
-        self.port = self.port or free_port()
-        with self.log_file.open("ab") as out:
-            self.process = subprocess.Popen(
-                self.command(),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        return self.process
-
-    async def start(self, timeout_s: float = 30.0) -> None:
-        process = self.spawn()
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if process.poll() is not None:
-                tail = self.log_file.read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"the loadtester exited; log:\n{tail}")
-            try:
-                await _wait_http(f"{self.url}healthz", 0.5, "the loadtester")
-                return
-            except TimeoutError:
-                if time.monotonic() > deadline:
-                    raise
-
-    async def stop(self) -> None:
-        process, self.process = self.process, None
-        stop_process(process, timeout_s=10, kill_timeout_s=5)
-
-
 class Sandbox:
     """Every component of the sandbox, started in order and stopped in reverse (subprocesses by PID)."""
 
@@ -338,7 +292,6 @@ class Sandbox:
         self.net: ClusterNetwork | None = None
         #: this sandbox's address ranges, held from `start` to `stop`
         self.lease: cluster_net.NetworkLease | None = None
-        self.loadtester = LoadTesterProcess(self.workdir, self._wrap)
         #: the provider's ingress Service (None: a mesh without one) and the Pod standing for its proxy
         self.gateway_service: dict[str, Any] | None = None
         self.gateway_pod: dict[str, Any] | None = None
@@ -398,7 +351,7 @@ class Sandbox:
         )
         pods.on_target_gone = self.prometheus.remove_target
         await pods.start()
-        own = await self._own_services(client, pods, self.loadtester)
+        own = await self._own_services(client, pods)
         gateway = self.provider.gateway
         self.mesh = MeshWatcher(
             client,
@@ -410,11 +363,9 @@ class Sandbox:
             port_check=envoy_port_restriction,
         )
         await self.mesh.start()
-        await self.loadtester.start()
         for namespace, name, port, _ in own:
-            path = "/healthz" if name == LOADTESTER_SERVICE else "/-/ready"
             await _wait_http(
-                f"http://{await self._address(namespace, name, port)}{path}", 30, f"{name}.{namespace}"
+                f"http://{await self._address(namespace, name, port)}/-/ready", 30, f"{name}.{namespace}"
             )
         if gateway is not None:
             await _wait_listening(self.mesh.gateway, 30, f"the gateway {gateway.name}.{gateway.namespace}")
@@ -433,16 +384,13 @@ class Sandbox:
                 await informer.wait_synced()
         self.started_in_s = time.monotonic() - started
 
-    async def _own_services(
-        self, client: KubeClient, pods: PodManager, loadtester: LoadTesterProcess
-    ) -> list[tuple[str, str, int, int]]:
-        """The loadtester and Prometheus behind their Services, as a cluster has them (Services without a
-        selector whose endpoints are the sandbox's processes); returns them as (namespace, name, port,
-        local port)."""
-        loadtester.port = free_port()
+    async def _own_services(self, client: KubeClient, pods: PodManager) -> list[tuple[str, str, int, int]]:
+        """Prometheus behind its Services, as a cluster has them (Services without a selector whose
+        endpoints are the sandbox's Prometheus process); returns them as (namespace, name, port, local
+        port). The loadtester is no Service of the sandbox's: it is a workload like any other, applied from
+        its manifests (`apply_loadtester`)."""
         prometheus_port = int(self.prometheus.url.rsplit(":", 1)[1].rstrip("/"))
-        own = [(LOADTESTER_NAMESPACE, LOADTESTER_SERVICE, LOADTESTER_PORT, loadtester.port)]
-        own += [(METRICS_NAMESPACE, name, PROMETHEUS_PORT, prometheus_port) for name in PROMETHEUS_SERVICES]
+        own = [(METRICS_NAMESPACE, name, PROMETHEUS_PORT, prometheus_port) for name in PROMETHEUS_SERVICES]
         for namespace in sorted({ns for ns, *_ in own}):
             namespace_object = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
             await client.ensure(namespace_object, kind=kinds.NAMESPACE)
@@ -592,7 +540,6 @@ class Sandbox:
             if informer is not None:
                 await informer.stop()
         self.stop_operator()
-        await self.loadtester.stop()
         if self.mesh is not None:
             await self.mesh.stop()
         if self.pods is not None:
@@ -671,6 +618,33 @@ class Sandbox:
         assert self.mesh is not None
         address, port = self.mesh.gateway
         return f"http://{address}" if port == 80 else f"http://{address}:{port}"
+
+    @property
+    def loadtester_url(self) -> str:
+        """``http://<ClusterIP>`` of the Service ``flagger-loadtester`` in ``test`` (Envoy listens there, so
+        it answers from this machine: what `canarist gate` needs), or ``""`` while there is none (nothing
+        applied the loadtester's manifests yet)."""
+        if self.mesh is None:
+            return ""
+        try:
+            address = self.mesh.address(LOADTESTER_NAMESPACE, LOADTESTER_SERVICE, LOADTESTER_PORT)
+        except LookupError:
+            return ""
+        return f"http://{address.removesuffix(':80')}"
+
+    async def wait_loadtester(self, timeout_s: float = 60.0) -> str:
+        """Until the loadtester answers ``/healthz`` through its Service's ClusterIP (its pod started and
+        is an endpoint, Envoy's listener is there); returns `loadtester_url`. TimeoutError if it does not
+        within ``timeout_s``."""
+        what = f"{LOADTESTER_SERVICE}.{LOADTESTER_NAMESPACE}"
+        try:
+            address = await self._address(
+                LOADTESTER_NAMESPACE, LOADTESTER_SERVICE, LOADTESTER_PORT, timeout_s
+            )
+        except LookupError as error:
+            raise TimeoutError(f"{what}: {error} after {timeout_s:.0f}s") from error
+        await _wait_http(f"http://{address}/healthz", timeout_s, what)
+        return self.loadtester_url
 
     def service_address(self, namespace: str, name: str, port: int) -> str:
         assert self.mesh is not None
@@ -973,20 +947,36 @@ async def _set_image(client: KubeClient, image: str) -> None:
 
 
 async def _apply_workload(sandbox: Sandbox, options: DemoOptions, view: LiveView) -> None:
-    """podinfo's namespace, Deployment and HPA, then every document of the provider's routing.yaml."""
+    """podinfo's namespace, Deployment and HPA, the loadtester's Deployment and Service (`apply_loadtester`),
+    then every document of the provider's routing.yaml; returns once the loadtester answers through its
+    Service (the Canary's webhooks call it from its first run)."""
     client = sandbox.client
     assert client is not None
     routing = _load_all(sandbox.provider.examples / "routing.yaml")
     view.print(
-        "applying podinfo (namespace, deployment, HPA)"
+        "applying podinfo (namespace, deployment, HPA), the loadtester (deployment, service)"
         + (f", {len(routing)} routing objects" if routing else "")
         + f" and the {sandbox.provider.name} walkthrough's Canary"
     )
     for name in ("namespace.yaml", "deployment.yaml", "hpa.yaml"):
         document = _load(options.examples, name)
         await client.ensure(document, kind=kinds.kind_of(document))
+    await apply_loadtester(client, options.examples)
     for document in routing:
         await client.ensure(document, kind=await _kind_of(client, document))
+    await sandbox.wait_loadtester()
+
+
+async def apply_loadtester(client: KubeClient, examples: Path = EXAMPLES) -> None:
+    """The walkthrough's loadtester, ``examples/podinfo/loadtester.yaml`` as written (the Deployment
+    ``flagger-loadtester`` of the loadtester image, which the PodManager runs as `canarist loadtester`,
+    and its Service on port 80), created or updated."""
+    path = examples / LOADTESTER_MANIFEST
+    documents = _load_all(path)
+    if not documents:
+        raise RuntimeError(f"{path}: the loadtester's manifests are missing")
+    for document in documents:
+        await client.ensure(document, kind=kinds.kind_of(document))
 
 
 def _demo_canary(sandbox: Sandbox, options: DemoOptions) -> dict[str, Any]:
@@ -999,7 +989,7 @@ def _demo_canary(sandbox: Sandbox, options: DemoOptions) -> dict[str, Any]:
         analysis["threshold"] = options.threshold
     for metric in analysis.get("metrics") or []:
         metric["interval"] = options.metric_interval
-    return canary  # the webhooks as written: their names resolve in the loadtester's process
+    return canary  # the webhooks as written: their names resolve in the loadtester pod's process
 
 
 async def play_story(sandbox: Sandbox, options: DemoOptions, view: LiveView) -> DemoResult:
