@@ -33,6 +33,7 @@ class LocalCluster:
     >>> cluster = LocalCluster(install_provider_crds=["gatewayapi", "smi"])   # or True: every provider
     >>> cluster = LocalCluster(service_cidr="127.96.0.0/16")   # ClusterIPs on loopback addresses
     >>> cluster = LocalCluster(image_check=lambda image: None if runnable(image) else "no runner for it")
+    >>> cluster = LocalCluster(pod_readiness=True)   # workload status from the Pod objects, not a timer
     >>> cluster.pod_logs.register("default", "web-0", "app", Path("web-0.log"))   # from any thread
     >>> await cluster.start()            # port 0: a free port
     >>> cluster.write_kubeconfig("kubeconfig")
@@ -52,6 +53,7 @@ class LocalCluster:
         namespaces: tuple[str, ...] = DEFAULT_NAMESPACES,
         service_cidr: str = DEFAULT_SERVICE_CIDR,
         image_check: ImageCheck | None = None,
+        pod_readiness: bool = False,
     ) -> None:
         # service_cidr: where Services' ClusterIPs are allocated (the API server's --service-cluster-ip-range);
         # the sandbox uses a loopback range such as 127.96.0.0/16 so that those addresses can be listened on.
@@ -60,7 +62,9 @@ class LocalCluster:
         self.bookmark_interval = bookmark_interval
         # image_check(image) -> None when the image can run, else why not: a workload whose pod template
         # has an image it refuses never becomes ready (one Warning event ImageNotRunnable per template).
-        self.controllers = WorkloadControllers(self.api, readiness_delay, nodes, image_check)
+        # pod_readiness: Deployment/DaemonSet status follows their Pod objects (Ready conditions written by
+        # whoever runs the pods, the sandbox's PodManager) instead of the readiness_delay timer.
+        self.controllers = WorkloadControllers(self.api, readiness_delay, nodes, image_check, pod_readiness)
         # The log files of pods' containers (GET .../pods/{name}/log); registered in process, thread-safe.
         self.pod_logs = PodLogs()
         self.api.store.listeners.append(self._forget_deleted_pod_logs)
@@ -81,6 +85,10 @@ class LocalCluster:
     @readiness_delay.setter
     def readiness_delay(self, value: float) -> None:
         self.controllers.readiness_delay = value
+
+    @property
+    def pod_readiness(self) -> bool:
+        return self.controllers.pod_readiness
 
     @property
     def image_check(self) -> ImageCheck | None:

@@ -11,6 +11,15 @@ With an ``image_check`` (``LocalCluster(image_check=...)``: ``image -> None`` wh
 else a short reason), a template with a container or init container image the check refuses never
 becomes ready either, and the workload gets one Warning Event ``ImageNotRunnable`` per template naming
 the container, the image and the reason.
+
+With ``pod_readiness`` (``LocalCluster(pod_readiness=True)``) the timer is off and the status follows the
+Pod objects that belong to the workload (a controller ownerReference with its uid; a pod without a
+controller reference when its labels match the workload's selector in its namespace): a pod counts when it
+has no ``deletionTimestamp`` and is not Succeeded/Failed, as updated when its ``pod-template-hash``
+(DaemonSet: ``controller-revision-hash``) is :func:`pod_template_hash` of the current template, as ready
+when its ``Ready`` condition is True, as available when it has been ready for ``spec.minReadySeconds``.
+Pods of a never-ready template or of one with refused images never count as ready. Whoever runs the pods
+(the sandbox's PodManager) writes them; every Pod change recomputes its workload's status at once.
 """
 
 from __future__ import annotations
@@ -18,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
 import math
 import time
@@ -30,7 +38,9 @@ from typing import Any
 from canarist.localcluster.api import Api, now_iso
 from canarist.localcluster.errors import ApiError
 from canarist.localcluster.resources import StorageKey
+from canarist.localcluster.selectors import LabelSelector
 from canarist.localcluster.store import WatchEvent
+from canarist.sandbox.telemetry import POD_TEMPLATE_HASH_LABEL, pod_template_hash
 
 Obj = dict[str, Any]
 
@@ -40,17 +50,22 @@ NEVER_READY_TAG = "never-ready"
 DEPLOYMENTS: StorageKey = ("apps", "deployments")
 DAEMONSETS: StorageKey = ("apps", "daemonsets")
 HPAS: StorageKey = ("autoscaling", "horizontalpodautoscalers")
+PODS: StorageKey = ("", "pods")
+#: the label a DaemonSet's pods carry their template's hash in
+REVISION_HASH_LABEL = "controller-revision-hash"
 Key = tuple[StorageKey, str, str]
 ImageCheck = Callable[[str], "str | None"]
 IMAGE_NOT_RUNNABLE_REASON = "ImageNotRunnable"
 EVENT_SOURCE = "canarist-localcluster"
 EVENTS: StorageKey = ("", "events")
+TERMINAL_PHASES = ("Succeeded", "Failed")
+_WORKLOAD_KINDS: dict[str, StorageKey] = {"Deployment": DEPLOYMENTS, "DaemonSet": DAEMONSETS}
 log = logging.getLogger("canarist.localcluster")
 
 
 def template_hash(template: Any) -> str:
-    digest = hashlib.sha256(json.dumps(template, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-    return "".join(c for c in digest if c in "bcdf0123456789")[:10]
+    """The pod template's hash: the one the pods' ``pod-template-hash`` label carries (ReplicaSet names)."""
+    return pod_template_hash(template if isinstance(template, dict) else {})
 
 
 def never_ready(template: Obj) -> bool:
@@ -113,6 +128,18 @@ def max_unavailable(deployment: Obj, desired: int) -> int:
 
 
 @dataclass
+class PodCounts:
+    """A workload's active pods (no deletionTimestamp, not Succeeded/Failed)."""
+
+    total: int = 0
+    updated: int = 0  # of the current template
+    ready: int = 0
+    available: int = 0  # ready for minReadySeconds
+    updated_available: int = 0
+    next_available: float | None = None  # monotonic: when the next ready pod becomes available
+
+
+@dataclass
 class Rollout:
     """What the simulated pods of one workload are doing."""
 
@@ -133,13 +160,21 @@ class WorkloadControllers:
     """Moves Deployment/DaemonSet/HPA status the way kube-controller-manager would."""
 
     def __init__(
-        self, api: Api, readiness_delay: float = 0.2, nodes: int = 1, image_check: ImageCheck | None = None
+        self,
+        api: Api,
+        readiness_delay: float = 0.2,
+        nodes: int = 1,
+        image_check: ImageCheck | None = None,
+        pod_readiness: bool = False,
     ) -> None:
         self.api = api
         self.image_check = image_check
         self.readiness_delay = readiness_delay
         self.nodes = nodes
+        #: the status follows the workloads' Pod objects instead of the readiness timer
+        self.pod_readiness = pod_readiness
         self.rollouts: dict[Key, Rollout] = {}
+        self._ready_since: dict[str, float] = {}  # pod uid -> when it was first seen Ready (monotonic)
         self._pending: set[Key] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -164,6 +199,29 @@ class WorkloadControllers:
         if event.key in (DEPLOYMENTS, DAEMONSETS, HPAS):
             meta = event.obj["metadata"]
             self._schedule((event.key, str(meta.get("namespace") or ""), str(meta["name"])))
+        elif event.key == PODS and self.pod_readiness:
+            if event.type == "DELETED":
+                self._ready_since.pop(str(event.obj["metadata"].get("uid") or ""), None)
+            owners = {key for pod in (event.obj, event.old) if pod is not None for key in self._owners(pod)}
+            for key in sorted(owners):
+                self._schedule(key)
+
+    # ------------------------------------------------------------------ which pods are whose
+
+    def _owners(self, pod: Obj) -> list[Key]:
+        """The workloads a Pod counts for: its controller's, else those whose selector matches it."""
+        meta = pod.get("metadata") or {}
+        ns = str(meta.get("namespace") or "")
+        ref = _controller_ref(pod)
+        if ref is not None:
+            storage = _WORKLOAD_KINDS.get(str(ref.get("kind") or ""))
+            return [] if storage is None else [(storage, ns, str(ref.get("name") or ""))]
+        return [
+            (storage, ns, str(obj["metadata"]["name"]))
+            for storage in (DEPLOYMENTS, DAEMONSETS)
+            for obj in self.api.store.scan(storage, ns)
+            if _selects(obj, pod)
+        ]
 
     def _schedule(self, key: Key) -> None:
         if self._loop is None or key in self._pending:
@@ -191,25 +249,38 @@ class WorkloadControllers:
 
     # ------------------------------------------------------------------ Deployments and DaemonSets
 
-    def _workload_status(self, key: Key, obj: Obj) -> Obj:
-        spec = obj.get("spec") or {}
-        template = spec.get("template") or {}
-        is_deployment = key[0] == DEPLOYMENTS
-        desired = int(spec.get("replicas", 1)) if is_deployment else self.nodes
-        digest = template_hash(template)
+    def _rollout(
+        self, key: Key, obj: Obj, template: Obj, digest: str, desired: int, now: float
+    ) -> tuple[Rollout, bool]:
+        """The workload's Rollout, restarted for a new object under an old name, its target moved (and the
+        images of a new template checked) when the template or the replica count changed; and whether it
+        moved."""
         rollout = self.rollouts.get(key)
         uid = str(obj["metadata"].get("uid") or "")
         if rollout is None or rollout.uid != uid:  # a new object under an old name starts from scratch
             if rollout is not None and rollout.timer is not None:
                 rollout.timer.cancel()
             rollout = self.rollouts[key] = Rollout(uid=uid)
-        now = time.monotonic()
-        if rollout.target_hash != digest or rollout.target_count != desired:
+        moved = rollout.target_hash != digest or rollout.target_count != desired
+        if moved:
             if rollout.target_hash != digest:  # a new template: its images are checked once
                 check = self.image_check
                 rollout.refused = refused_images(template, check) if check is not None else []
                 rollout.announced = None
             rollout.target_hash, rollout.target_count, rollout.started = digest, desired, now
+        return rollout, moved
+
+    def _workload_status(self, key: Key, obj: Obj) -> Obj:
+        if self.pod_readiness:
+            return self._status_from_pods(key, obj)
+        spec = obj.get("spec") or {}
+        template = spec.get("template") or {}
+        is_deployment = key[0] == DEPLOYMENTS
+        desired = int(spec.get("replicas", 1)) if is_deployment else self.nodes
+        digest = template_hash(template)
+        now = time.monotonic()
+        rollout, moved = self._rollout(key, obj, template, digest, desired, now)
+        if moved:
             if desired == 0 or (digest == rollout.ready_hash and desired <= rollout.ready_count):
                 rollout.ready_hash, rollout.ready_count, rollout.ready_at = digest, desired, now
             elif never_ready(template) or rollout.refused:
@@ -307,45 +378,85 @@ class WorkloadControllers:
             replicas, updated = ready + desired, desired
         available = ready
         unavailable = max(0, replicas - available) if not done else 0
-        old = obj.get("status") or {}
-        if done:
-            progressing = (
-                "True",
-                "NewReplicaSetAvailable",
-                f'ReplicaSet "{rs_name}" has successfully progressed.',
-            )
-        elif timed_out:
-            progressing = (
-                "False",
-                "ProgressDeadlineExceeded",
-                f'ReplicaSet "{rs_name}" has timed out progressing.',
-            )
-        else:
-            progressing = ("True", "ReplicaSetUpdated", f'ReplicaSet "{rs_name}" is progressing.')
-        minimum = desired - max_unavailable(obj, desired)
-        if available >= minimum:
-            availability = ("True", "MinimumReplicasAvailable", "Deployment has minimum availability.")
-        else:
-            availability = (
-                "False",
-                "MinimumReplicasUnavailable",
-                "Deployment does not have minimum availability.",
-            )
-        status: Obj = {"observedGeneration": obj["metadata"].get("generation", 1)}
-        for field, value in (
-            ("replicas", replicas),
-            ("updatedReplicas", updated),
-            ("readyReplicas", ready),
-            ("availableReplicas", available),
-            ("unavailableReplicas", unavailable),
-        ):
-            if value:
-                status[field] = value
-        status["conditions"] = [
-            _condition(old, "Available", *availability),
-            _condition(old, "Progressing", *progressing),
-        ]
-        return status
+        counts = (replicas, updated, ready, available, unavailable)
+        return _deployment_document(obj, desired, counts, done, timed_out, rs_name)
+
+    # ------------------------------------------------------------------ status from the Pod objects
+
+    def _status_from_pods(self, key: Key, obj: Obj) -> Obj:
+        spec = obj.get("spec") or {}
+        template = spec.get("template") or {}
+        is_deployment = key[0] == DEPLOYMENTS
+        desired = _int(spec.get("replicas"), 1) if is_deployment else self.nodes
+        digest = template_hash(template)
+        now = time.monotonic()
+        rollout, _ = self._rollout(key, obj, template, digest, desired, now)
+        min_ready = max(0, _int(spec.get("minReadySeconds"), 0))
+        counts = self._count_pods(key, obj, digest, not (never_ready(template) or rollout.refused), min_ready)
+        # Complete: every pod is of the current template and available; it stays so (a pod failing later
+        # makes the workload unavailable, not its rollout overdue) until the template or the count changes.
+        if counts.updated == counts.total == desired and counts.updated_available >= desired:
+            rollout.ready_hash, rollout.ready_count = digest, desired
+        complete = rollout.ready_hash == digest and rollout.ready_count == desired
+        if rollout.refused and not complete and rollout.announced != digest:
+            rollout.announced = digest
+            self._announce_refusal(key, obj, rollout, digest)
+        deadline = float(_int(spec.get("progressDeadlineSeconds"), 600)) if is_deployment else math.inf
+        timed_out = not complete and now - rollout.started >= deadline
+        if rollout.timer is not None:
+            rollout.timer.cancel()
+            rollout.timer = None
+        wake = [t for t in (counts.next_available,) if t is not None]
+        if not complete and not timed_out and math.isfinite(deadline):
+            wake.append(rollout.started + deadline)
+        if wake and self._loop is not None:
+            rollout.timer = self._loop.call_later(max(0.0, min(wake) - now) + 0.001, self._schedule, key)
+        if not is_deployment:
+            return _daemonset_document(obj, desired, counts)
+        numbers = (
+            counts.total,
+            counts.updated,
+            counts.ready,
+            counts.available,
+            max(0, max(desired, counts.total) - counts.available),
+        )
+        rs_name = f"{obj['metadata']['name']}-{digest}"
+        return _deployment_document(obj, desired, numbers, complete, timed_out, rs_name)
+
+    def _count_pods(self, key: Key, obj: Obj, digest: str, can_be_ready: bool, min_ready: int) -> PodCounts:
+        """The workload's active pods: how many, of the current template (``digest``), ready, available
+        (ready for ``min_ready`` seconds). With ``can_be_ready`` False the current template's pods never
+        count as ready."""
+        storage, ns, _ = key
+        kind = "Deployment" if storage == DEPLOYMENTS else "DaemonSet"
+        label = POD_TEMPLATE_HASH_LABEL if storage == DEPLOYMENTS else REVISION_HASH_LABEL
+        uid = str(obj["metadata"].get("uid") or "")
+        now = time.monotonic()
+        counts = PodCounts()
+        for pod in self.api.store.scan(PODS, ns):
+            if not _belongs(pod, obj, kind, uid):
+                continue
+            meta = pod["metadata"]
+            if meta.get("deletionTimestamp") or (pod.get("status") or {}).get("phase") in TERMINAL_PHASES:
+                continue
+            pod_uid = str(meta.get("uid") or "")
+            updated = str((meta.get("labels") or {}).get(label) or "") == digest
+            counts.total += 1
+            counts.updated += updated
+            if not _pod_ready(pod) or (updated and not can_be_ready):
+                self._ready_since.pop(pod_uid, None)
+                continue
+            since = self._ready_since.setdefault(pod_uid, now)
+            available = now - since >= min_ready
+            if not available:
+                later = since + min_ready
+                counts.next_available = (
+                    later if counts.next_available is None else min(counts.next_available, later)
+                )
+            counts.ready += 1
+            counts.available += available
+            counts.updated_available += updated and available
+        return counts
 
     def _daemonset_status(self, obj: Obj, rollout: Rollout, nodes: int, done: bool) -> Obj:
         if done:
@@ -378,6 +489,110 @@ class WorkloadControllers:
         status["desiredReplicas"] = replicas
         status["observedGeneration"] = obj["metadata"].get("generation", 1)
         return status
+
+
+def _int(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _controller_ref(pod: Obj) -> Obj | None:
+    for ref in (pod.get("metadata") or {}).get("ownerReferences") or []:
+        if isinstance(ref, dict) and ref.get("controller"):
+            return ref
+    return None
+
+
+def _selects(workload: Obj, pod: Obj) -> bool:
+    """The workload's selector matches the pod (an empty or missing selector matches nothing)."""
+    selector = (workload.get("spec") or {}).get("selector") or {}
+    if not isinstance(selector, dict) or not (
+        selector.get("matchLabels") or selector.get("matchExpressions")
+    ):
+        return False
+    return LabelSelector.from_object(selector).matches(pod)
+
+
+def _belongs(pod: Obj, workload: Obj, kind: str, uid: str) -> bool:
+    """The pod's controller is the workload (by uid; by name when the reference has none), or it has no
+    controller and the workload's selector matches it."""
+    ref = _controller_ref(pod)
+    if ref is None:
+        return _selects(workload, pod)
+    if str(ref.get("kind") or "") != kind:
+        return False
+    if ref.get("uid"):
+        return str(ref["uid"]) == uid
+    return str(ref.get("name") or "") == str(workload["metadata"]["name"])
+
+
+def _pod_ready(pod: Obj) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(
+        isinstance(c, dict) and c.get("type") == "Ready" and c.get("status") == "True" for c in conditions
+    )
+
+
+def _daemonset_document(obj: Obj, nodes: int, counts: PodCounts) -> Obj:
+    status: Obj = {
+        "observedGeneration": obj["metadata"].get("generation", 1),
+        "currentNumberScheduled": counts.total,
+        "desiredNumberScheduled": nodes,
+        "numberMisscheduled": 0,
+        "numberReady": counts.ready,
+    }
+    if counts.updated:
+        status["updatedNumberScheduled"] = counts.updated
+    if counts.available:
+        status["numberAvailable"] = counts.available
+    if nodes - counts.available > 0:
+        status["numberUnavailable"] = nodes - counts.available
+    return status
+
+
+def _deployment_document(
+    obj: Obj, desired: int, counts: tuple[int, int, int, int, int], done: bool, timed_out: bool, rs_name: str
+) -> Obj:
+    """A Deployment's status from its counts (replicas, updated, ready, available, unavailable)."""
+    replicas, updated, ready, available, unavailable = counts
+    old = obj.get("status") or {}
+    if done:
+        progressing = (
+            "True",
+            "NewReplicaSetAvailable",
+            f'ReplicaSet "{rs_name}" has successfully progressed.',
+        )
+    elif timed_out:
+        progressing = (
+            "False",
+            "ProgressDeadlineExceeded",
+            f'ReplicaSet "{rs_name}" has timed out progressing.',
+        )
+    else:
+        progressing = ("True", "ReplicaSetUpdated", f'ReplicaSet "{rs_name}" is progressing.')
+    minimum = desired - max_unavailable(obj, desired)
+    if available >= minimum:
+        availability = ("True", "MinimumReplicasAvailable", "Deployment has minimum availability.")
+    else:
+        availability = (
+            "False",
+            "MinimumReplicasUnavailable",
+            "Deployment does not have minimum availability.",
+        )
+    status: Obj = {"observedGeneration": obj["metadata"].get("generation", 1)}
+    for field, value in (
+        ("replicas", replicas),
+        ("updatedReplicas", updated),
+        ("readyReplicas", ready),
+        ("availableReplicas", available),
+        ("unavailableReplicas", unavailable),
+    ):
+        if value:
+            status[field] = value
+    status["conditions"] = [
+        _condition(old, "Available", *availability),
+        _condition(old, "Progressing", *progressing),
+    ]
+    return status
 
 
 def _condition(old_status: Obj, kind: str, status: str, reason: str, message: str) -> Obj:
