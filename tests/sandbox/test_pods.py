@@ -509,6 +509,121 @@ async def test_a_scale_down_stops_the_processes_and_their_requests_still_count(w
     assert world.pods.served(NS, "podinfo") == 6
 
 
+async def _watch_until(
+    world: World,
+    kind: Any,
+    test: Callable[[dict[str, dict[str, Any]]], bool],
+    what: str,
+    timeout_s: float = 90.0,
+    **selectors: Any,
+) -> dict[str, dict[str, Any]]:
+    """The objects (by name) the first time ``test`` holds for them, from a watch (current state first)."""
+    objects: dict[str, dict[str, Any]] = {}
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for event in world.client.watch(kind, namespace=NS, **selectors):
+                name = str(event.object.get("metadata", {}).get("name") or "")
+                if event.type == "DELETED":
+                    objects.pop(name, None)
+                elif event.type in ("ADDED", "MODIFIED"):
+                    objects[name] = event.object
+                else:
+                    continue
+                if test(objects):
+                    return objects
+    except TimeoutError:
+        pass
+    pytest.fail(f"timed out after {timeout_s:.0f}s waiting for {what}; last: {objects}")
+
+
+async def _deployment_once(
+    world: World, name: str, test: Callable[[dict[str, Any]], bool], what: str
+) -> dict[str, Any]:
+    found = await _watch_until(
+        world,
+        kinds.DEPLOYMENT,
+        lambda objects: name in objects and test(objects[name]),
+        what,
+        field_selector=f"metadata.name={name}",
+    )
+    return found[name]
+
+
+def _status(obj: Mapping[str, Any], field: str) -> int:
+    return int((obj.get("status") or {}).get(field) or 0)
+
+
+async def _readyz(ip: str, action: str = "") -> int:
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http,
+        http.request("POST" if action else "GET", f"http://{ip}:9898/readyz{action}") as response,
+    ):
+        return response.status
+
+
+@pytest.mark.localcluster(pod_readiness=True)
+async def test_a_deployment_is_ready_only_once_its_pod_processes_serve(world: World) -> None:
+    # podinfo --unready: the processes run, but their readiness probe fails until /readyz/enable.
+    app = deployment(
+        "podinfo",
+        "quay.io/stefanprodan/podinfo:3.1.0",
+        replicas=2,
+        args=["./podinfo", "--port=9898", "--unready"],
+        ports=[{"name": "http", "containerPort": 9898}],
+    )
+    container = app["spec"]["template"]["spec"]["containers"][0]
+    container["readinessProbe"] = {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 1}
+    await world.apply(app)
+
+    def running(pods: dict[str, dict[str, Any]]) -> bool:
+        return len(pods) == 2 and all(
+            "running" in (p.get("status", {}).get("containerStatuses") or [{}])[0].get("state", {})
+            for p in pods.values()
+        )
+
+    pods = await _watch_until(
+        world, POD, running, "2 running podinfo pods", label_selector={"app": "podinfo"}
+    )
+    ips = sorted(str(p["status"]["podIP"]) for p in pods.values())
+    assert [await _readyz(ip) for ip in ips] == [503, 503]
+    unready = await world.client.get(kinds.DEPLOYMENT, "podinfo", namespace=NS)
+    assert _status(unready, "replicas") == _status(unready, "updatedReplicas") == 2
+    assert _status(unready, "readyReplicas") == 0  # no timer: the pods are not ready
+
+    assert await _readyz(ips[0], "/enable") == 202
+    one = await _deployment_once(
+        world, "podinfo", lambda o: _status(o, "readyReplicas") >= 1, "readyReplicas 1"
+    )
+    assert _status(one, "readyReplicas") == 1
+    assert [await _readyz(ip) for ip in ips] == [200, 503]
+
+    assert await _readyz(ips[1], "/enable") == 202
+    done = await _deployment_once(
+        world, "podinfo", lambda o: _status(o, "readyReplicas") == 2, "readyReplicas 2"
+    )
+    # At that moment every one of its Pods is Ready and answers /readyz on its pod IP.
+    listed = await world.client.list(POD, namespace=NS, label_selector={"app": "podinfo"})
+    assert sorted(str(item["status"]["podIP"]) for item in listed.items) == ips
+    assert [await _readyz(ip) for ip in ips] == [200, 200]
+    assert _status(done, "updatedReplicas") == _status(done, "availableReplicas") == 2
+    hashes = {item["metadata"]["labels"]["pod-template-hash"] for item in listed.items}
+    assert len(hashes) == 1
+    assert next(c for c in done["status"]["conditions"] if c["type"] == "Progressing")["message"] == (
+        f'ReplicaSet "podinfo-{hashes.pop()}" has successfully progressed.'
+    )
+
+    # A scale to zero (Flagger's, after a promotion) ends with no pods and the status at 0 together.
+    await world.client.patch(kinds.DEPLOYMENT, "podinfo", {"spec": {"replicas": 0}}, namespace=NS)
+    await _deployment_once(
+        world,
+        "podinfo",
+        lambda o: _status(o, "observedGeneration") == 2 and _status(o, "replicas") == 0,
+        "replicas 0",
+    )
+    remaining = await world.client.list(POD, namespace=NS, label_selector={"app": "podinfo"})
+    assert remaining.items == []
+
+
 async def test_knobs_reach_the_pods_of_a_workload_now_and_later(world: World) -> None:
     await world.apply(deployment("podinfo", "quay.io/stefanprodan/podinfo:3.1.0", args=["./podinfo"]))
     (pod,) = await world.serving("podinfo")

@@ -1184,8 +1184,8 @@ class PodManager:
             return
         pod.serving = True
         log.info("pod %s/%s serving on %s", pod.namespace, pod.name, pod.ip)
+        self._notify()  # an endpoint first, then Ready (what the control plane's workload status counts)
         await self._write_status(pod)
-        self._notify()
         if pod.owner is not None:
             self._mark(pod.owner)
 
@@ -1218,6 +1218,10 @@ class PodManager:
         start = pod.start_task
         if start is not None and start is not asyncio.current_task() and not start.done():
             await asyncio.wait([start])  # its processes are known once it is done
+        # The Pod object goes first: a terminating pod no longer counts for its workload's status (a scale
+        # to zero is at zero at once), as kube-controller-manager leaves out pods being deleted.
+        if delete_object:
+            await self._delete_object(pod)
         grace = pod.spec.get("terminationGracePeriodSeconds")
         timeout = min(float(grace), 5.0) if isinstance(grace, int | float) else 5.0
         await asyncio.gather(
@@ -1237,7 +1241,13 @@ class PodManager:
                 self.pod_logs.unregister(pod.namespace, pod.name)
         if self.pods.get(pod.key) is pod:
             del self.pods[pod.key]
-        if delete_object and pod.uid:
+        if pod.stats or pod.containers:
+            log.info("pod %s/%s stopped", pod.namespace, pod.name)
+
+    async def _delete_object(self, pod: Pod) -> None:
+        if not pod.uid:
+            return
+        async with pod.lock:  # after a status write in flight, never before it
             try:
                 await self.client.delete(
                     POD,
@@ -1249,8 +1259,6 @@ class PodManager:
                 )
             except KubeError as exc:
                 log.debug("deleting Pod %s/%s: %s", pod.namespace, pod.name, exc)
-        if pod.stats or pod.containers:
-            log.info("pod %s/%s stopped", pod.namespace, pod.name)
 
     async def _write_status(self, pod: Pod) -> None:
         if not pod.uid:
