@@ -328,6 +328,8 @@ class Sandbox:
             service_cidr=lease.service_cidr,
             # an image no sandbox program runs keeps its workload unready, with an ImageNotRunnable event
             image_check=images.image_check,
+            # workloads are ready when the PodManager's pods are (their Ready conditions), not by a timer
+            pod_readiness=True,
         ).start()
         self.cluster.write_kubeconfig(self.kubeconfig, namespace=NAMESPACE)
         client = self.client = KubeClient.from_kubeconfig(self.kubeconfig)
