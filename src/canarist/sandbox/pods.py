@@ -16,7 +16,10 @@ container waiting in ``ErrImagePull`` and one Warning event naming the image. Se
   stopped as new ones serve (a rolling update that keeps the old pods when the new ones cannot run). A
   DaemonSet has one pod per simulated node (``sandbox-node-1``...). The PodManager writes a Pod object for
   each (the template's labels and spec, ``spec.nodeName``, an ownerReference to the workload, ``podIP``,
-  ``hostIP`` 127.0.0.1, phase, Ready condition, containerStatuses) and deletes it when the pod goes. A Pod
+  ``hostIP`` 127.0.0.1, phase, Ready condition, containerStatuses) and deletes it when the pod goes (before
+  stopping its processes). The local control plane (``pod_readiness=True``) counts these Pods for the
+  workload's status, so they carry what it reads: the ownerReference's uid, ``pod-template-hash`` (a
+  DaemonSet's: ``controller-revision-hash``) from `pod_template_hash`, Ready only while serving. A Pod
   someone else creates (``kubectl run``) is run the same way, its status kept by the PodManager, and stopped
   when it is deleted. A pod whose process exits gets its container terminated (exit code, ``Error`` or
   ``Completed``), is no longer ready and gets a Warning event; the sandbox does not restart it (delete the
