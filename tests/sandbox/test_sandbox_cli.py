@@ -7,6 +7,7 @@ Two sandbox starts in the module: one stopped by `canarist sandbox down`, one by
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -14,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,6 +86,31 @@ def wait_running(process: subprocess.Popen[bytes], env: Env, err: Path) -> dict[
         time.sleep(0.05)
     process.kill()
     pytest.fail(f"`sandbox up` was not running within {START_TIMEOUT_S:.0f}s:\n{err.read_text()}")
+
+
+def wait_for_state(env: Env, ready: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
+    """The state file once ``ready`` holds for it (bounded)."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            state: dict[str, Any] = json.loads(env.state.read_text())
+            if ready(state):
+                return state
+        time.sleep(0.1)
+    pytest.fail(f"the state file did not show {what} within {START_TIMEOUT_S:.0f}s")
+
+
+def wait_for_command(command: str, env: Env, what: str) -> subprocess.CompletedProcess[str]:
+    """``command`` (bash) until it exits 0, bounded: the loadtester pod takes a moment to serve."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        done = subprocess.run(
+            ["bash", "-c", command], env=env.vars, capture_output=True, text=True, timeout=30
+        )
+        if done.returncode == 0 or time.monotonic() > deadline:
+            assert done.returncode == 0, f"{what}: {done.stderr}"
+            return done
+        time.sleep(0.2)
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -183,13 +210,16 @@ def test_up_prints_working_commands_refuses_a_second_up_and_down_stops_everythin
         )
         assert canaries.returncode == 0, canaries.stderr  # the flagger CRDs are installed
 
-        # canarist is not on this PATH: the hints name it by its path, and the gate line runs as printed.
-        gate = hint(stdout, " gate open podinfo.test --url ")
-        assert gate.startswith(f"{CANARIST} gate open podinfo.test --url {state['loadtester_url']}"), gate
-        opened = subprocess.run(
-            ["bash", "-c", gate], env=env.vars, capture_output=True, text=True, timeout=30
-        )
-        assert opened.returncode == 0, opened.stderr
+        # Nothing is applied: the hints say how to apply the walkthrough's loadtester, and the line works.
+        apply = hint(stdout, "/loadtester.yaml")
+        assert apply.startswith(f"kubectl --kubeconfig {kubeconfig} apply -f "), apply
+        applied = subprocess.run(["bash", "-c", apply], capture_output=True, text=True, timeout=60)
+        assert applied.returncode == 0, applied.stderr
+        # The state file learns the loadtester's Service address once it is applied.
+        state = wait_for_state(env, lambda s: bool(s.get("loadtester_url")), "the loadtester's url")
+        # canarist is not on this PATH: the gate command names it by its path and runs as printed.
+        gate = f"{CANARIST} gate open podinfo.test --url {state['loadtester_url']}"
+        opened = wait_for_command(gate, env, "the loadtester to answer")
         assert opened.stdout.strip() == "gate podinfo.test opened"
         # Without --url, the gate finds the sandbox's loadtester through the state file.
         check = env.run("gate", "check", "podinfo.test")
