@@ -160,6 +160,7 @@ async def test_services_have_cluster_ips_in_the_sandbox_range(run: Run) -> None:
         ("test", "flagger-loadtester"),
         ("istio-system", "prometheus"),
         ("istio-system", "flagger-prometheus"),
+        ("flagger", "flagger-prometheus"),
         ("istio-system", "istio-ingressgateway"),
     ]:
         assert key in services, services
@@ -260,6 +261,9 @@ async def test_a_process_of_namespace_test_resolves_services_and_nothing_else(ru
     assert (loadtester.returncode, loadtester.stdout) == (0, "200"), loadtester.stderr
     prometheus = await asyncio.to_thread(curl, "http://flagger-prometheus.istio-system:9090/-/ready")
     assert (prometheus.returncode, prometheus.stdout) == (0, "200"), prometheus.stderr
+    # where the Kubernetes tutorials' MetricTemplates find it (Flagger's chart in namespace flagger)
+    prometheus = await asyncio.to_thread(curl, "http://flagger-prometheus.flagger:9090/-/ready")
+    assert (prometheus.returncode, prometheus.stdout) == (0, "200"), prometheus.stderr
     unknown = await asyncio.to_thread(curl, "http://nosuch.test/")
     assert unknown.returncode == 6, (unknown.returncode, unknown.stderr)
     assert "Could not resolve host" in unknown.stderr
@@ -352,7 +356,7 @@ async def test_sandbox_exec_errors(run: Run, state_file: Path, tmp_path: Path) -
     empty = await asyncio.to_thread(sandbox_exec, state_file, "true", namespace="nosuch")
     assert empty.returncode == 1, empty
     assert "namespace 'nosuch' has no Services in the sandbox" in empty.stderr
-    assert "namespaces with Services: istio-system, test" in empty.stderr, empty.stderr
+    assert "namespaces with Services: flagger, istio-system, test" in empty.stderr, empty.stderr
     none = await asyncio.to_thread(sandbox_exec, tmp_path / "no-sandbox.json", "true")
     assert none.returncode == 1, none
     assert "no sandbox is running" in none.stderr

@@ -92,6 +92,10 @@ LOADTESTER_MANIFEST = "loadtester.yaml"
 OPERATOR_NAMESPACE = METRICS_NAMESPACE = "istio-system"
 PROMETHEUS_PORT = 9090
 PROMETHEUS_SERVICES = ("prometheus", "flagger-prometheus")
+#: Prometheus where Flagger's Kubernetes tutorials find it: the chart's `flagger-prometheus` in the `flagger`
+#: namespace (`helm upgrade -i flagger flagger/flagger --namespace flagger --set prometheus.install=true`),
+#: which their MetricTemplates name (`http://flagger-prometheus.flagger:9090`).
+PROMETHEUS_ELSEWHERE = (("flagger", "flagger-prometheus"),)
 #: The operator's default -metrics-server (Flagger's), which resolves in the operator's namespace.
 OPERATOR_METRICS_SERVER = f"http://prometheus:{PROMETHEUS_PORT}"
 #: The Pods standing for sandbox processes carry this annotation (value: the process) and are not workloads.
@@ -393,6 +397,7 @@ class Sandbox:
         its manifests (`apply_loadtester`)."""
         prometheus_port = int(self.prometheus.url.rsplit(":", 1)[1].rstrip("/"))
         own = [(METRICS_NAMESPACE, name, PROMETHEUS_PORT, prometheus_port) for name in PROMETHEUS_SERVICES]
+        own += [(ns, name, PROMETHEUS_PORT, prometheus_port) for ns, name in PROMETHEUS_ELSEWHERE]
         for namespace in sorted({ns for ns, *_ in own}):
             namespace_object = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
             await client.ensure(namespace_object, kind=kinds.NAMESPACE)
