@@ -528,3 +528,18 @@ def test_a_flagger_manifest_without_the_new_fields_writes_the_same_status_shape_
                 assert set(action.status["wait"]) <= {"reason", "since", "deadline", "check", "message"}
     assert world.status["failedChecks"] == 0
     assert ended(world)["reason"] == "Succeeded"
+
+
+def test_the_provider_error_count_survives_a_restart_from_the_status_alone() -> None:
+    document = manifest(deadline=600)
+    first = new_run(document, {RATE: [GOOD, ERROR]})
+    first.run_until(lambda w: (w.status.get("wait") or {}).get("providerErrors") == 2)
+    second = World({**document, "status": copy.deepcopy(first.status)}, answer=Script({RATE: [ERROR]}))
+    second.revision, second.now = "rev-2", first.now
+    second.primary, second.routes, second.target = first.primary, first.routes, first.target
+    second.run_until(lambda w: w.phase == "Failed")
+    assert [e.message for _, e in second.events][:2] == [provider_error(3), provider_error(4)]
+    assert second.events[2][1].message.startswith(
+        "Rolling back podinfo.test ProviderErrors: 5 provider errors"
+    )
+    assert (second.events[2][0] - started(first)).total_seconds() == 185.0
