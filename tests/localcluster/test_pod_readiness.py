@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from canarist.sandbox.telemetry import pod_template_hash
+from canarist.podnames import pod_template_hash
 from tests.localcluster.helpers import request
 
 Obj = dict[str, Any]

@@ -40,7 +40,7 @@ from canarist.localcluster.errors import ApiError
 from canarist.localcluster.resources import StorageKey
 from canarist.localcluster.selectors import LabelSelector
 from canarist.localcluster.store import WatchEvent
-from canarist.sandbox.telemetry import POD_TEMPLATE_HASH_LABEL, pod_template_hash
+from canarist.podnames import POD_TEMPLATE_HASH_LABEL, pod_template_hash
 
 Obj = dict[str, Any]
 

@@ -68,6 +68,7 @@ from canarist.kube.client import KubeClient
 from canarist.kube.errors import KubeError, NotFound
 from canarist.kube.informer import Informer
 from canarist.kube.resources import ResourceKind
+from canarist.podnames import POD_TEMPLATE_HASH_LABEL, pod_name, pod_template_hash, random_suffix
 from canarist.sandbox import images
 from canarist.sandbox.envoy_config import Endpoint
 from canarist.sandbox.images import PODINFO, Program
@@ -80,7 +81,6 @@ from canarist.sandbox.podinfo import (
     ENV_VERSION,
     STATS_PORT,
 )
-from canarist.sandbox.telemetry import POD_TEMPLATE_HASH_LABEL, pod_name, pod_template_hash
 
 __all__ = [
     "DEFAULT_POD_CIDR",
@@ -107,7 +107,6 @@ MANAGED_ANNOTATION: Final = "sandbox.canarist.dev/pod-manager"
 PROCESS_ANNOTATION: Final = "sandbox.canarist.dev/process"
 #: environment a process gets from the sandbox's own (the rest comes from the pod's spec)
 _PASSED_ENV: Final = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
-_SAFE = "bcdfghjklmnpqrstvwxz2456789"
 _VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)|\$\$")
 Key = tuple[str, str]
 WorkloadKey = tuple[str, str, str]  # (kind, namespace, name)
@@ -816,11 +815,11 @@ class PodManager:
             name = pod_name(workload, template_hash)
             labels[POD_TEMPLATE_HASH_LABEL] = template_hash
         else:
-            name = f"{workload}-{''.join(secrets.choice(_SAFE) for _ in range(5))}"
+            name = f"{workload}-{random_suffix()}"
             labels["controller-revision-hash"] = template_hash
             labels["pod-template-generation"] = str((obj.get("metadata") or {}).get("generation") or 1)
         while (namespace, name) in self.pods:
-            name = name[:-5] + "".join(secrets.choice(_SAFE) for _ in range(5))
+            name = name[:-5] + random_suffix()
         meta = template.get("metadata") or {}
         annotations = {str(k): str(v) for k, v in (meta.get("annotations") or {}).items()}
         spec = json.loads(json.dumps(template.get("spec") or {}))

@@ -23,12 +23,12 @@ workload's pod). A label the series already has wins, as with ``honor_labels: tr
 
 from __future__ import annotations
 
-import json
 import re
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
+
+from canarist.podnames import POD_TEMPLATE_HASH_LABEL, pod_name, pod_template_hash
 
 __all__ = [
     "APPMESH_MESH",
@@ -133,10 +133,6 @@ DEFAULT_BUCKETS_S: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 
 APP_PORT: Final = 9898
 #: the App Mesh mesh the sandbox's virtual nodes belong to.
 APPMESH_MESH: Final = "canarist"
-POD_TEMPLATE_HASH_LABEL: Final = "pod-template-hash"
-
-# Kubernetes' "safe" alphabet for generated names (k8s.io/apimachinery/pkg/util/rand): no vowels, no 0/1/3.
-_SAFE = "bcdfghjklmnpqrstvwxz2456789"
 _INVALID_LABEL_CHARS = re.compile(r"[^a-zA-Z0-9_]")
 _INVALID_PATH_CHARS = re.compile(r"[^a-zA-Z0-9]+")
 
@@ -145,26 +141,6 @@ def sanitize_label_name(name: str) -> str:
     """A Kubernetes label key as Prometheus' discovery names it (``app.kubernetes.io/name`` ->
     ``app_kubernetes_io_name``)."""
     return _INVALID_LABEL_CHARS.sub("_", name)
-
-
-def _fnv32a(data: bytes) -> int:
-    value = 0x811C9DC5
-    for byte in data:
-        value = ((value ^ byte) * 0x01000193) & 0xFFFFFFFF
-    return value
-
-
-def pod_template_hash(template: Mapping[str, Any]) -> str:
-    """A Deployment's ``pod-template-hash`` as Kubernetes spells it: the safe encoding of the decimal FNV-32a
-    hash of the pod template (here: of its JSON), so a new template gets a new hash and the same one keeps
-    it."""
-    digest = _fnv32a(json.dumps(template, sort_keys=True, separators=(",", ":")).encode())
-    return "".join(_SAFE[ord(ch) % len(_SAFE)] for ch in str(digest))
-
-
-def pod_name(deployment: str, template_hash: str) -> str:
-    """``<deployment>-<pod-template-hash>-<5 random safe characters>``, as a ReplicaSet names its pods."""
-    return f"{deployment}-{template_hash}-{''.join(secrets.choice(_SAFE) for _ in range(5))}"
 
 
 def appmesh_cluster_name(deployment: str, namespace: str, port: int = APP_PORT) -> str:
