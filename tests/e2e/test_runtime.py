@@ -146,10 +146,17 @@ async def test_metrics_report_the_run(world: World) -> None:
     await event_seen(world, "Advance podinfo.test canary weight 25")
     assert process.operator is not None
     url = f"http://127.0.0.1:{process.operator.http.port}/metrics"
-    during = await _scrape(url)
+    # flagger_canary_total is a periodic count of the Canaries (every 2 s), not tied to a tick: wait for it
+    total = 'flagger_canary_total{namespace="test"}'
+    during: dict[str, float] = {}
+
+    async def counted() -> bool:
+        during.update(await _scrape(url))
+        return during.get(total) == 1
+
+    await wait_for(counted, what="flagger_canary_total to count the canary", timeout_s=30)
     assert during['flagger_canary_status{name="podinfo",namespace="test"}'] == 0
     assert during['flagger_canary_weight{namespace="test",workload="podinfo"}'] >= 25
-    assert during['flagger_canary_total{namespace="test"}'] == 1
 
     await reaches(world, "Succeeded")
     after = await _scrape(url)
