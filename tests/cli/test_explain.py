@@ -26,7 +26,7 @@ def test_a_rolled_back_run_names_the_failing_check_first() -> None:
     assert lines[0] == (
         "podinfo.test: Failed at weight 30 — request-success-rate 71.2% < 99% (3 of 3 failed checks)"
     )
-    assert lines[1] == "  why      Failed checks threshold reached 3"
+    assert lines[1] == "  why      Failed checks threshold reached 3 [FailedChecks]"
     assert lines[2].startswith("  query    sum(rate(istio_requests_total")
     assert lines[3] == "  provider prometheus http://prometheus.istio-system:9090"
     assert lines[4].startswith("  run      revision rev-2, started 2024-01-01 ")
@@ -56,6 +56,10 @@ def test_a_running_canary_shows_its_step_and_last_failure() -> None:
     )
     summary = next(line for line in lines if line.lstrip().startswith("request-success-rate "))
     assert "4 checks, 3 failed, 2 no data, 1 errors; last error fail" in summary
+    # what the run waits on, and until when, from status.wait
+    waiting = next(line for line in lines if line.startswith("  waiting  "))
+    assert waiting.startswith("  waiting  ProviderErrors on request-success-rate since "), waiting
+    assert ", deadline " in waiting, waiting
 
 
 def test_a_promoted_run_and_a_canary_without_a_ledger() -> None:

@@ -93,7 +93,7 @@ async def test_explain_names_the_failing_check_and_kubectl_shows_the_ledger(worl
         "(2 of 2 failed checks)"
     )
     assert re.fullmatch(headline, first_five[0]), text
-    assert "  why      Failed checks threshold reached 2" in first_five
+    assert "  why      Failed checks threshold reached 2 [FailedChecks]" in first_five
     assert any(line.startswith("  query    sum(") for line in first_five), text
     assert "Canary failed! Scaling down podinfo.test" in text  # the events are in the timeline
     assert "New revision detected! Scaling up podinfo.test" in text

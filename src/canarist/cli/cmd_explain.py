@@ -166,11 +166,13 @@ def header(canary: Canary, book: Ledger) -> list[str]:
         why = evidence_line(evidence) if evidence is not None else end.reason
         failed = f" ({end.failed_checks} of {end.threshold or threshold} failed checks)"
         lines.append(f"{canary.key}: Failed{where} — {why}{failed}")
-        lines.append(f"  why      {end.reason}")
+        cause = f" [{end.cause}]" if end.cause else ""
+        lines.append(f"  why      {end.reason}{cause}")
         if evidence is not None:
             lines += _evidence_details(evidence)
     elif end is not None:
-        lines.append(f"{canary.key}: {end.phase} — {end.reason}")
+        cause = f" [{end.cause}]" if end.cause and end.phase != "Succeeded" else ""
+        lines.append(f"{canary.key}: {end.phase} — {end.reason}{cause}")
     else:
         step = (
             f" at iteration {status.iterations}"
@@ -184,6 +186,12 @@ def header(canary: Canary, book: Ledger) -> list[str]:
         lines.append(f"{canary.key}: {phase}{step if running else ''}{detail}{failed}")
         if last is not None and running:
             lines += _evidence_details(last)
+    wait = status.wait
+    if wait is not None and wait.reason and end is None:
+        on = f" on {wait.check}" if wait.check else ""
+        until = f", deadline {wait.deadline}" if wait.deadline else ""
+        message = f": {wait.message}" if wait.message else ""
+        lines.append(f"  waiting  {wait.reason}{on} since {wait.since or '?'}{until}{message}")
     lines.append("  run      " + _run_line(book))
     return lines
 
