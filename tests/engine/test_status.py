@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from canarist.api import CanaryStatus
-from canarist.engine.status import StatusDraft, promoted_conditions, rfc3339
+from canarist.engine.ledger import rfc3339
+from canarist.engine.status import StatusDraft, promoted_conditions
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 

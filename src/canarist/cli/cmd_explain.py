@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from canarist.api import Canary
-from canarist.engine.ledger import End, Entry, Ledger, evidence_line, number, step_text
+from canarist.engine.ledger import End, Entry, Ledger, evidence_line, number, parse_time, step_text
 from canarist.kube import resources as kinds
 from canarist.kube.client import KubeClient
 from canarist.kube.errors import KubeError, NotFound
@@ -99,16 +99,6 @@ class RunEvent:
     count: int
     type: str
     message: str
-
-
-def parse_time(text: Any) -> datetime | None:
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def events_of(items: Sequence[Mapping[str, Any]], name: str) -> list[RunEvent]:

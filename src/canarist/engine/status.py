@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from canarist.api import CanaryStatus, Phase
 from canarist.engine import messages, waits
-from canarist.engine.ledger import End, Ledger
+from canarist.engine.ledger import End, Ledger, rfc3339
 from canarist.engine.model import Action, Check, CheckResult, Routes
 from canarist.engine.record import Record
 from canarist.engine.waits import Wait
@@ -31,22 +31,6 @@ _KEEPS_PROGRESS = frozenset({Phase.PROGRESSING, Phase.WAITING, Phase.PROMOTING})
 _PROMOTES = frozenset({Phase.INITIALIZED, Phase.SUCCEEDED})
 # A check answered in these phases belongs to a new run (the confirm-rollout gates of a new revision).
 _STARTS_RUN = frozenset({Phase.INITIALIZED, Phase.SUCCEEDED, Phase.FAILED})
-
-
-def rfc3339(moment: datetime) -> str:
-    """Kubernetes' metav1.Time text: UTC, whole seconds, ``Z``."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: str | None) -> datetime | None:
-    """A status timestamp, or None when absent or unreadable."""
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @dataclass

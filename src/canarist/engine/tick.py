@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from canarist.api import Canary
+from canarist.engine.ledger import parse_time
 from canarist.engine.model import (
     Action,
     Alert,
@@ -31,7 +32,7 @@ from canarist.engine.model import (
     WriteStatus,
 )
 from canarist.engine.record import Record, effects_first
-from canarist.engine.status import StatusDraft, parse_time
+from canarist.engine.status import StatusDraft
 from canarist.engine.waits import Wait
 
 

@@ -15,11 +15,11 @@ datetime.timedelta(seconds=600)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from canarist.api.canary import CanaryWait
-from canarist.engine.ledger import MAX_MESSAGE, cut, rfc3339
+from canarist.engine.ledger import MAX_MESSAGE, cut, parse_time, rfc3339
 
 # ---------------------------------------------------------------------------------------------- causes
 
@@ -43,17 +43,6 @@ ANALYSIS_WAITS = frozenset({GATE_CLOSED, WEBHOOK_FAILING, NO_DATA, PROVIDER_ERRO
 RUNNING = "Running"
 
 
-def parse(text: str | None) -> datetime | None:
-    """A status timestamp (UTC when it has no zone), or None when absent or unreadable."""
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 @dataclass(frozen=True)
 class Wait:
     """``status.wait``: the run waits for ``reason`` since ``since`` (``check``: the gate, webhook or metric
@@ -69,7 +58,7 @@ class Wait:
     def of(cls, model: CanaryWait | None) -> Wait | None:
         if model is None or not model.reason:
             return None
-        since = parse(model.since)
+        since = parse_time(model.since)
         if since is None:
             return None  # a wait without a start cannot be timed: it starts again
         return cls(

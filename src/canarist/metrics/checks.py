@@ -222,6 +222,19 @@ async def evaluate_metric(
     return _failed(NO_USABLE_METRIC, severity="error")
 
 
+def provider_spec(template: MetricTemplate) -> ProviderSpec:
+    """A MetricTemplate's ``spec.provider`` as the providers take it."""
+    provider = template.spec.provider
+    return ProviderSpec(
+        type=provider.type,
+        address=provider.address,
+        headers=dict(provider.headers),
+        secret_name=provider.secret_ref.name if provider.secret_ref is not None else "",
+        region=provider.region,
+        insecure_skip_verify=provider.insecure_skip_verify,
+    )
+
+
 def _provider_text(provider_type: str, address: str) -> str:
     """``prometheus http://prometheus:9090``: the provider's type and address (the decision ledger drops
     any ``user:password@`` of the address; credentials from Secrets are never part of it)."""
@@ -372,14 +385,7 @@ async def _template_check(
             return _failed(
                 f"Metric template {where} secret {provider.secret_ref.name} error: {err}", severity="error"
             )
-    spec = ProviderSpec(
-        type=provider.type,
-        address=provider.address,
-        headers=dict(provider.headers),
-        secret_name=provider.secret_ref.name if provider.secret_ref is not None else "",
-        region=provider.region,
-        insecure_skip_verify=provider.insecure_skip_verify,
-    )
+    spec = provider_spec(template)
     try:
         client = provider_factory(spec, credentials)
     except ProviderConfigError as err:

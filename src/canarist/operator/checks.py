@@ -18,7 +18,7 @@ from canarist.engine.model import Check, CheckResult
 from canarist.hooks.client import call_webhook, cut_text
 from canarist.hooks.payload import build_payload
 from canarist.kube import resources as kinds
-from canarist.metrics.checks import evaluate_metric, template_model
+from canarist.metrics.checks import evaluate_metric, provider_spec, template_model
 from canarist.metrics.gofmt import go_float
 from canarist.metrics.providers.base import (
     MetricProvider,
@@ -245,14 +245,7 @@ class CheckRunner:
             provider = template.spec.provider
             if provider.secret_ref is not None and secret is None:
                 return None
-            spec = ProviderSpec(
-                type=provider.type,
-                address=provider.address,
-                headers=dict(provider.headers),
-                secret_name=provider.secret_ref.name if provider.secret_ref is not None else "",
-                region=provider.region,
-                insecure_skip_verify=provider.insecure_skip_verify,
-            )
+            spec = provider_spec(template)
             try:
                 credentials = secret_data(secret) if secret is not None else None
             except ProviderConfigError:

@@ -24,8 +24,8 @@ from typing import Any
 from canarist.api import Canary
 from canarist.api.validation import parse_document
 from canarist.engine.decide import decide
+from canarist.engine.ledger import rfc3339
 from canarist.engine.model import Check, CheckResult, Decision, EngineSettings, NeedCheck
-from canarist.engine.status import rfc3339
 from canarist.kube import resources as kinds
 from canarist.kube.cache import ObjectCache
 from canarist.kube.client import KubeClient
