@@ -4,6 +4,8 @@
 One sandbox for the module, started as a user starts it (`canarist sandbox up` as a subprocess, no story,
 its own state file), driven with the real `kubectl` against the kubeconfig it publishes:
 
+* the operator is the `flagger` Deployment of `istio-system` (available 1/1, one Running pod) whose log
+  (`kubectl -n istio-system logs deployment/flagger`) is the operator's, JSON lines with a `msg`;
 * the walkthrough's manifests as written (`kubectl apply -f examples/podinfo/{namespace,deployment,hpa,
   loadtester,canary}.yaml`), then only the analysis' pace patched with `kubectl patch` (interval 2 s,
   metrics over 10 s, stepWeight 10: test time; nothing else changes), `kubectl -n test set image`, and the
@@ -217,6 +219,50 @@ def test_nothing_is_applied_and_no_loadtester_runs(up: Up) -> None:
     namespaces = up.ok("get", "ns", "-o", "name").split()
     assert "namespace/test" not in namespaces, namespaces
     assert up.state["loadtester_url"] == "", up.state
+
+
+def test_the_operator_is_the_flagger_deployment_of_istio_system(up: Up) -> None:
+    """`kubectl -n istio-system get deploy,pods` shows the operator, and the walkthrough's `kubectl -n
+    istio-system logs deployment/flagger -f | jq .msg` reads its log: JSON lines with a `msg`."""
+
+    def available() -> str | None:
+        listed = up.ok("-n", "istio-system", "get", "deployment", "flagger")
+        rows = [line.split() for line in listed.splitlines()[1:]]
+        return listed if rows and rows[0][:2] == ["flagger", "1/1"] and rows[0][3] == "1" else None
+
+    wait_for(available, 60, "the flagger Deployment to be available 1/1", up)
+    deployment = up.get("-n", "istio-system", "deployment", "flagger")
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["name"] == "flagger", container
+    assert container["image"].startswith("ghcr.io/canarist/canarist:"), container
+    assert container["args"][1:4] == ["-m", "canarist", "operator"], container
+    assert "-mesh-provider=istio" in container["args"], container
+
+    [pod] = up.get("-n", "istio-system", "pods", "-l", "app=flagger")["items"]
+    assert pod["status"]["phase"] == "Running", pod
+    assert pod["status"]["podIP"] == "127.0.0.1", pod
+    [owner] = pod["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["name"], owner["uid"]) == (
+        "Deployment",
+        "flagger",
+        deployment["metadata"]["uid"],
+    ), owner
+    template_hash = pod["metadata"]["labels"]["pod-template-hash"]
+    assert pod["metadata"]["name"].startswith(f"flagger-{template_hash}-"), pod["metadata"]
+    listed = up.ok("-n", "istio-system", "get", "pods", "-l", "app=flagger")
+    [row] = [line.split() for line in listed.splitlines()[1:]]
+    assert row[1:3] == ["1/1", "Running"], listed
+
+    log = up.ok("-n", "istio-system", "logs", "deployment/flagger")
+    lines = [line for line in log.splitlines() if line.strip()]
+    assert lines, "kubectl logs deployment/flagger printed nothing"
+    entries = [json.loads(line) for line in lines]  # `| jq .msg`: every line is a JSON object with a msg
+    assert all(isinstance(e, dict) and isinstance(e.get("msg"), str) for e in entries), lines[:5]
+    messages = [e["msg"] for e in entries]
+    assert any(
+        m.startswith("Starting canarist version ") and m.endswith("mesh provider istio") for m in messages
+    ), messages[:10]
+    assert "Started operator workers" in messages, messages[:10]
 
 
 def test_the_walkthrough_promotes_with_its_load_and_acceptance_tests(up: Up) -> None:

@@ -20,8 +20,9 @@ import pytest
 
 from canarist.kube import resources as kinds
 from canarist.kube.client import KubeClient
+from canarist.podnames import POD_TEMPLATE_HASH_LABEL, pod_template_hash
 from canarist.sandbox import cluster_net, images, podinfo
-from canarist.sandbox.pods import POD, Pod, PodAddresses, PodManager
+from canarist.sandbox.pods import POD, PROCESS_ANNOTATION, Pod, PodAddresses, PodManager
 from tests.fixtures.localcluster import LocalClusterHandle
 
 NS = "test"
@@ -392,6 +393,84 @@ async def test_an_image_the_sandbox_cannot_run_leaves_a_pending_pod_with_an_even
     deploy = await world.client.get(kinds.DEPLOYMENT, "potato", namespace=NS)
     assert not (deploy.get("status") or {}).get("readyReplicas")
     assert world.pods.endpoints()[(NS, "potato")] == []
+
+
+@pytest.mark.localcluster(pod_readiness=True)
+async def test_a_workload_whose_template_carries_the_process_annotation_gets_no_processes(
+    world: World,
+) -> None:
+    """The sandbox's own operator Deployment: no pods of the PodManager's, ready through the Pod the
+    sandbox writes for its process; the same image without the annotation is refused at its pods."""
+    world.cluster.server.image_check = images.workload_image_check  # what the sandbox gives the control plane
+    own = deployment("flagger", images.OPERATOR_IMAGE, args=["python", "-m", "canarist", "operator"])
+    own["spec"]["template"]["metadata"]["annotations"] = {PROCESS_ANNOTATION: "operator"}
+    rogue = deployment("rogue", images.OPERATOR_IMAGE)
+    await world.apply(own, rogue)
+
+    # The PodManager reconciles workloads in the order it sees them: once the later one has its Pod, the
+    # annotated one has been decided on.
+    async def refused() -> dict[str, Any] | None:
+        listed = await world.client.list(POD, namespace=NS, label_selector={"app": "rogue"})
+        for item in listed.items:
+            statuses = (item.get("status") or {}).get("containerStatuses") or [{}]
+            if ((statuses[0].get("state") or {}).get("waiting") or {}).get("reason") == "ErrImagePull":
+                return item
+        return None
+
+    rogue_pod = await _until(refused, "the rogue operator's pod waiting in ErrImagePull")
+    name = rogue_pod["metadata"]["name"]
+    (event,) = await _until(lambda: _events(world, name), f"the event on {name}")
+    assert images.OPERATOR_REFUSAL in event["message"], event
+    assert f'Failed to pull image "{images.OPERATOR_IMAGE}"' in event["message"], event
+    assert world.pods.workload_pods(NS, "flagger") == []
+    listed = await world.client.list(POD, namespace=NS, label_selector={"app": "flagger"})
+    assert listed.items == []
+
+    # The Pod standing for the process (as the sandbox writes it) makes the Deployment ready, untouched.
+    stored = await world.client.get(kinds.DEPLOYMENT, "flagger", namespace=NS)
+    template = stored["spec"]["template"]
+    template_hash = pod_template_hash(template)
+    stand_in = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"flagger-{template_hash}-abcde",
+            "namespace": NS,
+            "labels": {**template["metadata"]["labels"], POD_TEMPLATE_HASH_LABEL: template_hash},
+            "annotations": {PROCESS_ANNOTATION: "operator"},
+            "ownerReferences": [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "name": "flagger",
+                    "uid": stored["metadata"]["uid"],
+                    "controller": True,
+                }
+            ],
+        },
+        "spec": {**template["spec"], "hostNetwork": True},
+    }
+    await world.client.create(stand_in, kind=POD)
+
+    def ready(obj: dict[str, Any]) -> None:
+        obj["status"] = {
+            "phase": "Running",
+            "podIP": "127.0.0.1",
+            "conditions": [{"type": "Ready", "status": "True"}],
+        }
+
+    await world.client.update_status(POD, f"flagger-{template_hash}-abcde", NS, ready)
+    done = await _deployment_once(
+        world, "flagger", lambda o: _status(o, "availableReplicas") == 1, "the flagger Deployment available"
+    )
+    assert _status(done, "readyReplicas") == _status(done, "updatedReplicas") == 1
+    assert not [e for e in await _events(world, "flagger") if e.get("reason") == "ImageNotRunnable"]
+    after = await world.client.get(POD, f"flagger-{template_hash}-abcde", namespace=NS)
+    assert after["status"]["podIP"] == "127.0.0.1"
+    assert "sandbox.canarist.dev/pod-manager" not in (after["metadata"].get("annotations") or {})
+    assert world.pods.workload_pods(NS, "flagger") == []
+    rogue_status = await world.client.get(kinds.DEPLOYMENT, "rogue", namespace=NS)
+    assert not (rogue_status.get("status") or {}).get("readyReplicas")
 
 
 async def test_a_bare_pod_from_kubectl_run_runs_and_stops_when_deleted(world: World) -> None:

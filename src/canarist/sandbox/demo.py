@@ -44,6 +44,7 @@ from canarist.kube import resources as kinds
 from canarist.kube.client import KubeClient
 from canarist.kube.informer import Informer
 from canarist.localcluster import LocalClusterThread
+from canarist.podnames import POD_TEMPLATE_HASH_LABEL, pod_name, pod_template_hash
 from canarist.sandbox import cluster_net, images
 from canarist.sandbox.cluster_net import ClusterNetwork
 from canarist.sandbox.envoy import ENVOY_INSTALL, EnvoyProcess, envoy_binary
@@ -54,7 +55,6 @@ from canarist.sandbox.pods import PodManager
 from canarist.sandbox.prometheus import PROMETHEUS_INSTALL, PrometheusProcess, free_port
 from canarist.sandbox.providers import GatewayService, ProviderDemo, provider_demo
 from canarist.sandbox.report import Moment, Sample, TimedEvent, render_report, thresholds_of
-from canarist.sandbox.telemetry import POD_TEMPLATE_HASH_LABEL, pod_name, pod_template_hash
 
 __all__ = [
     "ABResult",
@@ -101,7 +101,15 @@ OPERATOR_METRICS_SERVER = f"http://prometheus:{PROMETHEUS_PORT}"
 #: The Pods standing for sandbox processes carry this annotation (value: the process) and are not workloads.
 PROCESS_ANNOTATION = "sandbox.canarist.dev/process"
 NODE_NAME = "sandbox-node-1"
+#: The operator as a cluster shows it: the Deployment (and its one container) of Flagger's chart in the
+#: operator's namespace, so `kubectl -n istio-system logs deployment/flagger` reads the operator's log.
+OPERATOR_DEPLOYMENT = OPERATOR_CONTAINER = "flagger"
+OPERATOR_LABELS = {"app": "flagger"}
 POD = kinds.ResourceKind("", "v1", "pods", "Pod", status_subresource=True)
+
+
+def _timestamp() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def envoy_port_restriction(port: int) -> str | None:
@@ -301,6 +309,12 @@ class Sandbox:
         self.gateway_pod: dict[str, Any] | None = None
         self.operator: subprocess.Popen[bytes] | None = None
         self.operator_port = 0
+        #: the `flagger` Deployment of istio-system and the Pod standing for the operator process
+        self.operator_deployment: dict[str, Any] | None = None
+        self.operator_pod: dict[str, Any] | None = None
+        self._operator_started_at = ""
+        self._operator_restarts = 0
+        self._operator_last_state: dict[str, Any] | None = None
         self.canaries: Informer | None = None
         self.events: Informer | None = None
         self._log_handler: logging.Handler | None = None
@@ -331,7 +345,8 @@ class Sandbox:
             install_provider_crds=[crds_key] if crds_key else False,
             service_cidr=lease.service_cidr,
             # an image no sandbox program runs keeps its workload unready, with an ImageNotRunnable event
-            image_check=images.image_check,
+            # (the operator's image is accepted: the sandbox's own `flagger` Deployment is of it)
+            image_check=images.workload_image_check,
             # workloads are ready when the PodManager's pods are (their Ready conditions), not by a timer
             pod_readiness=True,
         ).start()
@@ -380,6 +395,7 @@ class Sandbox:
         self.operator_port = free_port()
         self.start_operator()
         await self._wait_operator()
+        await self._show_operator(client)
         self.prometheus.add_target(f"127.0.0.1:{self.operator_port}", {"sandbox": "operator"})
 
         self.canaries = Informer(client, kinds.CANARY, name="sandbox-canaries")
@@ -589,6 +605,7 @@ class Sandbox:
 
     def start_operator(self) -> None:
         log_file = self.workdir / "operator.log"
+        self._operator_started_at = _timestamp()
         with log_file.open("ab") as out:
             self.operator = subprocess.Popen(
                 self._wrap(self.operator_command(), OPERATOR_NAMESPACE),
@@ -615,6 +632,146 @@ class Sandbox:
     def stop_operator(self) -> None:
         process, self.operator = self.operator, None
         stop_process(process, timeout_s=15, kill_timeout_s=5)
+        if process is not None and process.returncode is not None:
+            code = process.returncode
+            code = 128 - code if code < 0 else code  # killed by a signal: 128 + its number, as a runtime says
+            self._operator_last_state = {
+                "terminated": {
+                    "exitCode": code,
+                    "reason": "Completed" if code == 0 else "Error",
+                    "startedAt": self._operator_started_at,
+                    "finishedAt": _timestamp(),
+                }
+            }
+
+    async def restart_operator(self) -> None:
+        """Stop the operator and start it again, as a kubelet restarts a container: the same Pod, its
+        ``restartCount`` one more, the ended run in ``lastState`` (its log goes on in `operator.log`)."""
+        await asyncio.to_thread(self.stop_operator)
+        self.start_operator()
+        await self._wait_operator()
+        self._operator_restarts += 1
+        await self._write_operator_status()
+
+    # -- the operator as a cluster shows it: the `flagger` Deployment of istio-system and its Pod -------
+
+    def operator_deployment_object(self) -> dict[str, Any]:
+        """The `flagger` Deployment: Flagger's chart's names and labels, the operator's image, its argv as
+        the container's args; the template annotated `PROCESS_ANNOTATION` (the PodManager runs no pods for
+        it: the one Pod is the sandbox's)."""
+        return {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                "name": OPERATOR_DEPLOYMENT,
+                "namespace": OPERATOR_NAMESPACE,
+                "labels": dict(OPERATOR_LABELS),
+            },
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": dict(OPERATOR_LABELS)},
+                "template": {
+                    "metadata": {
+                        "labels": dict(OPERATOR_LABELS),
+                        "annotations": {PROCESS_ANNOTATION: "operator"},
+                    },
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": OPERATOR_CONTAINER,
+                                "image": images.OPERATOR_IMAGE,
+                                "imagePullPolicy": "IfNotPresent",
+                                "args": self.operator_command(),
+                                "ports": [
+                                    {"name": "http", "containerPort": self.operator_port, "protocol": "TCP"}
+                                ],
+                            }
+                        ],
+                    },
+                },
+            },
+        }
+
+    async def _show_operator(self, client: KubeClient) -> None:
+        """Create the `flagger` Deployment and the Running, Ready Pod standing for the operator process
+        (host network, ``podIP`` 127.0.0.1, owned by the Deployment with its ``pod-template-hash``, so the
+        local control plane counts it for the Deployment's readiness); the Pod's log is `operator.log`."""
+        deployment = (await client.ensure(self.operator_deployment_object(), kind=kinds.DEPLOYMENT)).object
+        meta = deployment.get("metadata") or {}
+        template = (deployment.get("spec") or {}).get("template") or {}
+        template_hash = pod_template_hash(template)
+        name = pod_name(OPERATOR_DEPLOYMENT, template_hash)
+        template_meta = template.get("metadata") or {}
+        pod: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": name,
+                "namespace": OPERATOR_NAMESPACE,
+                "labels": {**(template_meta.get("labels") or {}), POD_TEMPLATE_HASH_LABEL: template_hash},
+                "annotations": dict(template_meta.get("annotations") or {}),
+                "ownerReferences": [
+                    {
+                        "apiVersion": "apps/v1",
+                        "kind": "Deployment",
+                        "name": OPERATOR_DEPLOYMENT,
+                        "uid": str(meta.get("uid") or ""),
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
+            },
+            "spec": {**copy.deepcopy(template.get("spec") or {}), "nodeName": NODE_NAME, "hostNetwork": True},
+        }
+        await client.create(pod, kind=POD)
+        self.operator_deployment = deployment
+        self.operator_pod = await self._write_operator_status(name)
+        if (
+            self.cluster is not None
+        ):  # `kubectl logs` of the Pod (and of deployment/flagger) is the operator's
+            self.cluster.pod_logs.register(
+                OPERATOR_NAMESPACE, name, OPERATOR_CONTAINER, self.workdir / "operator.log"
+            )
+
+    async def _write_operator_status(self, name: str | None = None) -> dict[str, Any] | None:
+        """The operator Pod's status: Running and Ready since the operator's start, its restarts."""
+        if name is None:
+            if self.operator_pod is None:
+                return None
+            name = str(self.operator_pod["metadata"]["name"])
+        if self.client is None:
+            return None
+        started = self._operator_started_at
+        first = str(((self.operator_pod or {}).get("status") or {}).get("startTime") or started)
+        ready = {"status": "True", "lastTransitionTime": started}
+        container: dict[str, Any] = {
+            "name": OPERATOR_CONTAINER,
+            "image": images.OPERATOR_IMAGE,
+            "imageID": "",
+            "ready": True,
+            "started": True,
+            "restartCount": self._operator_restarts,
+            "state": {"running": {"startedAt": started}},
+        }
+        if self._operator_restarts and self._operator_last_state is not None:
+            container["lastState"] = self._operator_last_state
+
+        def running(obj: dict[str, Any]) -> None:
+            obj["status"] = {
+                "phase": "Running",
+                "hostIP": "127.0.0.1",
+                "podIP": "127.0.0.1",
+                "podIPs": [{"ip": "127.0.0.1"}],
+                "startTime": first,
+                "conditions": [
+                    {"type": kind, **ready}
+                    for kind in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
+                ],
+                "containerStatuses": [container],
+            }
+
+        self.operator_pod = await self.client.update_status(POD, name, OPERATOR_NAMESPACE, running)
+        return self.operator_pod
 
     # -- addresses --------------------------------------------------------------------------------------
 

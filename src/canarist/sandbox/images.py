@@ -5,7 +5,12 @@ An image is matched by its repository path, whatever the registry, tag or digest
 * ``[registry/]stefanprodan/podinfo[:tag|@digest]`` (``quay.io/...``, ``ghcr.io/...``, Docker Hub) runs
   podinfo: ``python -m canarist.sandbox.podinfo``, the demo app speaking podinfo's HTTP API;
 * ``[registry/]fluxcd/flagger-loadtester`` and ``[registry/]weaveworks/flagger-loadtester`` run Flagger's
-  loadtester: ``python -m canarist loadtester``.
+  loadtester: ``python -m canarist loadtester``;
+* ``[registry/]canarist/canarist`` is the operator's image (``OPERATOR_IMAGE``): the sandbox runs its own
+  operator and shows it as the ``flagger`` Deployment of ``istio-system`` (its template annotated with the
+  PodManager's ``PROCESS_ANNOTATION``, one Pod standing for the operator process); it starts no other, so a
+  pod of that image is refused (`image_check`) while the control plane's check for workloads
+  (`workload_image_check`) accepts the image, so that the sandbox's own Deployment can be ready.
 
 A container's effective argv is what a container runtime would run: its ``command`` (else the image's
 entrypoint) followed by its ``args`` (else, when neither ``command`` nor ``args`` is set, the image's
@@ -15,6 +20,8 @@ entrypoint) followed by its ``args`` (else, when neither ``command`` nor ``args`
     program_for("ghcr.io/stefanprodan/podinfo:6.0.1")   # PODINFO
     program_for("stefanprodan/potato:1.0.0")            # None
     image_check("stefanprodan/potato:1.0.0")            # 'image "stefanprodan/potato:1.0.0" cannot run ...'
+    image_check("ghcr.io/canarist/canarist:0.1.0")      # '... the sandbox runs its own operator; ...'
+    workload_image_check("ghcr.io/canarist/canarist:0.1.0")  # None
 """
 
 from __future__ import annotations
@@ -24,8 +31,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
+from canarist import __version__
+
 __all__ = [
     "LOADTESTER",
+    "OPERATOR_IMAGE",
+    "OPERATOR_PATHS",
+    "OPERATOR_REFUSAL",
     "PODINFO",
     "PROGRAMS",
     "ImageRef",
@@ -33,9 +45,11 @@ __all__ = [
     "container_argv",
     "image_check",
     "image_tag",
+    "is_operator_image",
     "local_argv",
     "parse_image",
     "program_for",
+    "workload_image_check",
 ]
 
 
@@ -84,6 +98,11 @@ LOADTESTER: Final = Program(
     module=("-m", "canarist", "loadtester"),
 )
 PROGRAMS: Final = (PODINFO, LOADTESTER)
+#: The operator's own image: the sandbox runs the operator itself (a process, shown as the `flagger`
+#: Deployment and its Pod), never a pod of this image.
+OPERATOR_PATHS: Final = ("canarist/canarist",)
+OPERATOR_IMAGE: Final = f"ghcr.io/canarist/canarist:{__version__}"
+OPERATOR_REFUSAL: Final = "the sandbox runs its own operator; it does not start another"
 
 _DEFAULT_REGISTRY = "docker.io"
 _DOCKER_HUB = ("docker.io", "index.docker.io", "registry-1.docker.io")
@@ -121,13 +140,29 @@ def program_for(image: str) -> Program | None:
     return next((p for p in PROGRAMS if path in p.paths), None)
 
 
+def is_operator_image(image: str) -> bool:
+    """``image`` is the operator's (``[registry/]canarist/canarist``, any tag or digest)."""
+    return bool(image.strip()) and parse_image(image).path in OPERATOR_PATHS
+
+
 def image_check(image: str) -> str | None:
-    """None when the sandbox can run ``image``, else why not (listing what it runs)."""
+    """None when the sandbox can run a pod of ``image``, else why not (listing what it runs; for the
+    operator's image: that the sandbox runs its own)."""
     if program_for(image) is not None:
         return None
+    if is_operator_image(image):
+        return f'image "{image}" cannot run in the sandbox: {OPERATOR_REFUSAL}'
     runs = " and ".join(p.describe() for p in PROGRAMS)
     shown = image if image.strip() else "(none)"
     return f'image "{shown}" cannot run in the sandbox: it runs {runs}'
+
+
+def workload_image_check(image: str) -> str | None:
+    """The control plane's check of a workload's images: `image_check`, except that the operator's image
+    is accepted — the sandbox's own ``flagger`` Deployment is of it, ready through the Pod standing for the
+    operator process. Another workload of that image is not started: the PodManager refuses its pods
+    (``ErrImagePull``, with `image_check`'s reason), so it stays unready."""
+    return None if is_operator_image(image) else image_check(image)
 
 
 def container_argv(container: Mapping[str, Any], program: Program) -> list[str]:

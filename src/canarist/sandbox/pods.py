@@ -21,9 +21,12 @@ container waiting in ``ErrImagePull`` and one Warning event naming the image. Se
   workload's status, so they carry what it reads: the ownerReference's uid, ``pod-template-hash`` (a
   DaemonSet's: ``controller-revision-hash``) from `pod_template_hash`, Ready only while serving. A Pod
   someone else creates (``kubectl run``) is run the same way, its status kept by the PodManager, and stopped
-  when it is deleted. A pod whose process exits gets its container terminated (exit code, ``Error`` or
-  ``Completed``), is no longer ready and gets a Warning event; the sandbox does not restart it (delete the
-  Pod: its workload gets a new one).
+  when it is deleted. A Pod annotated ``PROCESS_ANNOTATION`` stands for a process the sandbox runs itself and
+  is left alone, and so is a workload whose pod template carries that annotation (no pods of its own: the
+  sandbox writes the one standing for its process, as for the operator's ``flagger`` Deployment). A pod
+  whose process exits gets its container terminated (exit code, ``Error`` or ``Completed``), is no longer
+  ready and gets a Warning event; the sandbox does not restart it (delete the Pod: its workload gets a new
+  one).
 * **Serving.** A pod counts as serving (an endpoint, ``Ready`` in its status) once its readiness probe
   passes (``httpGet`` or ``tcpSocket``; an ``exec`` probe, or none, is replaced by a TCP connect to the
   declared container ports; no ports: once its processes run). `endpoints` lists ``podIP:targetPort`` of
@@ -103,7 +106,8 @@ DEFAULT_POD_CIDR: Final = "127.112.0.0/16"
 HOST_IP: Final = "127.0.0.1"
 MANAGED_ANNOTATION: Final = "sandbox.canarist.dev/pod-manager"
 #: a Pod with this annotation stands for a process the sandbox runs itself (its Envoy as a provider's
-#: gateway): the PodManager leaves it alone
+#: gateway, the operator): the PodManager leaves it alone, and runs no pods for a workload whose pod template
+#: carries it (the sandbox writes that workload's Pod itself)
 PROCESS_ANNOTATION: Final = "sandbox.canarist.dev/process"
 #: environment a process gets from the sandbox's own (the rest comes from the pod's spec)
 _PASSED_ENV: Final = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
@@ -766,6 +770,11 @@ class PodManager:
             return
         spec = obj.get("spec") or {}
         template = spec.get("template") or {}
+        if PROCESS_ANNOTATION in ((template.get("metadata") or {}).get("annotations") or {}):
+            # A sandbox process shown as a workload (the operator's Deployment): its Pod is the sandbox's.
+            for pod in mine:
+                self._spawn(self._stop_pod(pod), f"sandbox-stop-{pod.name}", lifecycle=True)
+            return
         template_hash = pod_template_hash(template)
         uid = str((obj.get("metadata") or {}).get("uid") or "")
         if kind == "Deployment":
