@@ -1,0 +1,303 @@
+"""`canarist status NAME [--wait] [--for-revision REV] [-o text|json]`: where a canary's run stands, for CI.
+
+Prints the canary's phase, weight, failed checks and the decision ledger's headline (the first lines of
+``canarist explain``). With ``--wait`` it watches the Canary until the current run ends and exits 0 when it
+succeeded, 1 when it failed (printing the failing evidence), 2 when ``--timeout`` ran out first.
+``--for-revision`` waits for the run of one revision: an image (``repo:tag``, one of the target's container
+images) or a hash (``status.lastAppliedSpec`` or the pod-template-hash of the target's template); a run of
+another revision that ends meanwhile is ignored. Exit 3: no such canary; exit 4: the API cannot be reached.
+
+    $ canarist status podinfo -n test --wait --for-revision ghcr.io/stefanprodan/podinfo:6.0.1
+    podinfo.test: Succeeded — Canary analysis completed successfully, promotion finished.
+      run      revision 5f8bd6c7d4, started 2026-01-01 12:00:00Z, ended after 2m30s; 15 checks, 0 failed
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from canarist.api import Canary
+from canarist.api.duration import parse_duration
+from canarist.cli.cmd_explain import header
+from canarist.engine.ledger import Ledger
+from canarist.kube import resources as kinds
+from canarist.kube.client import KubeClient
+from canarist.kube.errors import ApiError, Gone, KubeError, NotFound
+from canarist.podnames import pod_template_hash
+from canarist.workloads.revision import revision_hash
+
+EXIT_SUCCEEDED = 0
+EXIT_FAILED = 1
+EXIT_TIMEOUT = 2
+EXIT_NOT_FOUND = 3
+EXIT_UNREACHABLE = 4
+
+TERMINAL = ("Succeeded", "Failed")
+TARGET_KINDS = {"Deployment": kinds.DEPLOYMENT, "DaemonSet": kinds.DAEMON_SET, "Service": kinds.SERVICE}
+
+
+class CliError(Exception):
+    """A failure the command reports as one sentence with its exit code."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def connect(kubeconfig: str | None, context: str | None) -> KubeClient:
+    """A client for the kubeconfig and context, or `CliError` (exit 4) saying why there is none."""
+    try:
+        return KubeClient.connect(kubeconfig, context)
+    except (KubeError, OSError, ValueError, TypeError, AttributeError, KeyError) as error:
+        where = kubeconfig or "the default kubeconfig ($KUBECONFIG or ~/.kube/config)"
+        if isinstance(error, KubeError | OSError):
+            message = f"cannot use {where} to reach Kubernetes ({error}); pass a valid file with --kubeconfig"
+        else:
+            message = (
+                f"{where} is not a kubeconfig (a YAML mapping of clusters, contexts and users); "
+                "pass a valid file with --kubeconfig"
+            )
+        raise CliError(message, EXIT_UNREACHABLE) from error
+
+
+def unreachable(error: KubeError) -> CliError:
+    return CliError(f"cannot reach the Kubernetes API ({error}); check the cluster is up", EXIT_UNREACHABLE)
+
+
+def not_found(name: str, namespace: str) -> CliError:
+    return CliError(f'canary "{name}" not found in namespace "{namespace}"', EXIT_NOT_FOUND)
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "status",
+        help="a canary's phase, weight and failed checks; with --wait, wait for its run to end (for CI)",
+        description=__doc__.split("\n\n")[1] if __doc__ else None,
+    )
+    parser.add_argument("name", help="the Canary's name")
+    parser.add_argument("-n", "--namespace", default=None, help="namespace (default: the context's)")
+    parser.add_argument("--kubeconfig", default=None, help="path to a kubeconfig (default: $KUBECONFIG)")
+    parser.add_argument("--context", default=None, help="the kubeconfig context (default: its current)")
+    parser.add_argument("--wait", action="store_true", help="wait until the run ends (exit 0, 1 or 2)")
+    parser.add_argument("--timeout", default="10m", help="with --wait: how long to wait (default 10m)")
+    parser.add_argument(
+        "--for-revision",
+        default="",
+        metavar="REV",
+        help="with --wait: wait for the run of this image (repo:tag) or pod-template hash",
+    )
+    parser.add_argument(
+        "-o", "--output", choices=["text", "json"], default="text", help="text (default) or json"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        timeout = parse_duration(args.timeout)
+    except ValueError:
+        print(f"error: --timeout {args.timeout!r} is not a duration such as 30s or 10m", file=sys.stderr)
+        return EXIT_TIMEOUT
+    try:
+        client = connect(args.kubeconfig, args.context)
+    except CliError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.code
+    namespace = args.namespace or str(getattr(client, "namespace", "") or "default")
+    try:
+        return asyncio.run(_status(client, args, namespace, timeout))
+    except CliError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.code
+    except KeyboardInterrupt:
+        return 130
+
+
+# ---------------------------------------------------------------------------------------------- revision
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """The revision a run must be of to count (empty: any run)."""
+
+    revision: str = ""
+
+    def matches(self, canary: Mapping[str, Any], target: Mapping[str, Any] | None) -> bool:
+        if not self.revision:
+            return True
+        status = canary.get("status") or {}
+        applied = str(status.get("lastAppliedSpec") or "")
+        ledger = str((status.get("ledger") or {}).get("revision") or "")
+        if self.revision in (applied, ledger) and applied:
+            return True
+        if target is None or not applied or revision_hash(target) != applied:
+            return False
+        template = ((target.get("spec") or {}).get("template")) or {}
+        return self.revision == pod_template_hash(template) or any(
+            image_matches(image, self.revision) for image in images_of(target)
+        )
+
+
+def images_of(target: Mapping[str, Any]) -> list[str]:
+    """The container images of a workload's pod template (init containers included)."""
+    spec = (((target.get("spec") or {}).get("template")) or {}).get("spec") or {}
+    return [
+        str(c.get("image") or "")
+        for key in ("initContainers", "containers")
+        for c in spec.get(key) or []
+        if isinstance(c, Mapping)
+    ]
+
+
+def image_matches(image: str, wanted: str) -> bool:
+    """``ghcr.io/stefanprodan/podinfo:6.0.1`` is wanted as itself or as ``podinfo:6.0.1``."""
+    return bool(image) and (image == wanted or image.endswith("/" + wanted))
+
+
+# ---------------------------------------------------------------------------------------------- output
+
+
+def status_json(canary: Canary, result: str) -> dict[str, Any]:
+    """The stable object of ``-o json``; ``result`` is Succeeded, Failed, Timeout or Running."""
+    book = Ledger.of(canary.status.ledger)
+    lines = header(canary, book)
+    return {
+        "canary": canary.key,
+        "name": canary.metadata.name,
+        "namespace": canary.metadata.namespace,
+        "phase": str(canary.status.phase or "Initializing"),
+        "result": result,
+        "canaryWeight": canary.status.canary_weight,
+        "iterations": canary.status.iterations,
+        "failedChecks": canary.status.failed_checks,
+        "threshold": canary.threshold(),
+        "revision": canary.status.last_applied_spec or book.revision,
+        "headline": lines[0],
+        "details": lines[1:],
+    }
+
+
+def status_text(canary: Canary) -> str:
+    status = canary.status
+    book = Ledger.of(status.ledger)
+    phase = str(status.phase or "Initializing")
+    first = (
+        f"phase {phase}, weight {status.canary_weight}, failed checks {status.failed_checks} of "
+        f"{canary.threshold()}, revision {status.last_applied_spec or book.revision or '?'}"
+    )
+    return "\n".join([*header(canary, book), f"  status   {first}"])
+
+
+def _print(obj: Mapping[str, Any], output: str, result: str) -> None:
+    canary = Canary.model_validate(dict(obj))
+    if output == "json":
+        print(json.dumps(status_json(canary, result), indent=2))
+    else:
+        if result == "Timeout":
+            print(f"{canary.key}: the run did not end in time; it stands at:")
+        print(status_text(canary))
+
+
+def _exit_code(result: str) -> int:
+    return {"Succeeded": EXIT_SUCCEEDED, "Failed": EXIT_FAILED, "Timeout": EXIT_TIMEOUT}.get(result, 0)
+
+
+# ---------------------------------------------------------------------------------------------- wait
+
+
+async def _status(client: KubeClient, args: argparse.Namespace, namespace: str, wait_s: float) -> int:
+    try:
+        obj = await _get_canary(client, args.name, namespace)
+        if not args.wait:
+            phase = str((obj.get("status") or {}).get("phase") or "")
+            result = phase if phase in TERMINAL else "Running"
+            _print(obj, args.output, result)
+            return 0
+        last = obj
+        try:
+            async with asyncio.timeout(wait_s):
+                last = await _wait(client, obj, namespace, Wanted(args.for_revision))
+        except TimeoutError:
+            _print(last if last is obj else obj, args.output, "Timeout")
+            return EXIT_TIMEOUT
+        result = str((last.get("status") or {}).get("phase"))
+        _print(last, args.output, result)
+        return _exit_code(result)
+    finally:
+        await client.close()
+
+
+async def _get_canary(client: KubeClient, name: str, namespace: str) -> dict[str, Any]:
+    try:
+        return await client.get(kinds.CANARY, name, namespace=namespace)
+    except NotFound as error:
+        raise not_found(name, namespace) from error
+    except ApiError as error:
+        raise CliError(f"canary {name}.{namespace}: {error}", EXIT_UNREACHABLE) from error
+    except KubeError as error:
+        raise unreachable(error) from error
+
+
+async def _target(client: KubeClient, canary: Mapping[str, Any], namespace: str) -> dict[str, Any] | None:
+    ref = (canary.get("spec") or {}).get("targetRef") or {}
+    kind = TARGET_KINDS.get(str(ref.get("kind") or "Deployment"))
+    if kind is None or not ref.get("name"):
+        return None
+    try:
+        return await client.get_or_none(kind, str(ref["name"]), namespace=namespace)
+    except KubeError:
+        return None
+
+
+async def _ended(client: KubeClient, obj: Mapping[str, Any], namespace: str, wanted: Wanted) -> bool:
+    phase = str((obj.get("status") or {}).get("phase") or "")
+    if phase not in TERMINAL:
+        return False
+    target = await _target(client, obj, namespace) if wanted.revision else None
+    return wanted.matches(obj, target)
+
+
+async def _wait(client: KubeClient, obj: dict[str, Any], namespace: str, wanted: Wanted) -> dict[str, Any]:
+    """The Canary once a run (of ``wanted``) has ended, watched from ``obj``'s resourceVersion."""
+    name = str(obj["metadata"]["name"])
+    what = f" of revision {wanted.revision}" if wanted.revision else ""
+    print(f"waiting for the run{what} of canary {name}.{namespace} to end", file=sys.stderr, flush=True)
+    current = obj
+    if await _ended(client, current, namespace, wanted):
+        return current
+    version = str(current["metadata"].get("resourceVersion") or "")
+    while True:
+        try:
+            async for event in client.watch(
+                kinds.CANARY,
+                namespace=namespace,
+                resource_version=version,
+                field_selector=f"metadata.name={name}",
+                timeout_seconds=300,
+            ):
+                meta = event.object.get("metadata") or {}
+                version = str(meta.get("resourceVersion") or version)
+                if event.type == "BOOKMARK" or meta.get("name") != name:
+                    continue
+                if event.type == "DELETED":
+                    raise CliError(
+                        f'canary "{name}" was deleted from namespace "{namespace}"', EXIT_NOT_FOUND
+                    )
+                current = event.object
+                if await _ended(client, current, namespace, wanted):
+                    return current
+        except Gone:
+            current = await _get_canary(client, name, namespace)
+            version = str(current["metadata"].get("resourceVersion") or "")
+            if await _ended(client, current, namespace, wanted):
+                return current
+        except ApiError as error:
+            raise CliError(f"watching canary {name}.{namespace}: {error}", EXIT_UNREACHABLE) from error
+        except KubeError as error:
+            raise unreachable(error) from error
