@@ -219,12 +219,12 @@ async def _status(client: KubeClient, args: argparse.Namespace, namespace: str, 
             result = phase if phase in TERMINAL else "Running"
             _print(obj, args.output, result)
             return 0
-        last = obj
+        seen = [obj]  # the last state the watch saw, printed on a timeout
         try:
             async with asyncio.timeout(wait_s):
-                last = await _wait(client, obj, namespace, Wanted(args.for_revision))
+                last = await _wait(client, seen, namespace, Wanted(args.for_revision))
         except TimeoutError:
-            _print(last if last is obj else obj, args.output, "Timeout")
+            _print(seen[-1], args.output, "Timeout")
             return EXIT_TIMEOUT
         result = str((last.get("status") or {}).get("phase"))
         _print(last, args.output, result)
@@ -263,8 +263,12 @@ async def _ended(client: KubeClient, obj: Mapping[str, Any], namespace: str, wan
     return wanted.matches(obj, target)
 
 
-async def _wait(client: KubeClient, obj: dict[str, Any], namespace: str, wanted: Wanted) -> dict[str, Any]:
-    """The Canary once a run (of ``wanted``) has ended, watched from ``obj``'s resourceVersion."""
+async def _wait(
+    client: KubeClient, seen: list[dict[str, Any]], namespace: str, wanted: Wanted
+) -> dict[str, Any]:
+    """The Canary once a run (of ``wanted``) has ended, watched from the resourceVersion of ``seen[-1]``;
+    each state the watch sees is put in ``seen``."""
+    obj = seen[-1]
     name = str(obj["metadata"]["name"])
     what = f" of revision {wanted.revision}" if wanted.revision else ""
     print(f"waiting for the run{what} of canary {name}.{namespace} to end", file=sys.stderr, flush=True)
@@ -290,10 +294,12 @@ async def _wait(client: KubeClient, obj: dict[str, Any], namespace: str, wanted:
                         f'canary "{name}" was deleted from namespace "{namespace}"', EXIT_NOT_FOUND
                     )
                 current = event.object
+                seen[-1] = current
                 if await _ended(client, current, namespace, wanted):
                     return current
         except Gone:
             current = await _get_canary(client, name, namespace)
+            seen[-1] = current
             version = str(current["metadata"].get("resourceVersion") or "")
             if await _ended(client, current, namespace, wanted):
                 return current
