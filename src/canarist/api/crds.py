@@ -21,6 +21,7 @@ from canarist.api import defaults
 from canarist.api._base import CHECK_KEY, CRD_KEY, FlaggerModel
 from canarist.api.alert_provider import AlertProvider
 from canarist.api.canary import Canary
+from canarist.api.crd_descriptions import apply_descriptions
 from canarist.api.meta import ObjectMeta
 from canarist.api.metric_template import MetricTemplate
 
@@ -210,6 +211,8 @@ def crd(kind: str) -> dict[str, Any]:
     }
     if short_names:
         names["shortNames"] = short_names
+    schema = public(validation_schema(kind))
+    apply_descriptions(kind, schema)
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -225,7 +228,7 @@ def crd(kind: str) -> dict[str, Any]:
                     "storage": True,
                     "subresources": {"status": {}},
                     "additionalPrinterColumns": copy.deepcopy(_COLUMNS[kind]),
-                    "schema": {"openAPIV3Schema": public(validation_schema(kind))},
+                    "schema": {"openAPIV3Schema": schema},
                 }
             ],
         },

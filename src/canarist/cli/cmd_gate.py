@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 
 from canarist.loadtester.client import DEFAULT_URL, add_switch_command, call_action
 from canarist.sandbox.session import running_session
@@ -30,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ACTIONS,
         run,
         help="open, close or check a loadtester gate",
-        description=__doc__.split("\n\n")[1] + "\n\n" + __doc__.split("\n\n")[2],
+        description=help_text(__doc__),
         action_help="open (= approve), close or check",
     )
     # No default at parse time: `run` picks the env, the running sandbox, then the fixed default.
@@ -41,6 +42,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                 f"loadtester, else {DEFAULT_URL})"
             )
     parser.set_defaults(url=None)
+
+
+def help_text(doc: str | None) -> str:
+    """The docstring's paragraphs after the first, as plain text for --help (no reST backquotes)."""
+    paragraphs = (doc or "").strip().split("\n\n")[1:]
+    return re.sub(r"`+([^`]*)`+", r"\1", "\n\n".join(paragraphs))
 
 
 def loadtester_url() -> str:

@@ -1,6 +1,7 @@
-"""`canarist validate FILE... | -`: check flagger.app manifests and print path-qualified problems.
+"""`canarist validate FILE|DIR... | -`: check flagger.app manifests and print path-qualified problems.
 
-Each problem is one line, ``<name>: <path>: <message>`` (prefixed with the file name when several files
+A directory is read as ``kubectl apply -f DIR`` reads it: its ``*.json``, ``*.yaml`` and ``*.yml`` files in
+name order, without its subdirectories unless ``-R``/``--recursive`` is given. Each problem is one line, ``<name>: <path>: <message>`` (prefixed with the file name when several files
 are given). Objects of other kinds are listed as skipped. The exit status is 1 when anything is wrong
 (a problem, unreadable input, malformed YAML), 0 otherwise.
 """
@@ -8,6 +9,7 @@ are given). Objects of other kinds are listed as skipped. The exit status is 1 w
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,9 +25,29 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "validate",
         help="validate Canary, MetricTemplate and AlertProvider manifests",
-        description="Validate flagger.app manifests (multi-document YAML or JSON). Use - to read stdin.",
+        description=(
+            "Validate flagger.app manifests (multi-document YAML or JSON). Use - to read stdin. A directory "
+            "is read as kubectl apply -f DIR reads it: its .json, .yaml and .yml files, subdirectories only "
+            "with -R."
+        ),
     )
-    parser.add_argument("files", nargs="+", metavar="FILE", help="manifest files, or - for stdin")
+    parser.add_argument(
+        "files", nargs="*", metavar="FILE", help="manifest files or directories, or - for stdin"
+    )
+    parser.add_argument(
+        "-f",
+        "--filename",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a manifest file or directory, as kubectl's -f (repeatable)",
+    )
+    parser.add_argument(
+        "-R",
+        "--recursive",
+        action="store_true",
+        help="also read the subdirectories of directories, as kubectl's -R",
+    )
     parser.add_argument(
         "--mesh-provider",
         default="istio",
@@ -133,9 +155,46 @@ def check_file(name: str, report: Report, prefix: str) -> None:
     check_text(text, report, prefix)
 
 
+#: the file name endings kubectl reads in a directory given to -f
+MANIFEST_EXTENSIONS = (".json", ".yaml", ".yml")
+
+
+def expand_paths(names: list[str], recursive: bool = False) -> tuple[list[str], list[str]]:
+    """The files to read for ``names`` (directories expanded as kubectl does) and, for a directory that
+    holds no manifest file, one problem line for each."""
+    files: list[str] = []
+    problems: list[str] = []
+    for name in names:
+        if name == "-" or not os.path.isdir(name):
+            files.append(name)
+            continue
+        found: list[str] = []
+        for root, dirs, entries in os.walk(name):
+            dirs.sort()
+            if not recursive:
+                dirs.clear()
+            found.extend(
+                os.path.join(root, entry)
+                for entry in sorted(entries)
+                if entry.endswith(MANIFEST_EXTENSIONS) and os.path.isfile(os.path.join(root, entry))
+            )
+        if not found:
+            deeper = "" if recursive else " (add -R to read its subdirectories)"
+            problems.append(f"{name}: no .json, .yaml or .yml file in this directory{deeper}")
+        files.extend(found)
+    return files, problems
+
+
 def run(args: argparse.Namespace) -> int:
-    files: list[str] = list(args.files)
+    names: list[str] = list(args.files) + list(args.filename)
+    if not names:
+        print("canarist validate: give a manifest file, a directory, or - for stdin", file=sys.stderr)
+        return 2
+    files, problems = expand_paths(names, args.recursive)
     report = Report(mesh_provider=args.mesh_provider)
+    if problems:
+        report.failed = True
+        report.lines.extend(problems)
     several = len(files) > 1
     for name in files:
         prefix = f"{'<stdin>' if name == '-' else name}: " if several else ""

@@ -40,6 +40,22 @@ ROUTER_SETTINGS = (
 )
 
 
+# Exit statuses of `canarist operator` (documented in docs/cli.md): 2 is argparse's usage error.
+EXIT_FAILED = 1  # a failure while running (leader election lost, a refused flag combination)
+EXIT_KUBECONFIG = 3  # the kubeconfig is missing, unreadable or not a kubeconfig
+EXIT_UNREACHABLE = 4  # the API server did not answer within the start-up timeout
+EXIT_NO_CRDS = 5  # the API server answered: the flagger.app CRDs are not installed
+EXIT_API_REFUSED = 6  # the API server refused the CRD check (403, 401, …)
+
+
+class StartupError(SystemExit):
+    """The operator cannot start: ``code`` is the one-sentence message, ``exit_status`` the process's."""
+
+    def __init__(self, message: str, exit_status: int) -> None:
+        super().__init__(message)
+        self.exit_status = exit_status
+
+
 def unused_router_flags(settings: OperatorSettings) -> list[str]:
     """Router flags that were set although no registered router reads them (a flag that would silently do
     nothing is refused instead)."""
@@ -80,6 +96,8 @@ class Operator:
         self._http_host = http_host
         self.leading = False
         self.identity = f"{socket.gethostname()}_{uuid.uuid4()}"
+        #: how long start-up waits for an API server that does not answer before exiting.
+        self.crd_timeout_s = 60.0
 
     def _count_request(self, record: object) -> None:
         verb = getattr(record, "verb", "")
@@ -94,15 +112,29 @@ class Operator:
 
     async def check_crds(self) -> None:
         """Flagger refuses to start without its CRDs; so do we, with the command that fixes it — but only
-        when the API server said so (a 404), not when it was briefly unavailable (retried with backoff)."""
+        when the API server said so (a 404). An API server that does not answer is retried with backoff for
+        the start-up timeout (60 s), then the operator exits with `EXIT_UNREACHABLE` and its address: in a
+        cluster the kubelet restarts it, at a terminal the user sees at once what to fix."""
         try:
-            await wait_for_crds(self.client, FLAGGER_CRDS)
+            await wait_for_crds(self.client, FLAGGER_CRDS, timeout_s=self.crd_timeout_s)
         except CrdsMissing as error:
-            raise SystemExit(f"{error}; install them with: canarist crds | kubectl apply -f -") from None
+            raise StartupError(
+                f"{error}; install them with: canarist crds | kubectl apply -f -", EXIT_NO_CRDS
+            ) from None
         except ApiUnavailable as error:
-            raise SystemExit(f"the Kubernetes API server did not answer: {error}") from None
+            last = error.last_error if error.last_error is not None else error
+            raise StartupError(
+                f"the Kubernetes API server {self.client.server} is unreachable (no answer for "
+                f"{self.crd_timeout_s:g} s, last error: {last}): start it, or point -kubeconfig/-master at "
+                "a running one",
+                EXIT_UNREACHABLE,
+            ) from None
         except KubeError as error:
-            raise SystemExit(f"cannot check the flagger.app CRDs: {error}") from None
+            raise StartupError(
+                f"the Kubernetes API server {self.client.server} refused the check of the flagger.app CRDs "
+                f"({error}): give the operator's credentials read access to customresourcedefinitions",
+                EXIT_API_REFUSED,
+            ) from None
 
     async def run(self, stop: asyncio.Event) -> None:
         log.info(

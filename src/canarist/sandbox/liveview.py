@@ -78,7 +78,12 @@ class MetricLine:
         return self.value <= self.threshold
 
     def describe(self) -> str:
-        value = "-" if self.value is None else f"{self.value:.2f}{self.unit}"
+        if self.value is None:
+            value = "-"
+        elif self.unit == "ms":
+            value = format_ms(self.value)
+        else:
+            value = f"{self.value:.2f}{self.unit}"
         if self.threshold is not None:
             op = ">=" if self.name == "request-success-rate" else "<="
             return f"{self.name} {value} ({op} {self.threshold:g}{self.unit})"
@@ -86,14 +91,27 @@ class MetricLine:
         return f"{self.name} {value} (range {low if low is not None else '-'}..{high if high is not None else '-'})"
 
 
+def format_ms(value: float) -> str:
+    """A duration in milliseconds, readable at every scale: ``0ms``, ``350µs``, ``<1µs``, ``12.50ms``."""
+    if value == 0:
+        return "0ms"
+    if abs(value) < 0.001:
+        return "<1µs"
+    if abs(value) < 1:
+        return f"{value * 1000:.0f}µs"
+    return f"{value:.2f}ms"
+
+
 @dataclass(frozen=True)
 class EventLine:
     """One Event about a canary: its message and how many times it occurred. ``key`` names the Event object
-    (its uid or name), so that the occurrences of a repeated event are told from a new event."""
+    (its uid or name), so that the occurrences of a repeated event are told from a new event; ``time`` is
+    when it last occurred (UTC, None when the Event carries no time)."""
 
     message: str
     count: int = 1
     key: str = ""
+    time: datetime | None = None
 
     def __str__(self) -> str:
         return self.message if self.count <= 1 else f"{self.message} (x{self.count})"
@@ -190,9 +208,36 @@ def _event_key(event: Mapping[str, Any], index: int) -> str:
     return str(meta.get("uid") or meta.get("name") or f"#{index}")
 
 
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def event_time(event: Mapping[str, Any]) -> datetime | None:
+    """When an Event last occurred: ``series.lastObservedTime``, ``lastTimestamp``, ``eventTime``,
+    ``firstTimestamp``, then its creation time; None when it carries none of them."""
+    series = event.get("series")
+    candidates = [series.get("lastObservedTime") if isinstance(series, Mapping) else None]
+    candidates += [event.get("lastTimestamp"), event.get("eventTime"), event.get("firstTimestamp")]
+    candidates.append((event.get("metadata") or {}).get("creationTimestamp"))
+    for candidate in candidates:
+        parsed = _parse_time(candidate)
+        if parsed is not None:
+            return parsed
+    return None
+
+
+_NO_TIME = datetime.min.replace(tzinfo=UTC)
+
+
 def event_messages_for(events: Iterable[Mapping[str, Any]], namespace: str, name: str) -> list[EventLine]:
-    """The core/v1 Events about Canary ``namespace/name`` (message, occurrences, identity), ordered by their
-    last occurrence: a repeated event moves to the end when it occurs again."""
+    """The core/v1 Events about Canary ``namespace/name`` (message, occurrences, identity, time), ordered by
+    their last occurrence: a repeated event moves to the end when it occurs again."""
     mine = [
         e
         for e in events
@@ -203,12 +248,13 @@ def event_messages_for(events: Iterable[Mapping[str, Any]], namespace: str, name
     ]
     mine.sort(
         key=lambda e: (
-            str(e.get("lastTimestamp") or ""),
+            event_time(e) or _NO_TIME,
             _int((e.get("metadata") or {}).get("resourceVersion")),
         )
     )
     return [
-        EventLine(str(e.get("message") or ""), _event_count(e), _event_key(e, i)) for i, e in enumerate(mine)
+        EventLine(str(e.get("message") or ""), _event_count(e), _event_key(e, i), event_time(e))
+        for i, e in enumerate(mine)
     ]
 
 
@@ -300,14 +346,20 @@ class LiveView:
                 parts.append(Text(self.footer, style="dim"))
             self._live.update(Group(*parts))
             return
+        # New event lines of every canary, each stamped with its Event's own time and printed in time order
+        # (an event without a time is stamped now); a stable sort keeps each canary's order for equal times.
+        now = datetime.now(UTC)
+        lines: list[tuple[datetime, str]] = []
         for snap in snapshots:
             printed = self._occurrences.setdefault(snap.key, {})
             for event in snap.events:
+                when = event.time or now
                 for line in _new_occurrences(event, printed.get(event.key, 0)):
-                    self.console.print(
-                        f"{_clock()} {snap.key} event: {line}", markup=False, highlight=False, soft_wrap=True
-                    )
+                    lines.append((when, f"{_clock(when)} {snap.key} event: {line}"))
                 printed[event.key] = event.count
+        for _, text in sorted(lines, key=lambda item: item[0]):
+            self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+        for snap in snapshots:
             # Print a state line when phase, weight or failed checks change (not on every metric refresh).
             state = f"{snap.phase}|{snap.weight}|{snap.failed_checks}"
             if self._last_line.get(snap.key) != state:
@@ -336,8 +388,8 @@ def _new_occurrences(event: EventLine, printed: int) -> list[str]:
     ]
 
 
-def _clock() -> str:
-    return datetime.now(UTC).strftime("%H:%M:%S")
+def _clock(when: datetime | None = None) -> str:
+    return (when or datetime.now(UTC)).astimezone(UTC).strftime("%H:%M:%S")
 
 
 def monotonic() -> float:
