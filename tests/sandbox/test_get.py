@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 
 from canarist.api.crds import crds
+from canarist.cli.cmd_get import canary_table
 from canarist.kube import resources as kinds
 from canarist.kube.client import KubeClient
 from canarist.localcluster import LocalClusterThread
-from canarist.sandbox.liveview import CanarySnapshot, LiveView, canary_table, render_panel, snapshot
+from canarist.sandbox.liveview import CanarySnapshot, LiveView, render_panel, snapshot
 from tests.fixtures.canaries import canary_manifest
 
 # The walkthrough's canary without an autoscaler, deadline, gateways or webhooks.

@@ -31,7 +31,6 @@ __all__ = [
     "EventLine",
     "LiveView",
     "MetricLine",
-    "canary_table",
     "event_messages_for",
     "plain_line",
     "render_panel",
@@ -284,26 +283,6 @@ def plain_line(snap: CanarySnapshot) -> str:
     return (
         f"{snap.key} phase={snap.phase} weight={snap.weight}%/{snap.max_weight}% "
         f"failed={snap.failed_checks}/{snap.threshold}" + (f" | {metrics}" if metrics else "")
-    )
-
-
-def canary_table(canaries: Iterable[Mapping[str, Any]], all_namespaces: bool) -> str:
-    """``kubectl get canaries`` columns: [NAMESPACE] NAME STATUS WEIGHT LASTTRANSITIONTIME."""
-    header = (["NAMESPACE"] if all_namespaces else []) + ["NAME", "STATUS", "WEIGHT", "LASTTRANSITIONTIME"]
-    rows = [header]
-    for canary in sorted(
-        canaries,
-        key=lambda c: (
-            (c.get("metadata") or {}).get("namespace", ""),
-            (c.get("metadata") or {}).get("name", ""),
-        ),
-    ):
-        snap = snapshot(canary)
-        row = [snap.name, snap.phase, str(snap.weight), snap.last_transition]
-        rows.append(([snap.namespace] if all_namespaces else []) + row)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    return "\n".join(
-        "   ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
     )
 
 
