@@ -516,3 +516,12 @@ async def test_connect_uses_kubeconfig_env_and_explicit_paths(
     monkeypatch.setenv("KUBECONFIG", "/nonexistent/kubeconfig")
     with pytest.raises(KubeError):
         KubeClient.connect()
+
+
+@pytest.mark.parametrize("text", ["myhost\n", "- a\n- b\n", "42\n"])
+def test_a_file_that_is_not_a_kubeconfig_is_a_kube_error(tmp_path: Path, text: str) -> None:
+    """YAML that is no mapping (a hostname file, a list, a number) is one clear error, not an AttributeError."""
+    path = tmp_path / "hostname"
+    path.write_text(text)
+    with pytest.raises(KubeError, match=f"cannot load kubeconfig {path}: not a kubeconfig file"):
+        KubeClient.from_kubeconfig(path)

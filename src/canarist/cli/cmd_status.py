@@ -28,7 +28,7 @@ from canarist.cli.cmd_explain import header
 from canarist.engine.ledger import Ledger
 from canarist.kube import resources as kinds
 from canarist.kube.client import KubeClient
-from canarist.kube.errors import ApiError, Gone, KubeError, NotFound
+from canarist.kube.errors import ApiError, Gone, KubeError, NotAKubeconfig, NotFound
 from canarist.podnames import pod_template_hash
 from canarist.workloads.revision import revision_hash
 
@@ -56,7 +56,7 @@ def connect(kubeconfig: str | None, context: str | None) -> KubeClient:
         return KubeClient.connect(kubeconfig, context)
     except (KubeError, OSError, ValueError, TypeError, AttributeError, KeyError) as error:
         where = kubeconfig or "the default kubeconfig ($KUBECONFIG or ~/.kube/config)"
-        if isinstance(error, KubeError | OSError):
+        if isinstance(error, KubeError | OSError) and not isinstance(error, NotAKubeconfig):
             message = f"cannot use {where} to reach Kubernetes ({error}); pass a valid file with --kubeconfig"
         else:
             message = (

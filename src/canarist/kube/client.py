@@ -42,6 +42,7 @@ from .errors import (
     Conflict,
     Fenced,
     KubeError,
+    NotAKubeconfig,
     NotFound,
     TransportError,
     bounded,
@@ -356,6 +357,8 @@ class KubeClient:
             config = KubeConfig.from_file(fname).get(context)
         except (ConfigError, OSError, KeyError, ValueError) as e:
             raise KubeError(f"cannot load kubeconfig {fname}: {e}") from e
+        except (AttributeError, TypeError) as e:  # YAML that is not a mapping (say /etc/hostname)
+            raise NotAKubeconfig(f"cannot load kubeconfig {fname}: not a kubeconfig file") from e
         assert config is not None  # get() without a default raises instead
         return cls._from_config(
             config, server=server, timeout=timeout, field_manager=field_manager, on_request=on_request

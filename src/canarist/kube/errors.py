@@ -69,6 +69,10 @@ class KubeError(Exception):
     """Base of every error raised by `canarist.kube`."""
 
 
+class NotAKubeconfig(KubeError):
+    """The kubeconfig file is YAML of another shape (not a mapping of clusters, contexts and users)."""
+
+
 class TransportError(KubeError):
     """The request did not get a usable answer (network failure, timeout, malformed response).
 
