@@ -285,6 +285,36 @@ async def _wait_http(url: str, timeout_s: float, what: str) -> None:
     raise TimeoutError(f"{what} did not answer on {url} within {timeout_s:.0f}s")
 
 
+def _running_container(name: str, image: str, started: str, *, restarts: int = 0) -> dict[str, Any]:
+    """A container status: running since ``started``, ready."""
+    return {
+        "name": name,
+        "image": image,
+        "imageID": "",
+        "ready": True,
+        "started": True,
+        "restartCount": restarts,
+        "state": {"running": {"startedAt": started}},
+    }
+
+
+def stand_in_status(first_started: str, ready_since: str, container: dict[str, Any]) -> dict[str, Any]:
+    """The status of a Pod that stands for a process of the sandbox (Envoy, the operator): Running and Ready
+    on the host's address, with one container."""
+    ready = {"status": "True", "lastTransitionTime": ready_since}
+    return {
+        "phase": "Running",
+        "hostIP": "127.0.0.1",
+        "podIP": "127.0.0.1",
+        "podIPs": [{"ip": "127.0.0.1"}],
+        "startTime": first_started,
+        "conditions": [
+            {"type": kind, **ready} for kind in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
+        ],
+        "containerStatuses": [container],
+    }
+
+
 class Sandbox:
     """Every component of the sandbox, started in order and stopped in reverse (subprocesses by PID)."""
 
@@ -496,31 +526,10 @@ class Sandbox:
             },
         }
         await client.create(pod, kind=POD)
-        ready = {"status": "True", "lastTransitionTime": started}
+        container = _running_container(gateway.container, gateway.image, started)
 
         def running(obj: dict[str, Any]) -> None:
-            obj["status"] = {
-                "phase": "Running",
-                "hostIP": "127.0.0.1",
-                "podIP": "127.0.0.1",
-                "podIPs": [{"ip": "127.0.0.1"}],
-                "startTime": started,
-                "conditions": [
-                    {"type": kind, **ready}
-                    for kind in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
-                ],
-                "containerStatuses": [
-                    {
-                        "name": gateway.container,
-                        "image": gateway.image,
-                        "imageID": "",
-                        "ready": True,
-                        "started": True,
-                        "restartCount": 0,
-                        "state": {"running": {"startedAt": started}},
-                    }
-                ],
-            }
+            obj["status"] = stand_in_status(started, started, container)
 
         self.gateway_pod = await client.update_status(POD, name, gateway.namespace, running)
         if self.cluster is not None:  # `kubectl logs` of the Pod is Envoy's log
@@ -743,32 +752,14 @@ class Sandbox:
             return None
         started = self._operator_started_at
         first = str(((self.operator_pod or {}).get("status") or {}).get("startTime") or started)
-        ready = {"status": "True", "lastTransitionTime": started}
-        container: dict[str, Any] = {
-            "name": OPERATOR_CONTAINER,
-            "image": images.OPERATOR_IMAGE,
-            "imageID": "",
-            "ready": True,
-            "started": True,
-            "restartCount": self._operator_restarts,
-            "state": {"running": {"startedAt": started}},
-        }
+        container = _running_container(
+            OPERATOR_CONTAINER, images.OPERATOR_IMAGE, started, restarts=self._operator_restarts
+        )
         if self._operator_restarts and self._operator_last_state is not None:
             container["lastState"] = self._operator_last_state
 
         def running(obj: dict[str, Any]) -> None:
-            obj["status"] = {
-                "phase": "Running",
-                "hostIP": "127.0.0.1",
-                "podIP": "127.0.0.1",
-                "podIPs": [{"ip": "127.0.0.1"}],
-                "startTime": first,
-                "conditions": [
-                    {"type": kind, **ready}
-                    for kind in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
-                ],
-                "containerStatuses": [container],
-            }
+            obj["status"] = stand_in_status(first, started, container)
 
         self.operator_pod = await self.client.update_status(POD, name, OPERATOR_NAMESPACE, running)
         return self.operator_pod
