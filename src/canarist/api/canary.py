@@ -471,20 +471,6 @@ class LedgerSummary(FlaggerModel):
 
 #: why a run ended (``status.ledger.end.cause``, the ``Ended`` condition's reason), and what a run waits
 #: for (``status.wait.reason``): canarist's words, docs/engine.md "Waits and the progress deadline".
-END_CAUSES = (
-    "Succeeded",
-    "AnalysisSkipped",
-    "FailedChecks",
-    "RollbackRequested",
-    "TargetDeleted",
-    "CanaryNotReady",
-    "PrimaryNotReady",
-    "GateClosed",
-    "WebhookFailing",
-    "NoData",
-    "ProviderErrors",
-    "PromotionStuck",
-)
 WAIT_REASONS = (
     "CanaryNotReady",
     "PrimaryNotReady",
@@ -493,6 +479,15 @@ WAIT_REASONS = (
     "NoData",
     "ProviderErrors",
     "PromotionStuck",
+)
+#: every wait that runs out is also a cause of the run's end
+END_CAUSES = (
+    "Succeeded",
+    "AnalysisSkipped",
+    "FailedChecks",
+    "RollbackRequested",
+    "TargetDeleted",
+    *WAIT_REASONS,
 )
 
 
