@@ -74,3 +74,24 @@ async def test_kubectl_finds_and_runs_the_plugin(cluster: Cluster) -> None:
     code, out, err = await kubectl(cluster, "canarist", "status", "nosuch", "-n", NAMESPACE)
     assert code == 3, (out, err)
     assert f'canary "nosuch" not found in namespace "{NAMESPACE}"' in err
+
+    code, out, err = await kubectl(cluster, "canarist", "explain", "nosuch", "-n", NAMESPACE)
+    assert code == 3, (out, err)
+    assert err.strip() == f'error: canary "nosuch" not found in namespace "{NAMESPACE}"'
+
+
+async def test_the_plugin_names_itself_as_typed(cluster: Cluster) -> None:
+    code, out, err = await kubectl(cluster, "canarist", "--help")
+    assert code == 0, err
+    assert out.startswith("usage: kubectl canarist ")
+
+    code, out, err = await kubectl(cluster, "canarist", "explain", "--help")
+    assert code == 0, err
+    assert out.startswith("usage: kubectl canarist explain ")
+    assert "--context" in out
+
+    code, out, err = await kubectl(
+        cluster, "canarist", "explain", "podinfo", "-n", NAMESPACE, "--context", CONTEXT_NAME
+    )
+    assert code == 0, err
+    assert out.startswith("podinfo.test: ")

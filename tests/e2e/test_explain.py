@@ -124,6 +124,6 @@ async def test_explain_of_a_missing_canary_is_a_clear_error(world: World) -> Non
         stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(), COMMAND_TIMEOUT_S)
-    assert process.returncode == 1
+    assert process.returncode == 3  # docs/cli.md: the named canary does not exist
     assert out == b""
-    assert err.decode().strip() == f"error: canary nosuch.{NAMESPACE} not found"
+    assert err.decode().strip() == f'error: canary "nosuch" not found in namespace "{NAMESPACE}"'

@@ -1,4 +1,4 @@
-"""`canarist explain NAME [-n NS] [--kubeconfig PATH] [-o text|json]`: the run of a canary, read in seconds.
+"""`canarist explain NAME [-n NS] [--kubeconfig PATH] [--context CTX] [-o text|json]`: the run of a canary, read in seconds.
 
 Reads the Canary (its decision ledger, ``status.ledger``) and its Events and prints the run as a timeline:
 a header that says where the run stands or how it ended (on a rolled-back canary: the failing check with
@@ -25,10 +25,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from canarist.api import Canary
+from canarist.cli.common import CliError, connect, not_found, unreachable
 from canarist.engine.ledger import End, Entry, Ledger, evidence_line, number, parse_time, step_text
 from canarist.kube import resources as kinds
 from canarist.kube.client import KubeClient
-from canarist.kube.errors import KubeError, NotFound
+from canarist.kube.errors import ApiError, KubeError, NotFound
 
 #: the width of a timeline line before its checks wrap.
 WIDTH = 110
@@ -43,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("name", help="the Canary's name")
     parser.add_argument("-n", "--namespace", default=None, help="namespace (default: the context's)")
     parser.add_argument("--kubeconfig", default=None, help="path to a kubeconfig (default: $KUBECONFIG)")
+    parser.add_argument("--context", default=None, help="the kubeconfig context (default: its current)")
     parser.add_argument(
         "-o", "--output", choices=["text", "json"], default="text", help="text (default) or json"
     )
@@ -50,14 +52,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    """Exit codes as for ``get`` and ``status`` (docs/cli.md): 3 no such canary, 4 no usable kubeconfig or an
+    unreachable API server, 1 a refused request."""
     try:
-        client = KubeClient.connect(args.kubeconfig)
-    except (KubeError, OSError, ValueError) as error:
-        print(f"cannot connect to Kubernetes: {error}", file=sys.stderr)
-        return 1
-    namespace = args.namespace or str(getattr(client, "namespace", "") or "default")
-    try:
+        client = connect(args.kubeconfig, args.context)
+        namespace = args.namespace or str(getattr(client, "namespace", "") or "default")
         return asyncio.run(_explain(client, args.name, namespace, args.output))
+    except CliError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.code
     except KeyboardInterrupt:
         return 130
 
@@ -67,11 +70,12 @@ async def _explain(client: KubeClient, name: str, namespace: str, output: str) -
         obj = await client.get(kinds.CANARY, name, namespace=namespace)
         listed = await client.list(kinds.EVENT, namespace=namespace)
     except NotFound:
-        print(f"error: canary {name}.{namespace} not found", file=sys.stderr)
-        return 1
-    except KubeError as error:
+        raise not_found(name, namespace) from None
+    except ApiError as error:
         print(f"error: canary {name}.{namespace}: {error}", file=sys.stderr)
         return 1
+    except KubeError as error:
+        raise unreachable(error) from error
     finally:
         await client.close()
     try:

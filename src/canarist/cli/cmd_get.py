@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from canarist.cli.cmd_status import EXIT_NOT_FOUND, CliError, connect, unreachable
+from canarist.cli.common import EXIT_NOT_FOUND, CliError, connect, unreachable
 from canarist.kube import resources as kinds
 from canarist.kube.client import KubeClient
 from canarist.kube.errors import ApiError, KubeError, NotFound

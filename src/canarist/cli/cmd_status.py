@@ -25,53 +25,26 @@ from typing import Any
 from canarist.api import Canary
 from canarist.api.duration import parse_duration
 from canarist.cli.cmd_explain import header
+from canarist.cli.common import (
+    EXIT_FAILED,
+    EXIT_NOT_FOUND,
+    EXIT_SUCCEEDED,
+    EXIT_TIMEOUT,
+    EXIT_UNREACHABLE,
+    CliError,
+    connect,
+    not_found,
+    unreachable,
+)
 from canarist.engine.ledger import Ledger
 from canarist.kube import resources as kinds
 from canarist.kube.client import KubeClient
-from canarist.kube.errors import ApiError, Gone, KubeError, NotAKubeconfig, NotFound
+from canarist.kube.errors import ApiError, Gone, KubeError, NotFound
 from canarist.podnames import pod_template_hash
 from canarist.workloads.revision import revision_hash
 
-EXIT_SUCCEEDED = 0
-EXIT_FAILED = 1
-EXIT_TIMEOUT = 2
-EXIT_NOT_FOUND = 3
-EXIT_UNREACHABLE = 4
-
 TERMINAL = ("Succeeded", "Failed")
 TARGET_KINDS = {"Deployment": kinds.DEPLOYMENT, "DaemonSet": kinds.DAEMON_SET, "Service": kinds.SERVICE}
-
-
-class CliError(Exception):
-    """A failure the command reports as one sentence with its exit code."""
-
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def connect(kubeconfig: str | None, context: str | None) -> KubeClient:
-    """A client for the kubeconfig and context, or `CliError` (exit 4) saying why there is none."""
-    try:
-        return KubeClient.connect(kubeconfig, context)
-    except (KubeError, OSError, ValueError, TypeError, AttributeError, KeyError) as error:
-        where = kubeconfig or "the default kubeconfig ($KUBECONFIG or ~/.kube/config)"
-        if isinstance(error, KubeError | OSError) and not isinstance(error, NotAKubeconfig):
-            message = f"cannot use {where} to reach Kubernetes ({error}); pass a valid file with --kubeconfig"
-        else:
-            message = (
-                f"{where} is not a kubeconfig (a YAML mapping of clusters, contexts and users); "
-                "pass a valid file with --kubeconfig"
-            )
-        raise CliError(message, EXIT_UNREACHABLE) from error
-
-
-def unreachable(error: KubeError) -> CliError:
-    return CliError(f"cannot reach the Kubernetes API ({error}); check the cluster is up", EXIT_UNREACHABLE)
-
-
-def not_found(name: str, namespace: str) -> CliError:
-    return CliError(f'canary "{name}" not found in namespace "{namespace}"', EXIT_NOT_FOUND)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

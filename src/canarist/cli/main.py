@@ -12,15 +12,22 @@ import importlib
 import pkgutil
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import canarist.cli as cli_package
 
 Handler = Callable[[argparse.Namespace], int]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def program_name(argv0: str) -> str:
+    """``canarist``, or ``kubectl canarist`` when run as the kubectl plugin (kubectl runs ``kubectl-canarist``),
+    so usage lines and ``--help`` show what the user typed."""
+    return "kubectl canarist" if Path(argv0).name == "kubectl-canarist" else "canarist"
+
+
+def build_parser(prog: str = "canarist") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="canarist",
+        prog=prog,
         description="Progressive delivery for Kubernetes (a drop-in for Flagger).",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -32,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(program_name(sys.argv[0]))
     args = parser.parse_args(argv)
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
