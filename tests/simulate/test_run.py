@@ -47,3 +47,22 @@ def test_scenario_file_format(tmp_path: Any) -> None:
     scenario = Scenario.load(path)
     assert scenario.metrics["request-duration"] == [(0.0, 0.1)]
     assert run(canary(), scenario).phase == "Succeeded"
+
+
+def test_no_data_fails_the_check_by_default() -> None:
+    result = run(
+        canary(),
+        Scenario(metrics={"request-success-rate": [(0, 100.0), (90, None)], "request-duration": [(0, 0.1)]}),
+    )
+    assert result.phase == "Failed", result.timeline()
+    assert any("no values found" in m for m in result.messages)
+
+
+def test_a_failing_gate_webhook_holds_then_rolls_back() -> None:
+    scenario = Scenario(
+        metrics={"request-success-rate": [(0, 100.0)], "request-duration": [(0, 0.1)]},
+        webhooks={"acceptance-test": [(0, False)]},
+    )
+    result = run(canary(), scenario)
+    assert result.phase == "Failed", result.timeline()
+    assert result.weights == [0]  # the pre-rollout hook failed: traffic never left the primary
