@@ -67,6 +67,7 @@ def test_install_contents(install: list[dict[str, Any]]) -> None:
     kinds = sorted(f"{d['kind']}/{d['metadata']['name']}" for d in install)
     assert kinds == [
         "ClusterRole/canarist",
+        "ClusterRole/canarist-viewer",
         "ClusterRoleBinding/canarist",
         "CustomResourceDefinition/alertproviders.flagger.app",
         "CustomResourceDefinition/canaries.flagger.app",
