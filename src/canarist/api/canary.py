@@ -486,6 +486,7 @@ END_CAUSES = (
     "AnalysisSkipped",
     "FailedChecks",
     "RollbackRequested",
+    "Aborted",
     "TargetDeleted",
     *WAIT_REASONS,
 )
@@ -540,6 +541,49 @@ class CanaryWait(FlaggerModel):
     provider_errors: int = field(0, check={"integer": True, "min": 0})
 
 
+#: the runtime commands (``canarist promote|abort|pause|resume|retry|set-weight``, docs/control.md).
+COMMAND_ACTIONS = ("promote", "abort", "pause", "resume", "retry", "set-weight")
+#: what a person asked a run to keep doing (``status.hold.action``): hold it (pause, set-weight), or
+#: finish it as soon as its gates allow (promote), or start the current revision again (retry).
+HOLD_ACTIONS = ("pause", "set-weight", "promote", "retry")
+
+
+class CanaryCommandRecord(FlaggerModel):
+    """One CanaryCommand the operator consumed (canarist, not in Flagger; docs/control.md).
+
+    uid is the command object's uid (a command is applied once: its uid is here in the same status write
+    as its effect); outcome is Applied or Refused and message says what the run did or why it was refused;
+    requestedBy is the user the client reported (the API server's answer to a SelfSubjectReview).
+    """
+
+    uid: str = field("", crd={"required": True})
+    name: str = field("")
+    action: str = field("", crd={"enum": list(COMMAND_ACTIONS)})
+    outcome: str = field("", crd={"enum": ["Applied", "Refused"]})
+    message: str = field("")
+    requested_by: str = field("")
+    reason: str = field("")
+    at: str | None = field(crd=_DATE_TIME)
+    weight: int | None = field(check={"integer": True, "min": 0, "max": 100})
+
+
+class CanaryHold(FlaggerModel):
+    """What a person asked the current run to do until it is done (canarist, not in Flagger).
+
+    action pause or set-weight holds the run at its weight (weight, for set-weight) until a resume, and its
+    progress deadline does not run; promote finishes the run as soon as its confirm-promotion gates allow
+    (force: without them); retry starts the current revision again. command names the CanaryCommand.
+    """
+
+    action: str = field("", crd={"required": True, "enum": list(HOLD_ACTIONS)})
+    weight: int | None = field(check={"integer": True, "min": 0, "max": 100})
+    force: bool = field(False)
+    since: str | None = field(crd=_DATE_TIME)
+    requested_by: str = field("")
+    reason: str = field("")
+    command: str = field("")
+
+
 class CanaryStatus(FlaggerModel):
     phase: str = field("", crd={"enum": values(Phase)}, description="Analysis phase of this canary")
     failed_checks: int = field(0, crd=_NUMBER_INT, check={"integer": True, "min": 0})
@@ -561,6 +605,13 @@ class CanaryStatus(FlaggerModel):
     )
     wait: CanaryWait | None = field(
         description="canarist: what the run waits for, since when, and its progress deadline"
+    )
+    hold: CanaryHold | None = field(
+        description="canarist: a person's hold, promotion or retry of the run (canarist promote, pause...)"
+    )
+    commands: list[CanaryCommandRecord] = field(
+        factory=list,
+        description="canarist: the last runtime commands consumed, each applied once (docs/control.md)",
     )
 
     def promoted_condition(self) -> CanaryCondition | None:

@@ -236,12 +236,15 @@ def crd(kind: str) -> dict[str, Any]:
 
 
 def crds() -> list[dict[str, Any]]:
-    """The three CRDs, Canary first."""
-    return [crd(kind) for kind in KINDS]
+    """The CRDs canarist needs: the three flagger.app kinds, Canary first, then canarist.dev's
+    CanaryCommand (the runtime commands, docs/control.md)."""
+    from canarist.api import command
+
+    return [*(crd(kind) for kind in KINDS), command.crd()]
 
 
 def crds_yaml() -> str:
-    """The three CRDs as a multi-document YAML stream."""
+    """The CRDs as a multi-document YAML stream."""
     import yaml
 
     return yaml.safe_dump_all(crds(), sort_keys=False, width=1000, explicit_start=True)

@@ -16,11 +16,13 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from canarist.api import Canary, CanaryMetric, Phase, Strategy, WebhookType
-from canarist.engine import checks, ledger, messages, waits
+from canarist.engine import checks, commands, ledger, messages, waits
+from canarist.engine.commands import APPLIED, REFUSED, Hold
 from canarist.engine.model import (
     Alert,
     Check,
     CheckResult,
+    Command,
     CountOutcome,
     Decision,
     EngineSettings,
@@ -131,13 +133,16 @@ def _tick(t: Tick) -> None:
         t.pace()
         t.warn(problem)
         return
+    # a person's commands (docs/control.md), each consumed once; an abort ends the tick
+    if _commands(t):
+        return
     # steps 3-11
     if t.phase in INITIALIZING:
         _initialize(t)
         return
     t.act(Initialize())
-    # step 12: shouldAdvance
-    changed = _changed(t)
+    # step 12: shouldAdvance (a retry is a new run of the same revision)
+    changed = _changed(t) or _held(t, "retry")
     if t.phase not in ADVANCING and not changed:
         if t.phase == Phase.FAILED:
             _refresh_failed(t)
@@ -166,6 +171,11 @@ def _tick(t: Tick) -> None:
         _restart(t)
         return
     routes = _converge(t, routes)
+    if _held(t, "pause", "set-weight"):
+        # held by a person: nothing moves, and no wait runs (its deadline starts again on resume)
+        t.clear_wait(*ALL_WAITS)
+        t.pace()
+        return
     # step 18
     if not obs.canary.ready:
         reason = messages.canary_not_ready(t.kind, t.target, t.namespace, obs.canary.message)
@@ -319,6 +329,93 @@ def _can_follow_at_once(t: Tick) -> bool:
     return t.status.phase in (Phase.INITIALIZED, Phase.SUCCEEDED, Phase.FAILED) and _changed(t)
 
 
+# ---------------------------------------------------------------------------------------------- commands
+
+
+def _held(t: Tick, *actions: str) -> bool:
+    hold = t.status.hold
+    return hold is not None and hold.action in actions
+
+
+def _commands(t: Tick) -> bool:
+    """Consume the pending commands, oldest first (docs/control.md). Each is recorded in
+    ``status.commands`` with this decision's status write, so it is never applied twice. Returns True when
+    one ended the tick (an abort rolls back)."""
+    for command in t.obs.commands:
+        if t.status.consumed(command.uid):
+            continue
+        revision = t.obs.target.revision if t.obs.target is not None else t.status.last_applied_spec
+        why = commands.refusal(
+            command,
+            phase=t.status.phase,
+            hold=t.status.hold,
+            weights=t.obs.router.weights,
+            revision=t.status.last_applied_spec or revision,
+            ab_testing=t.canary.strategy() == Strategy.AB_TESTING,
+        )
+        if why is not None:
+            t.consume(commands.record(command, REFUSED, why, t.obs.now))
+            t.warn(commands.refused_event(t.key, command, why))
+            continue
+        t.urgent = True
+        if command.action == "abort":
+            _abort(t, command)
+            return True
+        _apply_command(t, command)
+    return False
+
+
+def _apply_command(t: Tick, command: Command) -> None:
+    now = t.obs.now
+    weight = t.status.canary_weight
+    if command.action == "pause":
+        t.status.set_hold(Hold.asked(command, now, weight))
+        effect = f"held at weight {weight} until resumed"
+    elif command.action == "resume":
+        t.status.set_hold(None)
+        effect = f"resumed at weight {weight}"
+    elif command.action == "set-weight":
+        weight = command.weight if command.weight is not None else weight
+        t.status.set_hold(Hold.asked(command, now, weight))
+        t.route(Routes(primary=FULL - weight, canary=weight))
+        t.set_weight(weight)
+        effect = f"canary weight set to {weight} and held until resumed"
+    elif command.action == "promote":
+        t.status.set_hold(Hold.asked(command, now))
+        effect = (
+            "promoting now, without the confirm-promotion gates"
+            if command.force
+            else "promoting now (the confirm-promotion gates still apply)"
+        )
+    else:  # retry
+        t.status.set_hold(Hold.asked(command, now))
+        effect = f"starting a new run of revision {t.status.last_applied_spec}"
+    t.consume(commands.record(command, APPLIED, effect, now))
+    t.event(commands.applied_event(t.key, command, effect))
+    t.act(
+        Alert(commands.applied_event(t.key, command, effect), "info", fields=commands.alert_fields(command))
+    )
+
+
+def _abort(t: Tick, command: Command) -> None:
+    """``abort``: roll the run back now (cause Aborted), saying who asked and why."""
+    effect = f"rolled back at weight {t.status.canary_weight}"
+    t.consume(commands.record(command, APPLIED, effect, t.obs.now))
+    if t.obs.target is not None:
+        t.act(Initialize())
+    text = commands.applied_event(t.key, command, "rolling back")
+    _rollback(
+        t,
+        Ending(
+            waits.ABORTED,
+            text,
+            commands.applied_event(t.key, command, effect),
+            with_metadata=False,
+        ),
+        fields=commands.alert_fields(command),
+    )
+
+
 # ---------------------------------------------------------------------------------------------- initialization
 
 
@@ -442,6 +539,12 @@ def _analysis_step(t: Tick, routes: Routes) -> None:
     declared again by each step that still has them: a step that gets past them ends them."""
     t.clear_wait(*waits.ANALYSIS_WAITS)
     if _rollback_requested(t):
+        return
+    hold = t.status.hold
+    if hold is not None and hold.action == "promote":
+        # promote: the remaining steps are skipped; confirm-promotion still gates it unless forced
+        if hold.force or _confirm_promotion(t):
+            _take_step(t, PromoteStep())
         return
     if t.status.failed_checks >= t.canary.threshold():
         _rollback(t)
@@ -706,7 +809,7 @@ def _promote_without_analysis(t: Tick) -> None:
 # ---------------------------------------------------------------------------------------------- failure
 
 
-def _rollback(t: Tick, ending: Ending | None = None) -> None:
+def _rollback(t: Tick, ending: Ending | None = None, *, fields: tuple[tuple[str, str], ...] = ()) -> None:
     """Flagger's rollback: route everything to the primary, scale the canary down, mark the run Failed.
 
     ``ending`` says why when it is not the failed checks threshold: its Warning and alert come first (a
@@ -733,8 +836,8 @@ def _rollback(t: Tick, ending: Ending | None = None) -> None:
     if ending is not None and ending.warning:
         t.warn(ending.warning)
     if ending is not None and ending.alert:
-        fields = ending.fields() + (evidence if ending.check else ())
-        t.act(Alert(ending.alert, "error", with_metadata=ending.with_metadata, fields=fields))
+        alert_fields = ending.fields() + fields + (evidence if ending.check else ())
+        t.act(Alert(ending.alert, "error", with_metadata=ending.with_metadata, fields=alert_fields))
     if t.status.failed_checks >= threshold and t.phase != Phase.WAITING:
         t.warn(messages.threshold_reached(t.key, t.status.failed_checks))
         # Flagger's alert text, with the evidence of the check that failed last as its fields

@@ -79,6 +79,20 @@ class RouterCapabilities:
 
 
 @dataclass(frozen=True)
+class Command:
+    """One CanaryCommand as the runtime observed it (docs/control.md, ``engine.commands``)."""
+
+    uid: str
+    name: str
+    action: str
+    weight: int | None = None
+    force: bool = False
+    reason: str = ""
+    requested_by: str = ""
+    revision: str = ""
+
+
+@dataclass(frozen=True)
 class Observation:
     """Everything the engine may know about the world for one tick (the runtime builds it from its caches).
 
@@ -98,6 +112,9 @@ class Observation:
     routes_error: str | None = None
     last_paced_at: datetime | None = None
     router: RouterCapabilities = field(default_factory=RouterCapabilities)
+    #: the canary's CanaryCommands not consumed yet, oldest first (docs/control.md); the engine skips any
+    #: whose uid ``status.commands`` records.
+    commands: tuple[Command, ...] = ()
 
 
 @dataclass(frozen=True)

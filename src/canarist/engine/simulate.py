@@ -29,6 +29,7 @@ from canarist.engine.model import (
     Alert,
     Check,
     CheckResult,
+    Command,
     CountOutcome,
     Decision,
     EngineSettings,
@@ -115,6 +116,8 @@ class World:
     #: what the router can do; None: every capability, except for the kubernetes provider (SERVICE_ONLY)
     router: RouterCapabilities | None = None
     last_paced_at: datetime | None = None
+    #: CanaryCommands a person created (the engine skips those ``status.commands`` records)
+    commands: list[Command] = field(default_factory=list)
     events: list[tuple[datetime, Event]] = field(default_factory=list)
     alerts: list[tuple[datetime, Alert]] = field(default_factory=list)
     outcomes: list[CountOutcome] = field(default_factory=list)
@@ -171,6 +174,7 @@ class World:
             routes_error=self.routes_error,
             last_paced_at=self.last_paced_at,
             router=self.capabilities(),
+            commands=tuple(self.commands),
         )
 
     def capabilities(self) -> RouterCapabilities:
@@ -266,6 +270,21 @@ class World:
         """Schedule ``change`` ``seconds`` from now (it wakes the canary, like an informer event)."""
         self._changes.append((self.now + timedelta(seconds=seconds), change))
         self._changes.sort(key=lambda item: item[0])
+
+    def command(self, action: str, **options: Any) -> Command:
+        """A person creates a CanaryCommand (``canarist pause podinfo``...)."""
+        command = Command(
+            uid=f"uid-{len(self.commands) + 1}",
+            name=f"{action}-{len(self.commands) + 1}",
+            action=action,
+            **options,
+        )
+        self.commands.append(command)
+        return command
+
+    def command_record(self, command: Command) -> dict[str, Any] | None:
+        """``status.commands[]`` of ``command``, once consumed."""
+        return next((c for c in self.status.get("commands") or [] if c.get("uid") == command.uid), None)
 
     def change_target(self, revision: str) -> None:
         """Apply a new pod template to the target (it rolls out if it has replicas)."""

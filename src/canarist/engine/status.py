@@ -16,6 +16,7 @@ from typing import Any
 
 from canarist.api import CanaryStatus, Phase
 from canarist.engine import messages, waits
+from canarist.engine.commands import MAX_RECORDS, Hold
 from canarist.engine.ledger import End, Ledger, rfc3339
 from canarist.engine.model import Action, Check, CheckResult, Routes
 from canarist.engine.record import Record
@@ -61,6 +62,12 @@ class StatusDraft:
     deadline_s: float = field(default=600.0)
     #: the ``Ended`` condition this decision writes: (status, reason, message), None to keep it.
     ended: tuple[str, str, str] | None = field(default=None)
+    #: ``status.hold``: a person's pause, set-weight, promotion or retry of the run (docs/control.md).
+    hold: Hold | None = field(default=None)
+    #: ``status.commands``: the last commands consumed (camelCase items), newest last.
+    commands: list[dict[str, Any]] = field(default_factory=list)
+    #: a command was consumed in this decision
+    commands_changed: bool = field(default=False)
 
     @property
     def wait_changed(self) -> bool:
@@ -81,7 +88,25 @@ class StatusDraft:
             entry_phase=str(status.phase),
             wait=Wait.of(status.wait),
             entry_wait=Wait.of(status.wait),
+            hold=Hold.of(status.hold),
+            commands=[c.to_dict() for c in status.commands],
         )
+
+    # -- runtime commands (docs/control.md) -----------------------------------------------------------
+
+    def consumed(self, uid: str) -> bool:
+        """Whether the command ``uid`` was consumed already (by this decision or an earlier one)."""
+        return any(c.get("uid") == uid for c in self.commands)
+
+    def add_command(self, item: dict[str, Any]) -> None:
+        self.commands = [*self.commands, item][-MAX_RECORDS:]
+        self.commands_changed = True
+        self.written = True
+
+    def set_hold(self, hold: Hold | None) -> None:
+        if hold != self.hold:
+            self.hold = hold
+            self.written = True
 
     # -- Flagger's status primitives ------------------------------------------------------------------
 
@@ -111,6 +136,7 @@ class StatusDraft:
             self.restart_ledger(revision)
         if phase == Phase.PROGRESSING:
             self.ended = ("False", waits.RUNNING, messages.condition_running(revision))
+            self.hold = None  # a hold belongs to the run it was put on; a retry is consumed by its run
         if phase != Phase.PROGRESSING:
             self.wait = None  # at rest: nothing to wait for (a run's start declares its first wait)
         self.written = True
@@ -129,6 +155,8 @@ class StatusDraft:
             self.iterations = max(0, analysis_iterations - 1)
         if phase in _PROMOTES:
             self.last_promoted_spec = self.last_applied_spec
+        if phase not in (Phase.PROGRESSING, Phase.WAITING_PROMOTION, Phase.WAITING):
+            self.hold = None  # promoting, or the run ended: nothing left to hold
         self.written = True
 
     def set_weight(self, weight: int) -> None:
@@ -195,6 +223,7 @@ class StatusDraft:
             self.ledger.restart(self.last_applied_spec)
         self.written = True
         self.wait = None
+        self.hold = None
         self.ended = ("True", cause, reason)
         return self.ledger.finish(
             phase,
@@ -245,6 +274,11 @@ class StatusDraft:
         status.pop("decision", None)
         status.pop("ledger", None)
         status.pop("wait", None)
+        status.pop("hold", None)
+        if self.hold is not None:
+            status["hold"] = self.hold.render()
+        if self.commands:
+            status["commands"] = [dict(c) for c in self.commands]
         if self.ledger.active:
             status["ledger"] = self.ledger.render(now)
         if self.wait is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 from canarist.api import Canary
 from canarist.engine.ledger import parse_time
@@ -88,6 +89,8 @@ class Tick:
         self.replaying = False
         self.paced = False
         self.again = False
+        #: a person's command was applied in this decision: its effect does not wait for the interval
+        self.urgent = False
         self._last_written = parse_time(canary.status.last_transition_time)
         #: when the paced work this decision stopped at (``NotDue``) becomes due
         self._not_due_until: datetime | None = None
@@ -120,7 +123,17 @@ class Tick:
 
         ``first_step``: the work is a run's first step, not taken yet (``first_step_due_at``).
         """
-        assert all(isinstance(a, Initialize | _Converge) for a in self.actions), "paced work must come first"
+        if self.urgent:
+            self.paced = True
+            return
+        # paced work comes first: before it only Initialize, a converging route write, and the record and
+        # announcement of refused commands (kept when the paced work is not due)
+        early = (
+            (Initialize, _Converge, Event, _StatusSlot)
+            if self.status.commands_changed
+            else (Initialize, _Converge)
+        )
+        assert all(isinstance(a, early) for a in self.actions), "paced work must come first"
         due_at = self.first_step_due_at if first_step else self.due_at
         deadline = self.wait_deadline
         if due_at is not None and deadline is not None:
@@ -254,6 +267,11 @@ class Tick:
 
     def set_failed_checks(self, failed_checks: int) -> None:
         self.status.set_failed_checks(failed_checks)
+        self._wrote_status()
+
+    def consume(self, record: dict[str, Any]) -> None:
+        """Record a consumed command (``status.commands``) with this decision's status write."""
+        self.status.add_command(record)
         self._wrote_status()
 
     def _wrote_status(self) -> None:

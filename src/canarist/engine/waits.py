@@ -35,6 +35,7 @@ SUCCEEDED = "Succeeded"
 ANALYSIS_SKIPPED = "AnalysisSkipped"
 FAILED_CHECKS = "FailedChecks"
 ROLLBACK_REQUESTED = "RollbackRequested"
+ABORTED = "Aborted"
 TARGET_DELETED = "TargetDeleted"
 
 #: waits an analysis step declares each time it runs: it clears them first, and declares what still holds.

@@ -14,6 +14,7 @@ from typing import Any
 
 __all__ = [
     "ALERT_PROVIDER",
+    "CANARY_COMMAND",
     "CANARY",
     "CONFIG_MAP",
     "CUSTOM_RESOURCE_DEFINITION",
@@ -126,6 +127,10 @@ CUSTOM_RESOURCE_DEFINITION = ResourceKind(
 CANARY = ResourceKind("flagger.app", "v1beta1", "canaries", "Canary", status_subresource=True)
 METRIC_TEMPLATE = ResourceKind("flagger.app", "v1beta1", "metrictemplates", "MetricTemplate")
 ALERT_PROVIDER = ResourceKind("flagger.app", "v1beta1", "alertproviders", "AlertProvider")
+#: canarist's runtime commands (docs/control.md)
+CANARY_COMMAND = ResourceKind(
+    "canarist.dev", "v1alpha1", "canarycommands", "CanaryCommand", status_subresource=True
+)
 # networking.istio.io/v1beta1
 VIRTUAL_SERVICE = ResourceKind("networking.istio.io", "v1beta1", "virtualservices", "VirtualService")
 DESTINATION_RULE = ResourceKind("networking.istio.io", "v1beta1", "destinationrules", "DestinationRule")
@@ -181,6 +186,7 @@ register(
     CANARY,
     METRIC_TEMPLATE,
     ALERT_PROVIDER,
+    CANARY_COMMAND,
     VIRTUAL_SERVICE,
     DESTINATION_RULE,
 )
