@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Final
 
 from canarist.metrics.providers.base import MetricProvider, ProviderSpec, UnsupportedProviderError
+from canarist.metrics.providers.datadog import DatadogProvider
 from canarist.metrics.providers.prometheus import PrometheusProvider
 
 __all__ = ["FLAGGER_PROVIDER_TYPES", "create_provider", "register", "supported_types"]
@@ -40,6 +41,7 @@ Factory = Callable[[ProviderSpec, Mapping[str, str] | None], MetricProvider]
 
 _FACTORIES: dict[str, Factory] = {
     "prometheus": lambda spec, secret: PrometheusProvider(spec, secret),
+    "datadog": lambda spec, secret: DatadogProvider(spec, secret),
 }
 
 
