@@ -16,6 +16,7 @@ from typing import Final
 
 from canarist.metrics.providers.base import MetricProvider, ProviderSpec, UnsupportedProviderError
 from canarist.metrics.providers.datadog import DatadogProvider
+from canarist.metrics.providers.newrelic import NewRelicProvider
 from canarist.metrics.providers.prometheus import PrometheusProvider
 
 __all__ = ["FLAGGER_PROVIDER_TYPES", "create_provider", "register", "supported_types"]
@@ -42,6 +43,7 @@ Factory = Callable[[ProviderSpec, Mapping[str, str] | None], MetricProvider]
 _FACTORIES: dict[str, Factory] = {
     "prometheus": lambda spec, secret: PrometheusProvider(spec, secret),
     "datadog": lambda spec, secret: DatadogProvider(spec, secret),
+    "newrelic": lambda spec, secret: NewRelicProvider(spec, secret),
 }
 
 
