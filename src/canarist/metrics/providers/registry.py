@@ -16,6 +16,7 @@ from typing import Final
 
 from canarist.metrics.providers.base import MetricProvider, ProviderSpec, UnsupportedProviderError
 from canarist.metrics.providers.datadog import DatadogProvider
+from canarist.metrics.providers.dynatrace import DynatraceProvider
 from canarist.metrics.providers.graphite import GraphiteProvider
 from canarist.metrics.providers.influxdb import InfluxDBProvider
 from canarist.metrics.providers.newrelic import NewRelicProvider
@@ -48,6 +49,7 @@ _FACTORIES: dict[str, Factory] = {
     "newrelic": lambda spec, secret: NewRelicProvider(spec, secret),
     "influxdb": lambda spec, secret: InfluxDBProvider(spec, secret),
     "graphite": lambda spec, secret: GraphiteProvider(spec, secret),
+    "dynatrace": lambda spec, secret: DynatraceProvider(spec, secret),
 }
 
 
