@@ -21,6 +21,7 @@ from canarist.metrics.providers.graphite import GraphiteProvider
 from canarist.metrics.providers.influxdb import InfluxDBProvider
 from canarist.metrics.providers.newrelic import NewRelicProvider
 from canarist.metrics.providers.prometheus import PrometheusProvider
+from canarist.metrics.providers.splunk import SplunkProvider
 
 __all__ = ["FLAGGER_PROVIDER_TYPES", "create_provider", "register", "supported_types"]
 
@@ -50,6 +51,7 @@ _FACTORIES: dict[str, Factory] = {
     "influxdb": lambda spec, secret: InfluxDBProvider(spec, secret),
     "graphite": lambda spec, secret: GraphiteProvider(spec, secret),
     "dynatrace": lambda spec, secret: DynatraceProvider(spec, secret),
+    "splunk": lambda spec, secret: SplunkProvider(spec, secret),
 }
 
 
