@@ -55,10 +55,10 @@ def test_examples_are_valid(capsys):
 
 
 def test_a_provider_canarist_cannot_route_yet_is_refused_with_its_path(tmp_path, capsys):
-    text = VALID.replace("spec:\n", "spec:\n  provider: traefik\n", 1)
-    assert main(["validate", _write(tmp_path, "traefik.yaml", text)]) == 1
+    text = VALID.replace("spec:\n", "spec:\n  provider: kuma\n", 1)
+    assert main(["validate", _write(tmp_path, "kuma.yaml", text)]) == 1
     out = capsys.readouterr().out
-    assert "spec.provider: provider 'traefik' is not supported by canarist yet" in out
+    assert "spec.provider: provider 'kuma' is not supported by canarist yet" in out
 
 
 def test_a_spec_the_router_cannot_route_is_refused_with_its_path(tmp_path, capsys):

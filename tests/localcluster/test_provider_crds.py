@@ -73,7 +73,7 @@ def _meta(name: str, **extra: Any) -> Obj:
 
 
 def test_registry_names_and_selection() -> None:
-    assert list(PROVIDER_CRDS) == ["istio", "gatewayapi", "smi", "appmesh", "contour", "gloo"]
+    assert list(PROVIDER_CRDS) == ["istio", "gatewayapi", "smi", "appmesh", "contour", "gloo", "traefik"]
     assert provider_names(True) == list(PROVIDER_CRDS)
     assert provider_names(False) == []
     assert provider_names("smi") == ["smi"]
@@ -90,6 +90,8 @@ def test_registry_names_and_selection() -> None:
         "httpproxies.projectcontour.io",
         "upstreams.gloo.solo.io",
         "routetables.gateway.solo.io",
+        "ingressroutes.traefik.io",
+        "traefikservices.traefik.io",
         "virtualservices.gateway.solo.io",
         "virtualservices.networking.istio.io",
     } <= names

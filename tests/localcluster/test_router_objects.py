@@ -41,6 +41,7 @@ PROVIDERS = {
     "contour": "contour",
     "nginx": "nginx",
     "gloo": "gloo",
+    "traefik": "traefik",
 }
 AB = [{"headers": {"x-canary": {"exact": "insider"}}}]
 

@@ -125,10 +125,10 @@ def _problem(
 
 
 def test_an_unsupported_provider_is_permanent() -> None:
-    problem = _problem(canary(provider="traefik"))
+    problem = _problem(canary(provider="skipper"))
     assert problem.reason == "UnsupportedProvider"
     assert problem.message.startswith(
-        "spec.provider: provider 'traefik' is not supported by canarist yet (supported: appmesh, "
+        "spec.provider: provider 'skipper' is not supported by canarist yet (supported: appmesh, "
     )
 
 

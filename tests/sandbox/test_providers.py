@@ -39,6 +39,7 @@ def test_the_table() -> None:
         "contour",
         "nginx",
         "gloo",
+        "traefik",
     ]
     rows = {
         name: (p.examples_dir, p.mesh_provider, p.crds, p.host, p.ab_header) for name, p in PROVIDERS.items()
@@ -52,6 +53,7 @@ def test_the_table() -> None:
         "contour": ("contour", "contour", "contour", "app.example.com", ab),
         "nginx": ("nginx", "nginx", None, "app.example.com", ab),
         "gloo": ("gloo", "gloo", "gloo", "app.example.com", ab),
+        "traefik": ("traefik", "traefik", "traefik", "app.example.com", None),
     }
     # The tutorials of the ingress providers send their /status/500 through the ingress proxy.
     assert {n for n, p in PROVIDERS.items() if p.fault_via_gateway} == {
@@ -59,6 +61,7 @@ def test_the_table() -> None:
         "contour",
         "nginx",
         "gloo",
+        "traefik",
     }
 
 
@@ -108,6 +111,7 @@ def test_the_ingress_gateways_are_the_providers_own_services() -> None:
         "contour": ("projectcontour", "envoy", [("http", 80), ("https", 443)]),
         "nginx": ("ingress-nginx", "ingress-nginx-controller", [("http", 80), ("https", 443)]),
         "gloo": ("gloo-system", "gateway-proxy", [("http", 80), ("https", 443)]),
+        "traefik": ("traefik", "traefik", [("web", 80), ("websecure", 443)]),
     }
     istio = provider_demo("istio").gateway
     assert istio is not None
@@ -117,9 +121,9 @@ def test_the_ingress_gateways_are_the_providers_own_services() -> None:
 
 def test_an_unknown_provider_names_the_choices() -> None:
     with pytest.raises(UnknownProvider) as caught:
-        provider_demo("traefik")
+        provider_demo("skipper")
     message = str(caught.value)
-    assert "'traefik'" in message
+    assert "'skipper'" in message
     assert all(name in message for name in PROVIDERS)
     with pytest.raises(ValueError, match="choose one of"):
         Sandbox(DemoOptions(provider="kuma"))
@@ -131,7 +135,7 @@ def test_the_cli_offers_the_table() -> None:
     assert parser.parse_args(["demo"]).provider == "istio"
     assert parser.parse_args(["demo", "--provider", "gloo"]).provider == "gloo"
     with pytest.raises(SystemExit):
-        parser.parse_args(["demo", "--provider", "traefik"])
+        parser.parse_args(["demo", "--provider", "skipper"])
 
 
 def test_ab_canary() -> None:

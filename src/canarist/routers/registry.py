@@ -21,6 +21,7 @@ from canarist.routers.gloo import GLOO
 from canarist.routers.istio import ISTIO
 from canarist.routers.kubernetes import KUBERNETES
 from canarist.routers.nginx import NGINX
+from canarist.routers.traefik import TRAEFIK
 
 _ROUTERS: dict[str, Router] = {}
 #: provider names with a variable part (``smi:v1alpha3:<mesh>``): prefix → a function building the router.
@@ -159,6 +160,7 @@ _BUILTIN: tuple[Router, ...] = (
     CONTOUR,
     NGINX,
     GLOO,
+    TRAEFIK,
 )
 for _router in _BUILTIN:  # the built-in routers: one entry each
     register(_router)

@@ -16,11 +16,14 @@ docs/sandbox.md#telemetry-per-provider):
   cluster as ``envoy_cluster_name``) and ``envoy_cluster_upstream_rq_time``;
 * the NGINX ingress controller, only when the request carries
   :data:`~canarist.sandbox.telemetry.INGRESS_HEADER`: ``nginx_ingress_controller_requests`` and
-  ``nginx_ingress_controller_response_duration_seconds``.
+  ``nginx_ingress_controller_response_duration_seconds``;
+* Traefik, only when the request carries :data:`~canarist.sandbox.telemetry.TRAEFIK_SERVICE_HEADER`:
+  ``traefik_service_requests_total`` and ``traefik_service_request_duration_seconds`` (``service``,
+  ``code``, ``method``, ``protocol``).
 
 so Flagger's builtin queries work against it unchanged. The app plays one pod at a time
 (:meth:`DemoApp.assign`): its ``/metrics`` adds that pod's ``kubernetes_namespace``, ``kubernetes_pod_name``
-and labels to every series but the NGINX ones, as Prometheus' Kubernetes pod discovery would, and a new
+and labels to every series but the NGINX and Traefik ones, as Prometheus' Kubernetes pod discovery would, and a new
 assignment starts every series afresh (one registry per app, emptied and refilled).
 
 Endpoints: ``GET /`` (JSON with the version), ``/version`` (``version`` and ``commit``), ``/env`` (the
@@ -93,6 +96,7 @@ _OSM_LABELS = (
     "response_code",
 )
 _NGINX_LABELS = ("namespace", "ingress", "service", "canary", "status", "method", "host", "path")
+_TRAEFIK_LABELS = ("service", "code", "method", "protocol")
 
 _UNCOUNTED = ("/metrics", "/knobs", "/healthz", "/readyz")
 #: series exported at zero from the start of a fresh app (a rate then shows up one scrape after the first
@@ -179,6 +183,19 @@ class _Series:
             buckets=telemetry.DEFAULT_BUCKETS_S,
             registry=registry,
         )
+        self.traefik_requests = Counter(
+            "traefik_service_requests_total",
+            "How many HTTP requests processed on a service, partitioned by status code, protocol, and method.",
+            _TRAEFIK_LABELS,
+            registry=registry,
+        )
+        self.traefik_duration = Histogram(
+            "traefik_service_request_duration_seconds",
+            "How long it took to process the request on a service, partitioned by status code, protocol, and method.",
+            _TRAEFIK_LABELS,
+            buckets=telemetry.TRAEFIK_DURATION_BUCKETS_S,
+            registry=registry,
+        )
 
     def collectors(self) -> list[Any]:
         return list(vars(self).values())
@@ -190,7 +207,7 @@ _UNTYPED_COUNTERS = frozenset({"envoy_cluster_upstream_rq", "nginx_ingress_contr
 
 class _PodScrape(Collector):
     """The app's registry as Prometheus stores it after a pod-discovery scrape: the pod's identity labels
-    added to every series but the NGINX controller's (labels the series has win). ``families``: only these
+    added to every series but the NGINX controller's and Traefik's (labels the series has win). ``families``: only these
     metric families; ``identity=False``: no identity labels (what the workload itself exports)."""
 
     def __init__(self, app: DemoApp, families: Collection[str] | None = None, identity: bool = True) -> None:
@@ -205,7 +222,7 @@ class _PodScrape(Collector):
                 continue
             typ = "unknown" if family.name in _UNTYPED_COUNTERS else family.type
             out = Metric(family.name, family.documentation, typ, family.unit)
-            add = {} if family.name in telemetry.NGINX_FAMILIES else extra
+            add = {} if family.name in telemetry.PROXY_FAMILIES else extra
             out.samples = [s._replace(labels={**add, **s.labels}) for s in family.samples]
             yield out
 
@@ -488,6 +505,11 @@ class DemoApp:
             }
             s.nginx_requests.labels(**nginx).inc()
             s.nginx_duration.labels(**nginx).observe(elapsed_s)
+        traefik_service = request.headers.get(telemetry.TRAEFIK_SERVICE_HEADER, "")
+        if traefik_service:
+            traefik = {"service": traefik_service, "code": code, "method": request.method, "protocol": "http"}
+            s.traefik_requests.labels(**traefik).inc()
+            s.traefik_duration.labels(**traefik).observe(elapsed_s)
 
     def exposition(self, families: Collection[str] | None = None, identity: bool = True) -> bytes:
         """The registry with the pod's identity labels (see :class:`_PodScrape`); ``families`` and

@@ -94,6 +94,16 @@ GLOO_GATEWAY = GatewayService(
     "gateway-proxy",
     "quay.io/solo-io/gloo-envoy-wrapper:1.17.0",
 )
+#: Traefik's Helm chart (Flagger's Traefik tutorial installs it in `traefik`): Service `traefik`, entry point
+#: `web` on port 80 (the pods' 8000), `websecure` on 443.
+TRAEFIK_GATEWAY = GatewayService(
+    "traefik",
+    "traefik",
+    (("app.kubernetes.io/name", "traefik"), ("app.kubernetes.io/instance", "traefik-traefik")),
+    "traefik",
+    "docker.io/traefik:v3.0.4",
+    (GatewayPort("web", 80, 8000), GatewayPort("websecure", 443, 8443)),
+)
 #: The data plane of the Gateway `gateway-system/gateway` (examples/gatewayapi/routing.yaml, class
 #: `sandbox`), named `<Gateway>-<GatewayClass>` as Istio's Gateway API deployments are (Flagger's Gateway API
 #: tutorial reaches its Gateway as `gateway-istio.istio-ingress`): `gateway-sandbox.gateway-system`.
@@ -176,6 +186,16 @@ PROVIDERS: dict[str, ProviderDemo] = {
             _AB,
             fault_via_gateway=True,
             gateway=GLOO_GATEWAY,
+        ),
+        ProviderDemo(
+            "traefik",
+            "traefik",
+            "traefik",
+            "traefik",
+            "app.example.com",
+            None,
+            fault_via_gateway=True,
+            gateway=TRAEFIK_GATEWAY,
         ),
     )
 }

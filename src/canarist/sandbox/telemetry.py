@@ -11,14 +11,17 @@ provider the sandbox can route for (docs/sandbox.md#telemetry-per-provider):
 * App Mesh (the pod's Envoy sidecar): ``envoy_cluster_upstream_rq`` / ``envoy_cluster_upstream_rq_time``;
 * NGINX ingress controller, only for requests that came through an ingress (the gateway says so with
   :data:`INGRESS_HEADER` and, for the canary Ingress's backend, :data:`INGRESS_CANARY_HEADER`):
-  ``nginx_ingress_controller_requests`` / ``nginx_ingress_controller_response_duration_seconds``.
+  ``nginx_ingress_controller_requests`` / ``nginx_ingress_controller_response_duration_seconds``;
+* Traefik, only for requests it routed to a Kubernetes Service (the gateway names that service with
+  :data:`TRAEFIK_SERVICE_HEADER`): ``traefik_service_requests_total`` /
+  ``traefik_service_request_duration_seconds``.
 
 Pod identity: Kubernetes pod discovery adds ``kubernetes_namespace``, ``kubernetes_pod_name`` and (with a
 ``labelmap`` of ``__meta_kubernetes_pod_label_(.+)``) the pod's labels at scrape time. The sandbox's pods are
 apps from a pool that Prometheus already scrapes through file discovery, which forwards new targets only
 every 5 s, so the app carries that identity itself: :meth:`PodIdentity.target_labels` is added to every
-series of the app's ``/metrics`` except the NGINX controller's (which a real controller pod exports, not the
-workload's pod). A label the series already has wins, as with ``honor_labels: true``.
+series of the app's ``/metrics`` except the NGINX controller's and Traefik's (which the proxy's pod exports,
+not the workload's pod). A label the series already has wins, as with ``honor_labels: true``.
 """
 
 from __future__ import annotations
@@ -43,12 +46,17 @@ __all__ = [
     "LINKERD_LATENCY_BUCKETS_MS",
     "NGINX_FAMILIES",
     "POD_TEMPLATE_HASH_LABEL",
+    "PROXY_FAMILIES",
+    "TRAEFIK_DURATION_BUCKETS_S",
+    "TRAEFIK_FAMILIES",
+    "TRAEFIK_SERVICE_HEADER",
     "PodIdentity",
     "appmesh_cluster_name",
     "pod_name",
     "pod_template_hash",
     "podinfo_path_label",
     "sanitize_label_name",
+    "traefik_service_name",
 ]
 
 # -- ingress headers (set by the sandbox's Envoy gateway on requests it routes for an Ingress) ---------------
@@ -68,6 +76,15 @@ INGRESS_PATH_HEADER: Final = "x-canarist-ingress-path"
 NGINX_FAMILIES: Final = frozenset(
     {"nginx_ingress_controller_requests", "nginx_ingress_controller_response_duration_seconds"}
 )
+
+#: the Traefik service a request was sent to, as Traefik names it in its metrics
+#: (``<namespace>-<service>-<port>@kubernetescrd``: `traefik_service_name`). Its presence is what makes a
+#: request count for the Traefik series.
+TRAEFIK_SERVICE_HEADER: Final = "x-canarist-traefik-service"
+#: metric families Traefik exports (as ``prometheus_client`` names them: the counter without ``_total``).
+TRAEFIK_FAMILIES: Final = frozenset({"traefik_service_requests", "traefik_service_request_duration_seconds"})
+#: families a proxy exports, not the workload: they do not get the pod's identity labels.
+PROXY_FAMILIES: Final = NGINX_FAMILIES | TRAEFIK_FAMILIES
 
 # -- buckets ----------------------------------------------------------------------------------------------
 
@@ -127,6 +144,9 @@ LINKERD_LATENCY_BUCKETS_MS: Final = (
 #: ``http_request_duration_seconds`` and ingress-nginx's duration histograms use them.
 DEFAULT_BUCKETS_S: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
+#: Traefik's default buckets for its request-duration histograms, in seconds.
+TRAEFIK_DURATION_BUCKETS_S: Final = (0.1, 0.3, 1.2, 5.0)
+
 # -- names ------------------------------------------------------------------------------------------------
 
 #: podinfo's HTTP port (the App Mesh listener's port in the ingress cluster name).
@@ -147,6 +167,12 @@ def appmesh_cluster_name(deployment: str, namespace: str, port: int = APP_PORT) 
     """The App Mesh sidecar's local ingress cluster (``cds_ingress_<mesh>_<virtual node>_http_<port>``;
     the controller names the virtual node ``<name>_<namespace>``)."""
     return f"cds_ingress_{APPMESH_MESH}_{deployment}_{namespace}_http_{port}"
+
+
+def traefik_service_name(namespace: str, service: str, port: int | str) -> str:
+    """The name Traefik's Kubernetes CRD provider gives a Service port in its metrics:
+    ``test-podinfo-canary-80@kubernetescrd``."""
+    return f"{namespace}-{service}-{port}@kubernetescrd"
 
 
 def podinfo_path_label(route: str) -> str:

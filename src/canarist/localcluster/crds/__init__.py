@@ -8,6 +8,7 @@
 - ``appmesh``: appmesh.k8s.aws Mesh, VirtualNode, VirtualRouter, VirtualService, VirtualGateway, GatewayRoute
 - ``contour``: projectcontour.io HTTPProxy
 - ``gloo``: gloo.solo.io Upstream, gateway.solo.io RouteTable and VirtualService
+- ``traefik``: traefik.io IngressRoute and TraefikService
 
 Each call of `provider_crds` returns fresh copies, so callers may change them.
 """
@@ -18,7 +19,7 @@ import copy
 from collections.abc import Iterable
 from typing import Any
 
-from canarist.localcluster.crds import appmesh, contour, gatewayapi, gloo, smi
+from canarist.localcluster.crds import appmesh, contour, gatewayapi, gloo, smi, traefik
 from canarist.localcluster.istio import istio_crds
 
 Obj = dict[str, Any]
@@ -30,6 +31,7 @@ PROVIDER_CRDS: dict[str, list[Obj]] = {
     "appmesh": appmesh.CRDS,
     "contour": contour.CRDS,
     "gloo": gloo.CRDS,
+    "traefik": traefik.CRDS,
 }
 
 

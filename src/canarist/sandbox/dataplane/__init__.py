@@ -28,6 +28,7 @@ from canarist.sandbox.dataplane.gloo import GlooTranslator
 from canarist.sandbox.dataplane.istio import IstioTranslator
 from canarist.sandbox.dataplane.nginx import NginxTranslator
 from canarist.sandbox.dataplane.smi import SmiTranslator
+from canarist.sandbox.dataplane.traefik import TraefikTranslator
 
 __all__ = [
     "TRANSLATORS",
@@ -55,6 +56,7 @@ TRANSLATORS: list[Translator] = [
     ContourTranslator(),
     NginxTranslator(),
     GlooTranslator(),
+    TraefikTranslator(),
 ]
 
 
