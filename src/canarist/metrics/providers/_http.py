@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -128,7 +129,7 @@ class HttpClient:
             for value in [values] if isinstance(values, str) else values:
                 self.headers.append((name, value))
         self.headers.extend(headers)
-        self.ssl = not spec.insecure_skip_verify
+        self.ssl: ssl.SSLContext | bool = not spec.insecure_skip_verify
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         self.session = session
         self.clock: Clock = clock or time.time

@@ -17,6 +17,7 @@ from typing import Final
 from canarist.metrics.providers.base import MetricProvider, ProviderSpec, UnsupportedProviderError
 from canarist.metrics.providers.datadog import DatadogProvider
 from canarist.metrics.providers.dynatrace import DynatraceProvider
+from canarist.metrics.providers.externalmetrics import ExternalMetricsProvider
 from canarist.metrics.providers.graphite import GraphiteProvider
 from canarist.metrics.providers.influxdb import InfluxDBProvider
 from canarist.metrics.providers.newrelic import NewRelicProvider
@@ -52,6 +53,7 @@ _FACTORIES: dict[str, Factory] = {
     "graphite": lambda spec, secret: GraphiteProvider(spec, secret),
     "dynatrace": lambda spec, secret: DynatraceProvider(spec, secret),
     "splunk": lambda spec, secret: SplunkProvider(spec, secret),
+    "externalmetrics": lambda spec, secret: ExternalMetricsProvider(spec, secret),
 }
 
 
