@@ -22,9 +22,7 @@ Answer: an ``ExternalMetricValueList``; the value is the first item's ``value``,
 from __future__ import annotations
 
 import json
-import os
 import re
-import ssl
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -33,15 +31,15 @@ from urllib.parse import parse_qsl, quote
 import aiohttp
 from yarl import URL
 
-from canarist.metrics.providers._http import BODY_LIMIT, HttpClient, base_url, join, load_json
-from canarist.metrics.providers.base import NoValuesError, ProviderConfigError, ProviderSpec, QueryError
+from canarist.metrics.providers._http import BODY_LIMIT
+from canarist.metrics.providers._kube import SERVICE_ACCOUNT, ApiServer
+from canarist.metrics.providers.base import NoValuesError, ProviderSpec, QueryError
 from canarist.metrics.providers.prometheus import DEFAULT_TIMEOUT_SECONDS
 from canarist.metrics.template import collapse_whitespace
 
 __all__ = ["ExternalMetricsProvider", "parse_quantity"]
 
 GROUP_PATH = "/apis/external.metrics.k8s.io/v1beta1"
-SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 _SUFFIXES = {
     "Ki": Decimal(2) ** 10,
@@ -92,32 +90,11 @@ class ExternalMetricsProvider:
         session: aiohttp.ClientSession | None = None,
         service_account: Path = SERVICE_ACCOUNT,
     ) -> None:
-        self._token_file: Path | None = None
-        token = (secret or {}).get("token", "")
-        if spec.address:
-            base = base_url("externalmetrics", spec.address)
-        else:
-            host, port = (
-                os.environ.get("KUBERNETES_SERVICE_HOST", ""),
-                os.environ.get("KUBERNETES_SERVICE_PORT"),
-            )
-            if not host:
-                raise ProviderConfigError(
-                    "externalmetrics address is not set and not running in a cluster (KUBERNETES_SERVICE_HOST)"
-                )
-            host = f"[{host}]" if ":" in host else host
-            base = URL(f"https://{host}:{port or '443'}")
-            if not token:
-                self._token_file = service_account / "token"
-        self.address = str(base)
-        self._base = join(base, GROUP_PATH)
-        headers = [("Accept", "application/json")]
-        if token:
-            headers.append(("Authorization", f"Bearer {token}"))
-        self._http = HttpClient(spec, headers, timeout=timeout, session=session)
-        ca = service_account / "ca.crt"
-        if not spec.address and not spec.insecure_skip_verify and ca.exists():
-            self._http.ssl = ssl.create_default_context(cafile=str(ca))
+        self._api = ApiServer(
+            "externalmetrics", spec, secret, timeout=timeout, session=session, service_account=service_account
+        )
+        self.address = str(self._api.base)
+        self._base = self._api.url(GROUP_PATH)
 
     def url_for(self, q: str) -> URL:
         """The URL sent for query ``q``."""
@@ -138,16 +115,8 @@ class ExternalMetricsProvider:
             url += "?labelSelector=" + quote(params[-1][1], safe="")
         return URL(url, encoded=True)
 
-    def _auth(self) -> list[tuple[str, str]]:
-        if self._token_file is None:
-            return []
-        try:
-            return [("Authorization", f"Bearer {self._token_file.read_text().strip()}")]
-        except OSError as err:
-            raise QueryError(f"cannot read the service account token: {err}") from err
-
     async def _get(self, url: URL) -> object:
-        return load_json(await self._http.request("GET", url, headers=self._auth()))
+        return await self._api.request("GET", url)
 
     async def query(self, q: str) -> float:
         answer = await self._get(self.url_for(q))
