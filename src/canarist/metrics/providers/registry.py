@@ -20,6 +20,7 @@ from canarist.metrics.providers.dynatrace import DynatraceProvider
 from canarist.metrics.providers.externalmetrics import ExternalMetricsProvider
 from canarist.metrics.providers.graphite import GraphiteProvider
 from canarist.metrics.providers.influxdb import InfluxDBProvider
+from canarist.metrics.providers.keptn import KeptnProvider
 from canarist.metrics.providers.newrelic import NewRelicProvider
 from canarist.metrics.providers.prometheus import PrometheusProvider
 from canarist.metrics.providers.splunk import SplunkProvider
@@ -54,6 +55,7 @@ _FACTORIES: dict[str, Factory] = {
     "dynatrace": lambda spec, secret: DynatraceProvider(spec, secret),
     "splunk": lambda spec, secret: SplunkProvider(spec, secret),
     "externalmetrics": lambda spec, secret: ExternalMetricsProvider(spec, secret),
+    "keptn": lambda spec, secret: KeptnProvider(spec, secret),
 }
 
 
