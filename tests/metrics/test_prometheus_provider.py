@@ -159,8 +159,8 @@ def test_registry() -> None:
     assert isinstance(
         create_provider(ProviderSpec(type="prometheus", address="http://127.0.0.1:9")), PrometheusProvider
     )
-    with pytest.raises(UnsupportedProviderError, match="provider type cloudwatch is not supported yet"):
-        create_provider(ProviderSpec(type="cloudwatch", address="http://127.0.0.1:9"))
+    with pytest.raises(UnsupportedProviderError, match="provider type stackdriver is not supported yet"):
+        create_provider(ProviderSpec(type="stackdriver", address="http://127.0.0.1:9"))
 
 
 def test_unknown_type_falls_back_to_prometheus_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:

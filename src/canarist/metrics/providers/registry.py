@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Final
 
 from canarist.metrics.providers.base import MetricProvider, ProviderSpec, UnsupportedProviderError
+from canarist.metrics.providers.cloudwatch import CloudWatchProvider
 from canarist.metrics.providers.datadog import DatadogProvider
 from canarist.metrics.providers.dynatrace import DynatraceProvider
 from canarist.metrics.providers.externalmetrics import ExternalMetricsProvider
@@ -56,6 +57,7 @@ _FACTORIES: dict[str, Factory] = {
     "splunk": lambda spec, secret: SplunkProvider(spec, secret),
     "externalmetrics": lambda spec, secret: ExternalMetricsProvider(spec, secret),
     "keptn": lambda spec, secret: KeptnProvider(spec, secret),
+    "cloudwatch": lambda spec, secret: CloudWatchProvider(spec, secret),
 }
 
 
