@@ -182,3 +182,53 @@ async def test_the_viewer_role_grants_every_read_command_and_nothing_more(
         ("", "events", "list"),
         ("flagger.app", "canaries", "get"),
     } <= used
+
+
+async def _answer_commands(cluster: Cluster) -> None:
+    """Stand in for the operator: mark every new CanaryCommand Applied (the CLI waits for that)."""
+    from canarist.kube import resources as kinds
+
+    while True:
+        listed = await cluster.client.list(kinds.CANARY_COMMAND, namespace=NAMESPACE)
+        for obj in listed.items:
+            if not (obj.get("status") or {}).get("phase"):
+                obj["status"] = {"phase": "Applied", "message": "held at weight 0 until resumed"}
+                await cluster.client.replace_status(obj, kind=kinds.CANARY_COMMAND)
+        await asyncio.sleep(0.05)
+
+
+async def test_the_release_operator_role_grants_the_commands_and_the_viewer_role_does_not(
+    proxied: tuple[Cluster, Proxy],
+) -> None:
+    cluster, proxy = proxied
+    answering = asyncio.create_task(_answer_commands(cluster))
+    try:
+        code, output = await run(
+            proxy, "pause", "podinfo", "-n", NAMESPACE, "--reason", "a look at the dashboards"
+        )
+        assert code == 0, output
+        assert "podinfo.test: pause applied: held at weight 0 until resumed" in output
+    finally:
+        answering.cancel()
+    for argv in (
+        ("set-weight", "podinfo", "30", "-n", NAMESPACE, "--no-wait"),
+        ("promote", "podinfo", "-n", NAMESPACE, "--force", "--no-wait"),
+        ("abort", "podinfo", "-n", NAMESPACE, "--no-wait"),
+    ):
+        code, output = await run(proxy, *argv)
+        assert code == 0, (argv, output)
+
+    roles = load_roles(PEOPLE_YAML)
+    releaser, viewer = roles["ClusterRole/canarist-release-operator"], roles["ClusterRole/canarist-viewer"]
+    refused = [
+        r for r in proxy.requests if not releaser.allows(r.group, r.resource, r.verb, r.namespace, r.name)
+    ]
+    assert refused == [], f"canarist-release-operator does not grant: {refused}"
+    used = {(r.group, r.resource, r.verb) for r in proxy.requests}
+    assert ("canarist.dev", "canarycommands", "create") in used
+    assert ("canarist.dev", "canarycommands", "watch") in used  # waiting for the operator's answer
+    assert ("authentication.k8s.io", "selfsubjectreviews", "create") in used  # who asks
+    # the viewer cannot send a command
+    assert not viewer.allows("canarist.dev", "canarycommands", "create", NAMESPACE, "")
+    # everything the viewer may do, the release operator may do too
+    assert viewer.grants() <= releaser.grants()

@@ -49,7 +49,12 @@ def test_committed_crds_are_canarist_crds_output() -> None:
     committed = (OPERATOR_BASE / "crds.yaml").read_text()
     assert committed == done.stdout, "deploy/base/operator/crds.yaml is stale: run deploy/generate.sh"
     names = sorted(d["metadata"]["name"] for d in documents(committed))
-    assert names == ["alertproviders.flagger.app", "canaries.flagger.app", "metrictemplates.flagger.app"]
+    assert names == [
+        "alertproviders.flagger.app",
+        "canaries.flagger.app",
+        "canarycommands.canarist.dev",
+        "metrictemplates.flagger.app",
+    ]
 
 
 def test_install_yaml_is_the_rendered_istio_overlay() -> None:
@@ -67,10 +72,12 @@ def test_install_contents(install: list[dict[str, Any]]) -> None:
     kinds = sorted(f"{d['kind']}/{d['metadata']['name']}" for d in install)
     assert kinds == [
         "ClusterRole/canarist",
+        "ClusterRole/canarist-release-operator",
         "ClusterRole/canarist-viewer",
         "ClusterRoleBinding/canarist",
         "CustomResourceDefinition/alertproviders.flagger.app",
         "CustomResourceDefinition/canaries.flagger.app",
+        "CustomResourceDefinition/canarycommands.canarist.dev",
         "CustomResourceDefinition/metrictemplates.flagger.app",
         "Deployment/canarist",
         "Deployment/flagger-loadtester",
@@ -198,7 +205,12 @@ def test_install_yaml_applies_to_the_local_control_plane(local_cluster: LocalClu
     )
     assert replicas.stdout == "2"
     crds = local_cluster.kubectl("get", "crd", "-o", "name", check=True).stdout.split()
-    for name in ("canaries.flagger.app", "metrictemplates.flagger.app", "alertproviders.flagger.app"):
+    for name in (
+        "canaries.flagger.app",
+        "metrictemplates.flagger.app",
+        "alertproviders.flagger.app",
+        "canarycommands.canarist.dev",
+    ):
         assert f"customresourcedefinition.apiextensions.k8s.io/{name}" in crds
     # The CRDs serve: a Canary can be created in the new namespace.
     canary = (

@@ -11,7 +11,7 @@ from canarist.api.crds import crds_yaml
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "crds",
-        help="print the Canary, MetricTemplate and AlertProvider CRDs as YAML",
+        help="print the Canary, MetricTemplate, AlertProvider and CanaryCommand CRDs as YAML",
         description="Print the three flagger.app CustomResourceDefinitions as a multi-document YAML stream, "
         "e.g. `canarist crds | kubectl apply -f -`.",
     )

@@ -14,8 +14,8 @@ from typing import Any
 
 __all__ = [
     "ALERT_PROVIDER",
-    "CANARY_COMMAND",
     "CANARY",
+    "CANARY_COMMAND",
     "CONFIG_MAP",
     "CUSTOM_RESOURCE_DEFINITION",
     "DAEMON_SET",

@@ -15,6 +15,7 @@ Warning, and retried on the next tick.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from canarist.kube.cache import ObjectCache
 from canarist.kube.client import KubeClient
 from canarist.kube.events import EventRecorder
 from canarist.kube.resources import ResourceKind
+from canarist.operator import commands
 from canarist.operator.checks import CheckRunner
 from canarist.operator.executor import ActionFailed, Executor
 from canarist.operator.finalizer import FINALIZER, Finalizer, is_deleting
@@ -53,6 +55,7 @@ BASE_KINDS: tuple[ResourceKind, ...] = (
     kinds.CANARY,
     kinds.METRIC_TEMPLATE,
     kinds.ALERT_PROVIDER,
+    kinds.CANARY_COMMAND,
     *(record.resource for record in TARGETS.values()),
     kinds.HORIZONTAL_POD_AUTOSCALER,
     kinds.SERVICE,
@@ -152,6 +155,7 @@ class Controller:
         self._housekeeping: asyncio.Task[None] | None = None
         self._stopping: set[asyncio.Task[None]] = set()
         cache.add_index(kinds.CANARY, BY_TARGET, canary_target_keys)
+        cache.add_index(kinds.CANARY_COMMAND, commands.BY_CANARY, commands.canary_key)
         for kind in WORKLOAD_KINDS:
             cache.add_index(kind, BY_CONFIG, workload_config_keys)
 
@@ -188,6 +192,7 @@ class Controller:
         """Begin acting (called when this replica leads, or at once without leader election)."""
         self._running = True
         self.cache.add_handler(kinds.CANARY, self._on_canary)
+        self.cache.add_handler(kinds.CANARY_COMMAND, self._on_command)
         for kind in (*WORKLOAD_KINDS, kinds.SERVICE):
             self.cache.add_handler(kind, self._on_workload)
         for kind in (kinds.CONFIG_MAP, kinds.SECRET):
@@ -237,6 +242,16 @@ class Controller:
             or meta.get("deletionTimestamp")
         ):
             state.worker.wake()
+
+    def _on_command(self, event_type: str, obj: Obj, old: Obj | None) -> None:
+        """A new CanaryCommand wakes the canary it names (its status writes do not: they are ours)."""
+        if not self._running or event_type != "ADDED":
+            return
+        for key in commands.canary_key(obj):
+            namespace, _, name = key.partition("/")
+            state = self._canaries.get((namespace, name))
+            if state is not None:
+                state.worker.wake()
 
     def _tick_for(self, key: CanaryKey) -> Callable[[], Awaitable[TickOutcome]]:
         async def tick() -> TickOutcome:
@@ -350,13 +365,24 @@ class Controller:
             )
         started = self._clock()
         observed = observe(canary, self.cache, self._settings, started, state.last_paced_at)
+        pending = commands.pending_objects(self.cache, namespace, canary.metadata.name or "")
+        if pending:
+            observation = dataclasses.replace(
+                observed.observation, commands=tuple(commands.command_of(o) for o in pending)
+            )
+            observed = dataclasses.replace(observed, observation=observation)
         if state.reported is not None or _blocked(obj):
             canary = await self._clear(canary, state)
         decision = await self._decide(canary, observed)
+        written = canary
         try:
-            await self.executor.apply(canary, observed, decision.actions)
+            written = await self.executor.apply(canary, observed, decision.actions)
         except ActionFailed as error:
             await self.executor.event(canary, "Warning", str(error), canary.status.phase or "")
+        if pending:
+            # only what the Canary's status records as consumed (written, or found there from before)
+            records = [c.to_dict() for c in written.status.commands]
+            await commands.finish(self.executor.client, records, pending)
         elapsed = (self._clock() - started).total_seconds()
         if decision.paced:
             state.last_paced_at = started

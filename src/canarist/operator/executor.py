@@ -125,6 +125,11 @@ class Executor:
         self._outbox = outbox
         self._new_id = new_id
 
+    @property
+    def client(self) -> KubeClient:
+        """The API client the executor writes with (the runtime commands' status goes through it too)."""
+        return self._client
+
     async def apply(self, canary: Canary, observed: Observed, actions: tuple[Action, ...]) -> Canary:
         """Apply ``actions`` in order; returns the canary as it stands after the status write."""
         ctx = TickContext(canary, observed, canary.status.phase or "")

@@ -32,7 +32,13 @@ from canarist.routers import registry as routers
 log = logging.getLogger("canarist")
 
 LEASE_NAME = "flagger-leader-election"
-FLAGGER_CRDS = ("canaries.flagger.app", "metrictemplates.flagger.app", "alertproviders.flagger.app")
+#: the CRDs the operator refuses to start without: the three flagger.app kinds and canarist.dev's commands.
+FLAGGER_CRDS = (
+    "canaries.flagger.app",
+    "metrictemplates.flagger.app",
+    "alertproviders.flagger.app",
+    "canarycommands.canarist.dev",
+)
 #: operator flags that only some routers read: (setting, its default, the flag's name).
 ROUTER_SETTINGS = (
     ("ingress_class", "", "-ingress-class"),
