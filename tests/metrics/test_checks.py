@@ -337,9 +337,10 @@ async def test_template_errors(capture_server: Any) -> None:
     assert bad_secret.message.startswith(
         "Metric template tpl.shared provider prometheus error: secret must contain"
     )
-    unsupported = await check(template("up", "https://api.datadoghq.com", ptype="datadog"))
-    assert unsupported.message == (
-        "Metric template tpl.shared provider datadog error: provider type datadog is not supported yet"
+    unconfigured = await check(template("up", "https://api.datadoghq.com", ptype="datadog"))
+    assert unconfigured.message == (
+        "Metric template tpl.shared provider datadog error: datadog provider needs a secretRef with "
+        "datadog_api_key, datadog_application_key"
     )
     render = await check(template("{{ variables.region }}", srv.url))
     assert render.message == (

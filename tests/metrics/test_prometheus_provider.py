@@ -12,13 +12,14 @@ import pytest
 
 from canarist.metrics.builtin import REQUEST_DURATION, REQUEST_SUCCESS_RATE, builtin_query, observer_for
 from canarist.metrics.providers import (
+    FLAGGER_PROVIDER_TYPES,
     NoValuesError,
     PrometheusProvider,
     ProviderConfigError,
     ProviderSpec,
     QueryError,
-    UnsupportedProviderError,
     create_provider,
+    supported_types,
 )
 from canarist.metrics.template import TemplateModel
 from tests.fixtures.demo_app import load, requests_in_window, slowest_bucket_edge
@@ -159,8 +160,7 @@ def test_registry() -> None:
     assert isinstance(
         create_provider(ProviderSpec(type="prometheus", address="http://127.0.0.1:9")), PrometheusProvider
     )
-    with pytest.raises(UnsupportedProviderError, match="provider type stackdriver is not supported yet"):
-        create_provider(ProviderSpec(type="stackdriver", address="http://127.0.0.1:9"))
+    assert supported_types() == sorted(FLAGGER_PROVIDER_TYPES)  # every Flagger type has an implementation
 
 
 def test_unknown_type_falls_back_to_prometheus_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:

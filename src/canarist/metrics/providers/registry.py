@@ -3,9 +3,9 @@
 Unknown types: Flagger's factory silently builds a Prometheus provider for any type it does not know. The
 CRD's enum rejects unknown types on a validating API server, so this only happens with a hand-installed
 CRD. canarist keeps the fallback (a drop-in must not start failing analyses that pass under Flagger) but
-logs a warning naming the type. Types that Flagger implements and canarist does not yet (datadog,
-cloudwatch...) raise :class:`UnsupportedProviderError`: a check using them fails with a clear message
-instead of querying the wrong backend.
+logs a warning naming the type. Every type Flagger implements has a factory here; a Flagger type without
+one (should one be removed) raises :class:`UnsupportedProviderError`, so that a check using it fails with a
+clear message instead of querying the wrong backend.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from canarist.metrics.providers.keptn import KeptnProvider
 from canarist.metrics.providers.newrelic import NewRelicProvider
 from canarist.metrics.providers.prometheus import PrometheusProvider
 from canarist.metrics.providers.splunk import SplunkProvider
+from canarist.metrics.providers.stackdriver import StackdriverProvider
 
 __all__ = ["FLAGGER_PROVIDER_TYPES", "create_provider", "register", "supported_types"]
 
@@ -58,6 +59,7 @@ _FACTORIES: dict[str, Factory] = {
     "externalmetrics": lambda spec, secret: ExternalMetricsProvider(spec, secret),
     "keptn": lambda spec, secret: KeptnProvider(spec, secret),
     "cloudwatch": lambda spec, secret: CloudWatchProvider(spec, secret),
+    "stackdriver": lambda spec, secret: StackdriverProvider(spec, secret),
 }
 
 
