@@ -106,6 +106,7 @@ async def test_pause_survives_a_gitops_reapply_resume_finishes_and_a_wrong_phase
     assert (status["phase"], status["canaryWeight"]) == ("Progressing", held)
     assert status["hold"]["action"] == "pause"
     assert status["hold"]["reason"] == "checking the EU dashboards"
+    assert status["hold"]["requestedBy"] == "localcluster-admin"  # the SelfSubjectReview's answer
     assert "wait" not in status  # the progress deadline does not run while a person holds the run
 
     code, out, err = await cli(world, "resume", "podinfo")

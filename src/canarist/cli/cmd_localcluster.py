@@ -56,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="append",
         default=[],
         metavar="VERB:CODE:RATE",
-        help="answer CODE (409, 429, 500, 503) to a fraction RATE of VERB requests, e.g. patch:409:0.2; repeatable",
+        help="answer CODE (403, 409, 429, 500, 503) to a fraction RATE of VERB requests, e.g. patch:409:0.2; repeatable",
     )
     faults.add_argument(
         "--drop-watch-after-events", type=int, default=None, help="end watch streams after N events"

@@ -18,7 +18,7 @@ from canarist.localcluster.crds import provider_crds, provider_names
 from canarist.localcluster.faults import Faults
 from canarist.localcluster.istio import istio_crds
 from canarist.localcluster.podlogs import PODS, PodLogs
-from canarist.localcluster.server import HttpFrontend
+from canarist.localcluster.server import LOCAL_TOKEN, HttpFrontend
 from canarist.localcluster.store import WatchEvent
 
 T = TypeVar("T")
@@ -171,7 +171,7 @@ class LocalCluster:
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": CONTEXT_NAME, "cluster": {"server": self.url}}],
-            "users": [{"name": CONTEXT_NAME, "user": {"token": "canarist-localcluster"}}],
+            "users": [{"name": CONTEXT_NAME, "user": {"token": LOCAL_TOKEN}}],
             "contexts": [
                 {
                     "name": CONTEXT_NAME,

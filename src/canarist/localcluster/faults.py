@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
-FAULT_CODES = (409, 429, 500, 503)
+FAULT_CODES = (403, 409, 429, 500, 503)
 
 
 @dataclass
@@ -128,6 +128,7 @@ def parse_error_spec(spec: str) -> ErrorRule:
 
 
 FAULT_STATUS: dict[int, tuple[str, str]] = {
+    403: ("Forbidden", "forbidden: the user may not do this (localcluster fault injection)"),
     409: ("Conflict", "Operation cannot be fulfilled: injected conflict (localcluster fault injection)"),
     429: ("TooManyRequests", "Too many requests, please try again later (localcluster fault injection)"),
     500: ("InternalError", "Internal error occurred: injected failure (localcluster fault injection)"),

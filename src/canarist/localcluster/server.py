@@ -40,6 +40,10 @@ KUBE_VERSION = {
     "platform": "linux/amd64",
 }
 EXTENSION_PREFIX = "localcluster.canarist.dev"
+SELF_SUBJECT_REVIEW_PATH = ["apis", "authentication.k8s.io", "v1", "selfsubjectreviews"]
+#: the token of the kubeconfig the local control plane writes, and the user it stands for
+LOCAL_TOKEN = "canarist-localcluster"
+LOCAL_USER = "localcluster-admin"
 JSON_TYPE = "application/json"
 _LIVENESS_TICK = 1.0  # seconds between checks that an idle watch's client is still connected
 
@@ -125,6 +129,8 @@ class HttpFrontend:
             return self._openapi(request, segments[1:])
         if head == EXTENSION_PREFIX:
             return await self._extension(request, segments[1:])
+        if segments == SELF_SUBJECT_REVIEW_PATH and request.method == "POST":
+            return self._self_subject_review(request)
         if head == "api":
             if len(segments) == 1:
                 return json_response(self._api_versions(request))
@@ -146,6 +152,23 @@ class HttpFrontend:
         if not rest:
             return json_response(self._resource_list(group, version))
         return await self._resource(request, group, version, rest)
+
+    def _self_subject_review(self, request: web.Request) -> web.StreamResponse:
+        """``POST /apis/authentication.k8s.io/v1/selfsubjectreviews``: who the caller is. The local control
+        plane authorizes everyone; it names the caller of its own kubeconfig's token (and anyone else by
+        their bearer token) so that the audit trail of a command says who sent it."""
+        header = request.headers.get("Authorization", "")
+        token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+        username = LOCAL_USER if token in ("", LOCAL_TOKEN) else f"token:{token[:8]}"
+        review = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "SelfSubjectReview",
+            "metadata": {"creationTimestamp": None},
+            "status": {
+                "userInfo": {"username": username, "groups": ["system:masters", "system:authenticated"]}
+            },
+        }
+        return json_response(review, status=201)
 
     def _unknown_path(self) -> ApiError:
         return ApiError(404, "NotFound", "the server could not find the requested resource")
