@@ -186,6 +186,11 @@ class CanaryMetric(FlaggerModel):
     min_samples: MinSamples | None = field(
         description="canarist: fewer samples than count make the metric's value count as no data"
     )
+    dry_run: bool = field(
+        False,
+        description="canarist: evaluated and recorded like any metric, but never fails, holds or ends a run "
+        "(a Normal event says what it would have done)",
+    )
 
     def no_data_policy(self) -> str:
         """``noData``: ``fail`` (the default, Flagger's behaviour) or ``hold``."""
@@ -428,7 +433,8 @@ class LedgerEntry(FlaggerModel):
     iteration are the step in force when it was asked; result is value, noData or error; verdict pass or
     fail. A metric adds value (in unit), min/max (the accepted range), query and provider (type and
     address); a webhook adds url, httpStatus and body (an excerpt of the answer). message is the event
-    text of a failure. Text fields are bounded; credentials are never recorded.
+    text of a failure. dryRun marks the answer of a dry-run metric. Text fields are bounded; credentials
+    are never recorded.
     """
 
     at: str | None = field(crd=_DATE_TIME)
@@ -450,6 +456,9 @@ class LedgerEntry(FlaggerModel):
     body: str = field("")
     duration_seconds: float | None = field()
     message: str = field("")
+    dry_run: bool = field(
+        False, description="canarist: a dry-run metric's answer (recorded, never failed nor held the run)"
+    )
 
 
 class LedgerSummary(FlaggerModel):

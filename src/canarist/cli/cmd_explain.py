@@ -175,7 +175,7 @@ def header(canary: Canary, book: Ledger) -> list[str]:
         )
         running = phase in ("Progressing", "Waiting", "WaitingPromotion", "Promoting", "Finalising")
         failed = f" ({status.failed_checks} of {threshold} failed checks)" if running else ""
-        last = next((e for e in reversed(book.entries) if e.failed), None)
+        last = next((e for e in reversed(book.entries) if e.decisive), None)
         detail = f" — last failure {evidence_line(last)}" if last is not None and running else ""
         lines.append(f"{canary.key}: {phase}{step if running else ''}{detail}{failed}")
         if last is not None and running:
@@ -206,7 +206,9 @@ def _run_line(book: Ledger) -> str:
     if not book.active:
         return "no decision ledger yet (no run under canarist since this canary was created)"
     answered = sum(s.count for s in book.summary)
-    failed = sum(s.failures for s in book.summary)
+    dry = dry_run_checks(book)
+    failed = sum(s.failures for s in book.summary if s.key not in dry)
+    failed_dry = sum(s.failures for s in book.summary if s.key in dry)
     started = parse_time(book.started_at)
     parts = [f"revision {book.revision or '?'}"]
     if started is not None:
@@ -214,11 +216,18 @@ def _run_line(book: Ledger) -> str:
     ended = parse_time(book.end.at) if book.end is not None else None
     if started is not None and ended is not None:
         parts.append(f"ended after {_duration((ended - started).total_seconds())}")
-    return ", ".join(parts) + f"; {answered} checks, {failed} failed"
+    dry_failures = f", {failed_dry} failed dry-run" if failed_dry else ""
+    return ", ".join(parts) + f"; {answered} checks, {failed} failed{dry_failures}"
+
+
+def dry_run_checks(book: Ledger) -> set[tuple[str, str, str]]:
+    """The checks of the run answered as dry-run metrics (their failures never counted for the run)."""
+    return {(e.kind, e.type, e.check) for e in book.entries if e.dry_run}
 
 
 def _mark(entry: Entry) -> str:
-    return ("✗ " if entry.failed else "✓ ") + evidence_line(entry)
+    dry_run = " (dry-run)" if entry.dry_run else ""
+    return ("✗ " if entry.failed else "✓ ") + evidence_line(entry) + dry_run
 
 
 def timeline(book: Ledger, events: Sequence[RunEvent]) -> list[str]:
@@ -261,8 +270,11 @@ def _wrap(prefix: str, marks: list[str]) -> str:
 
 def summary(book: Ledger) -> list[str]:
     lines = []
+    dry = dry_run_checks(book)
     for s in book.summary:
         name = s.check if s.kind == "metric" else f"{s.check} ({s.type or 'rollout'})"
+        if s.key in dry:
+            name += " (dry-run)"
         fresh = s.last_value is not None and s.last_result == "value"
         value = f"{number(s.last_value)}{s.unit} " if fresh and s.last_value is not None else ""
         outcome = {"noData": "no data ", "error": "error "}.get(s.last_result, "")

@@ -609,14 +609,22 @@ def _pre_rollout(t: Tick) -> Outcome:
 def _run_analysis(t: Tick) -> Outcome:
     """Step 25, later ticks: rollout hooks, then metrics; the first check that does not pass stops the
     analysis. A metric without data fails (``noData: fail``, Flagger's) or holds the step (``hold``); a
-    metric whose provider errs holds it, up to ``maxProviderErrors`` in a row."""
+    metric whose provider errs holds it, up to ``maxProviderErrors`` in a row. A dry-run metric is asked
+    and recorded like the others, but never stops the analysis: a Normal event says what it would have
+    done."""
     for hook in checks.webhooks(t.canary, WebhookType.ROLLOUT):
         result = t.ask(checks.webhook_check(hook, Phase.PROGRESSING))
         if not result.passed:
             t.warn(messages.external_check_failed(t.key, hook.name, result.message))
             return FAIL
     for metric in checks.metrics(t.canary):
-        result = t.ask(checks.metric_check(metric))
+        check = checks.metric_check(metric)
+        result = t.ask(check)
+        if metric.dry_run:
+            t.status.ledger.mark_dry_run(check)
+            if not result.passed:
+                t.event(_dry_run_message(t, metric, result))
+            continue
         if result.passed:
             continue
         if result.outcome == "error":
@@ -626,6 +634,16 @@ def _run_analysis(t: Tick) -> Outcome:
         t.warn(result.message or messages.metric_no_data(metric.name))
         return FAIL
     return PASS
+
+
+def _dry_run_message(t: Tick, metric: CanaryMetric, result: CheckResult) -> str:
+    """What a dry-run metric that did not pass would have done to the step."""
+    if result.outcome == "error":
+        return messages.dry_run_provider_error(t.key, metric.name, result.message)
+    message = result.message or messages.metric_no_data(metric.name)
+    if result.outcome == "no_data" and metric.no_data_policy() == "hold":
+        return messages.dry_run_held_for_data(t.key, metric.name, message)
+    return messages.dry_run_halted(t.key, metric.name, message)
 
 
 def _hold_for_data(t: Tick, metric: CanaryMetric) -> Outcome:

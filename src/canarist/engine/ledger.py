@@ -130,10 +130,17 @@ class Entry:
     body: str = ""
     duration_seconds: float | None = None
     message: str = ""
+    #: the answer of a dry-run metric (``dryRun: true``): recorded, but it never fails nor holds the run
+    dry_run: bool = False
 
     @property
     def failed(self) -> bool:
         return self.verdict == "fail"
+
+    @property
+    def decisive(self) -> bool:
+        """A failure that counted for the run (a dry-run metric's failure never does)."""
+        return self.failed and not self.dry_run
 
     @classmethod
     def of(cls, model: LedgerEntry) -> Entry:
@@ -157,6 +164,7 @@ class Entry:
             body=model.body,
             duration_seconds=model.duration_seconds,
             message=model.message,
+            dry_run=model.dry_run,
         )
 
     def render(self) -> dict[str, Any]:
@@ -184,6 +192,8 @@ class Entry:
             "message": self.message,
         }
         out.update({k: v for k, v in optional.items() if v is not None and v != ""})
+        if self.dry_run:
+            out["dryRun"] = True
         return out
 
     def same_answer(self, other: Entry) -> bool:
@@ -408,9 +418,18 @@ class Ledger:
         """The last failed check of the run still in the ledger (a rollback hook that asked for the
         rollback counts: it is the reason)."""
         for entry in reversed(self.entries):
-            if entry.failed or (entry.type == "rollback" and entry.verdict == "pass"):
+            if entry.decisive or (entry.type == "rollback" and entry.verdict == "pass"):
                 return entry
         return None
+
+    def mark_dry_run(self, check: Check) -> None:
+        """The last answer to ``check`` (just recorded) came from a dry-run metric: say so in its entry."""
+        for index in range(len(self.entries) - 1, -1, -1):
+            entry = self.entries[index]
+            if (entry.kind, entry.type, entry.check) == (check.kind, check.webhook_type, check.name):
+                if not entry.dry_run:
+                    self.entries[index] = replace(entry, dry_run=True)
+                return
 
     def finish(
         self,
@@ -445,7 +464,7 @@ class Ledger:
     def last_answer(self, check: str) -> Entry | None:
         """The last entry of ``check`` that did not pass (a held metric, a closed gate, an error)."""
         for entry in reversed(self.entries):
-            if entry.check == check and entry.failed:
+            if entry.check == check and entry.decisive:
                 return entry
         return None
 

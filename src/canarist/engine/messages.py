@@ -275,6 +275,38 @@ def primary_deadline(reason: str, seconds: int) -> str:
     return f"{reason} (progress deadline of {seconds}s exceeded)"
 
 
+# ---------------------------------------------------------------------------------------------- canarist: dry-run metrics
+
+
+def _dry_run_detail(key: str, message: str) -> str:
+    """A metric's failure text without its "Halt <key> advancement" lead (the dry-run event says it)."""
+    for lead in (f"Halt {key} advancement ", "Halt advancement "):
+        if message.startswith(lead):
+            return message[len(lead) :]
+    return message
+
+
+def dry_run_halted(key: str, metric: str, message: str) -> str:
+    """canarist: a dry-run metric failed (or had no data, ``noData: fail``): a failed check, had it counted.
+
+    >>> dry_run_halted("podinfo.test", "request-duration",
+    ...                "Halt podinfo.test advancement request duration 612ms > 500ms")
+    'Dry-run metric request-duration would have halted podinfo.test advancement: request duration 612ms > 500ms'
+    """
+    return f"Dry-run metric {metric} would have halted {key} advancement: {_dry_run_detail(key, message)}"
+
+
+def dry_run_held_for_data(key: str, metric: str, message: str) -> str:
+    """canarist: a dry-run ``noData: hold`` metric had no data: the step would have waited for it."""
+    detail = _dry_run_detail(key, message)
+    return f"Dry-run metric {metric} would have held {key} advancement for data (noData: hold): {detail}"
+
+
+def dry_run_provider_error(key: str, metric: str, error: str) -> str:
+    """canarist: a dry-run metric's provider erred: the step would have waited (ProviderErrors)."""
+    return f"Dry-run metric {metric} would have held {key} advancement on a provider error: {error}"
+
+
 # ---------------------------------------------------------------------------------------------- hooks the runtime runs
 
 
