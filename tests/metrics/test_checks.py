@@ -432,3 +432,22 @@ async def test_checks_against_real_prometheus(prometheus_server: Any, demo_app_f
     slowest = slowest_bucket_edge(app)
     assert 50 <= slow.value <= slowest, (slow.value, slowest)
     assert slow.message == f"Halt checked.test advancement request duration {int(slow.value)}ms > 20ms"
+
+
+async def test_the_metric_interval_is_the_window_of_a_time_range_provider(capture_server: Any) -> None:
+    """Datadog queries the last ten metric intervals: the metric's ``interval`` reaches the provider."""
+    body = json.dumps({"status": "ok", "series": [{"metric": "m", "pointlist": [[1.0, 0.5]]}]})
+    srv = await capture_server(bodies=[body, body])
+    tpl = template("sum:errors{service:podinfo}", srv.url, ptype="datadog", secret="dd")
+    keys = {"datadog_api_key": b"api", "datadog_application_key": b"app"}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "data": {k: base64.b64encode(v).decode() for k, v in keys.items()},
+    }
+    for interval in ("2m", "30s"):
+        m = metric(name="errors", templateRef={"name": "tpl"}, interval=interval, thresholdRange={"max": 1})
+        result = await evaluate_metric(canary(), m, metrics_server="", template=tpl, secret=secret)
+        assert (result.ok, result.value) == (True, 0.5), result
+    windows = [int(r.query["to"]) - int(r.query["from"]) for r in srv.requests]
+    assert windows == [1200, 300]

@@ -222,10 +222,11 @@ async def evaluate_metric(
     return _failed(NO_USABLE_METRIC, severity="error")
 
 
-def provider_spec(template: MetricTemplate) -> ProviderSpec:
-    """A MetricTemplate's ``spec.provider`` as the providers take it."""
+def provider_spec(template: MetricTemplate, interval: str = "") -> ProviderSpec:
+    """A MetricTemplate's ``spec.provider`` as the providers take it, with the metric's ``interval``."""
     provider = template.spec.provider
     return ProviderSpec(
+        interval=interval,
         type=provider.type,
         address=provider.address,
         headers=dict(provider.headers),
@@ -385,7 +386,7 @@ async def _template_check(
             return _failed(
                 f"Metric template {where} secret {provider.secret_ref.name} error: {err}", severity="error"
             )
-    spec = provider_spec(template)
+    spec = provider_spec(template, metric.interval or "")
     try:
         client = provider_factory(spec, credentials)
     except ProviderConfigError as err:

@@ -76,6 +76,9 @@ class ProviderSpec:
     secret_name: str = ""
     region: str = ""
     insecure_skip_verify: bool = False
+    #: the metric's ``interval`` (``1m``): the window of the providers that query a time range (Datadog,
+    #: New Relic, Dynatrace, Splunk, CloudWatch); empty for their default
+    interval: str = ""
 
 
 def secret_data(secret: Mapping[str, Any]) -> dict[str, str]:

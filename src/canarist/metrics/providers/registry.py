@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Final
 
+from canarist.metrics.providers._http import DEFAULT_INTERVAL
 from canarist.metrics.providers.base import MetricProvider, ProviderSpec, UnsupportedProviderError
 from canarist.metrics.providers.cloudwatch import CloudWatchProvider
 from canarist.metrics.providers.datadog import DatadogProvider
@@ -48,17 +49,23 @@ FLAGGER_PROVIDER_TYPES: Final = (
 
 Factory = Callable[[ProviderSpec, Mapping[str, str] | None], MetricProvider]
 
+
+def _interval(spec: ProviderSpec) -> str:
+    """The metric's interval for the providers that query a time range (their default without one)."""
+    return spec.interval or DEFAULT_INTERVAL
+
+
 _FACTORIES: dict[str, Factory] = {
     "prometheus": lambda spec, secret: PrometheusProvider(spec, secret),
-    "datadog": lambda spec, secret: DatadogProvider(spec, secret),
-    "newrelic": lambda spec, secret: NewRelicProvider(spec, secret),
+    "datadog": lambda spec, secret: DatadogProvider(spec, secret, interval=_interval(spec)),
+    "newrelic": lambda spec, secret: NewRelicProvider(spec, secret, interval=_interval(spec)),
     "influxdb": lambda spec, secret: InfluxDBProvider(spec, secret),
     "graphite": lambda spec, secret: GraphiteProvider(spec, secret),
-    "dynatrace": lambda spec, secret: DynatraceProvider(spec, secret),
-    "splunk": lambda spec, secret: SplunkProvider(spec, secret),
+    "dynatrace": lambda spec, secret: DynatraceProvider(spec, secret, interval=_interval(spec)),
+    "splunk": lambda spec, secret: SplunkProvider(spec, secret, interval=_interval(spec)),
     "externalmetrics": lambda spec, secret: ExternalMetricsProvider(spec, secret),
     "keptn": lambda spec, secret: KeptnProvider(spec, secret),
-    "cloudwatch": lambda spec, secret: CloudWatchProvider(spec, secret),
+    "cloudwatch": lambda spec, secret: CloudWatchProvider(spec, secret, interval=_interval(spec)),
     "stackdriver": lambda spec, secret: StackdriverProvider(spec, secret),
 }
 
