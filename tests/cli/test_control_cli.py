@@ -84,3 +84,57 @@ async def test_no_such_canary_no_operator_and_a_bad_weight_have_their_exit_codes
     assert "was not applied within 1s; is the operator running?" in err
     code, _, err = await canarist("set-weight", "podinfo", "140", *kube(cluster))
     assert (code, err) == (2, "error: the weight must be 0-100 (got 140)\n")
+
+
+def test_explain_shows_the_hold_and_the_commands_of_the_run() -> None:
+    from canarist.api import Canary
+    from canarist.cli.cmd_explain import explain_text
+    from tests.fixtures.canaries import canary_manifest
+
+    status = {
+        "phase": "Progressing",
+        "canaryWeight": 20,
+        "ledger": {"revision": "abc123", "startedAt": "2026-12-02T10:00:00Z"},
+        "hold": {
+            "action": "pause",
+            "weight": 20,
+            "since": "2026-12-02T10:01:30Z",
+            "requestedBy": "alice@example.com",
+            "reason": "dashboards",
+        },
+        "commands": [
+            {
+                "uid": "u0",
+                "action": "abort",
+                "outcome": "Refused",
+                "message": "of a run before",
+                "at": "2026-12-02T09:00:00Z",
+            },
+            {
+                "uid": "u1",
+                "action": "pause",
+                "outcome": "Applied",
+                "message": "held at weight 20 until resumed",
+                "requestedBy": "alice@example.com",
+                "reason": "dashboards",
+                "at": "2026-12-02T10:01:30Z",
+            },
+            {
+                "uid": "u2",
+                "action": "set-weight",
+                "weight": 140,
+                "outcome": "Refused",
+                "message": "set-weight: the weight must be 0-100 (got 140)",
+                "at": "2026-12-02T10:02:00Z",
+            },
+        ],
+    }
+    text = explain_text(Canary.model_validate(canary_manifest(status=status)), [])
+    lines = text.splitlines()
+    assert (
+        "  held     pause at weight 20 by alice@example.com (dashboards) since 2026-12-02T10:01:30Z" in lines
+    )
+    assert lines[lines.index("commands") + 1 :] == [
+        "    +1m30s  pause applied, by alice@example.com (dashboards): held at weight 20 until resumed",
+        "       +2m  set-weight 140 refused, by an unknown user: set-weight: the weight must be 0-100 (got 140)",
+    ]

@@ -186,7 +186,34 @@ def header(canary: Canary, book: Ledger) -> list[str]:
         until = f", deadline {wait.deadline}" if wait.deadline else ""
         message = f": {wait.message}" if wait.message else ""
         lines.append(f"  waiting  {wait.reason}{on} since {wait.since or '?'}{until}{message}")
+    hold = status.hold
+    if hold is not None and hold.action:
+        weight = f" at weight {hold.weight}" if hold.weight is not None else ""
+        lines.append(
+            f"  held     {hold.action}{weight} by {_who(hold.requested_by, hold.reason)} since {hold.since or '?'}"
+        )
     lines.append("  run      " + _run_line(book))
+    return lines
+
+
+def _who(user: str, reason: str) -> str:
+    who = user or "an unknown user"
+    return f"{who} ({reason})" if reason else who
+
+
+def commands(canary: Canary, book: Ledger) -> list[str]:
+    """The runtime commands consumed during the run (``status.commands``), each with its outcome."""
+    start = parse_time(book.started_at) if book.started_at else None
+    lines: list[str] = []
+    for record in canary.status.commands:
+        at = parse_time(record.at) if record.at else None
+        if start is not None and at is not None and at < start:
+            continue  # a command of an earlier run
+        weight = f" {record.weight}" if record.weight is not None else ""
+        lines.append(
+            f"  {_offset(at, start):>8}  {record.action}{weight} {record.outcome.lower()}, "
+            f"by {_who(record.requested_by, record.reason)}: {record.message}"
+        )
     return lines
 
 
@@ -291,6 +318,9 @@ def explain_text(canary: Canary, events: Sequence[RunEvent]) -> str:
         lines += ["", "timeline", *timeline(book, events)]
         if book.summary:
             lines += ["", "checks", *summary(book)]
+    run_commands = commands(canary, book)
+    if run_commands:
+        lines += ["", "commands", *run_commands]
     return "\n".join(lines)
 
 
@@ -309,6 +339,8 @@ def explain_json(canary: Canary, events: Sequence[RunEvent]) -> dict[str, Any]:
         "threshold": canary.threshold(),
         "headline": header(canary, book)[0],
         "ledger": ledger,
+        "hold": canary.status.hold.to_dict() if canary.status.hold is not None else None,
+        "commands": [c.to_dict() for c in canary.status.commands],
         "events": [
             {
                 "first": e.first.strftime("%Y-%m-%dT%H:%M:%SZ") if e.first else None,
