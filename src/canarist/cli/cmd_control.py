@@ -28,8 +28,8 @@ from canarist.cli.common import (
     EXIT_TIMEOUT,
     EXIT_UNREACHABLE,
     CliError,
-    connect,
     not_found,
+    run_against_cluster,
     unreachable,
 )
 from canarist.kube import resources as kinds
@@ -93,19 +93,7 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "set-weight" and not 0 <= args.weight <= 100:
         print(f"error: the weight must be 0-100 (got {args.weight})", file=sys.stderr)
         return EXIT_TIMEOUT
-    try:
-        client = connect(args.kubeconfig, args.context)
-    except CliError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.code
-    namespace = args.namespace or str(getattr(client, "namespace", "") or "default")
-    try:
-        return asyncio.run(_send(client, args, namespace, timeout))
-    except CliError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.code
-    except KeyboardInterrupt:
-        return 130
+    return run_against_cluster(args, lambda client, namespace: _send(client, args, namespace, timeout))
 
 
 async def requester(client: KubeClient) -> str:

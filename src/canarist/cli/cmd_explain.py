@@ -16,7 +16,6 @@ check. ``-o json`` prints the structured ledger with the canary's phase and even
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from collections.abc import Mapping, Sequence
@@ -25,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from canarist.api import Canary
-from canarist.cli.common import CliError, connect, not_found, unreachable
+from canarist.cli.common import not_found, run_against_cluster, unreachable
 from canarist.engine.ledger import End, Entry, Ledger, evidence_line, number, parse_time, step_text
 from canarist.kube import resources as kinds
 from canarist.kube.client import KubeClient
@@ -54,15 +53,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     """Exit codes as for ``get`` and ``status`` (docs/cli.md): 3 no such canary, 4 no usable kubeconfig or an
     unreachable API server, 1 a refused request."""
-    try:
-        client = connect(args.kubeconfig, args.context)
-        namespace = args.namespace or str(getattr(client, "namespace", "") or "default")
-        return asyncio.run(_explain(client, args.name, namespace, args.output))
-    except CliError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.code
-    except KeyboardInterrupt:
-        return 130
+    return run_against_cluster(
+        args, lambda client, namespace: _explain(client, args.name, namespace, args.output)
+    )
 
 
 async def _explain(client: KubeClient, name: str, namespace: str, output: str) -> int:

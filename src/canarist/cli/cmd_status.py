@@ -32,8 +32,8 @@ from canarist.cli.common import (
     EXIT_TIMEOUT,
     EXIT_UNREACHABLE,
     CliError,
-    connect,
     not_found,
+    run_against_cluster,
     unreachable,
 )
 from canarist.engine.ledger import Ledger
@@ -77,19 +77,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError:
         print(f"error: --timeout {args.timeout!r} is not a duration such as 30s or 10m", file=sys.stderr)
         return EXIT_TIMEOUT
-    try:
-        client = connect(args.kubeconfig, args.context)
-    except CliError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.code
-    namespace = args.namespace or str(getattr(client, "namespace", "") or "default")
-    try:
-        return asyncio.run(_status(client, args, namespace, timeout))
-    except CliError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.code
-    except KeyboardInterrupt:
-        return 130
+    return run_against_cluster(args, lambda client, namespace: _status(client, args, namespace, timeout))
 
 
 # ---------------------------------------------------------------------------------------------- revision

@@ -6,6 +6,12 @@ Not a ``cmd_`` module, so the parser does not take it for a command.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
 from canarist.kube.client import KubeClient
 from canarist.kube.errors import KubeError, NotAKubeconfig
 
@@ -18,6 +24,7 @@ __all__ = [
     "CliError",
     "connect",
     "not_found",
+    "run_against_cluster",
     "unreachable",
 ]
 
@@ -58,3 +65,19 @@ def unreachable(error: KubeError) -> CliError:
 
 def not_found(name: str, namespace: str) -> CliError:
     return CliError(f'canary "{name}" not found in namespace "{namespace}"', EXIT_NOT_FOUND)
+
+
+def run_against_cluster(
+    args: argparse.Namespace, body: Callable[[KubeClient, str], Coroutine[Any, Any, int]]
+) -> int:
+    """Connect with ``--kubeconfig``/``--context``, take ``-n`` (else the context's namespace), and run
+    ``body(client, namespace)``; a `CliError` is one line on stderr and its exit code, Ctrl-C exits 130."""
+    try:
+        client = connect(args.kubeconfig, args.context)
+        namespace = args.namespace or str(getattr(client, "namespace", "") or "default")
+        return asyncio.run(body(client, namespace))
+    except CliError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.code
+    except KeyboardInterrupt:
+        return 130
