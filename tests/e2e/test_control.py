@@ -154,6 +154,31 @@ async def test_abort_rolls_back_now_and_retry_runs_the_revision_again(world: Wor
     assert (status["phase"], status["lastPromotedSpec"]) == ("Succeeded", revision)
 
 
+async def test_set_weight_moves_the_traffic_and_promote_force_finishes_past_a_closed_gate(
+    world: World,
+) -> None:
+    gate = {"name": "approve", "type": "confirm-promotion", "url": "http://127.0.0.1:1/closed"}
+    await initialize(world, fast_seed(stepWeight=10, maxWeight=50, webhooks=[gate]))
+    await set_image(world, "quay.io/stefanprodan/podinfo:3.1.1")
+    await wait_for(lambda: weight_at_least(world, 10), what="traffic on the canary", timeout_s=60)
+
+    code, out, err = await cli(world, "set-weight", "podinfo", "40")
+    assert code == 0, (out, err)
+    assert out == "podinfo.test: set-weight applied: canary weight set to 40 and held until resumed\n"
+    vs = await world.client.get(kinds.VIRTUAL_SERVICE, "podinfo", namespace=NAMESPACE)
+    assert [int(d.get("weight") or 0) for d in vs["spec"]["http"][0]["route"]] == [60, 40]
+    status = await canary_status(world.client)
+    assert (status["canaryWeight"], status["hold"]["action"]) == (40, "set-weight")
+
+    # the confirm-promotion gate never opens (nothing listens there): only --force promotes
+    code, out, err = await cli(world, "promote", "podinfo", "--force", "--reason", "hotfix")
+    assert code == 0, (out, err)
+    await reaches(world, "Succeeded")
+    messages = event_messages(world.events)
+    assert any("promote requested by" in m and "(hotfix)" in m for m in messages), messages
+    assert not any(m.startswith("Advance podinfo.test canary weight 50") for m in messages), messages
+
+
 async def test_a_command_sent_while_the_operator_is_dead_is_applied_once(
     world: World, tmp_path: Path
 ) -> None:
