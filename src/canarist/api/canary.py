@@ -168,6 +168,22 @@ class MinSamples(FlaggerModel):
     )
 
 
+class MetricComparison(FlaggerModel):
+    """canarist: judge the canary against the primary over the same window (docs/metrics.md, "Comparing
+    with the primary"). The builtin request-success-rate compares error counts with an exact one-sided
+    test: the check fails only when the canary is significantly worse (p below alpha) by at least
+    minEffect percentage points; fewer than minSamples requests on either side is no data.
+    """
+
+    alpha: float = field(0.05, check={"min": 0}, description="Significance level of the one-sided test (0-1)")
+    min_samples: float = field(
+        50, crd=_NUMBER_INT, check={"min": 0}, description="Requests needed on each side for a verdict"
+    )
+    min_effect: float = field(
+        0.0, check={"min": 0}, description="Smallest difference that fails, in percentage points"
+    )
+
+
 class CanaryMetric(FlaggerModel):
     """``analysis.metrics[]``: a builtin metric, an inline query (deprecated) or a templateRef."""
 
@@ -190,6 +206,9 @@ class CanaryMetric(FlaggerModel):
         False,
         description="canarist: evaluated and recorded like any metric, but never fails, holds or ends a run "
         "(a Normal event says what it would have done)",
+    )
+    compare: MetricComparison | None = field(
+        description="canarist: compare the canary with the primary statistically (builtin request-success-rate)"
     )
 
     def no_data_policy(self) -> str:
@@ -459,6 +478,10 @@ class LedgerEntry(FlaggerModel):
     dry_run: bool = field(
         False, description="canarist: a dry-run metric's answer (recorded, never failed nor held the run)"
     )
+    primary_value: float | None = field(description="canarist: the primary's value, for a comparison")
+    test: str = field("", description="canarist: the statistical test of a comparison")
+    p_value: float | None = field(description="canarist: the comparison's p-value")
+    effect: float | None = field(description="canarist: canary minus primary, in the value's unit")
 
 
 class LedgerSummary(FlaggerModel):

@@ -97,6 +97,12 @@ def _url_without_credentials(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
+def _significant(value: float | None) -> float | None:
+    """A p-value to four significant digits (fixed decimals would turn a tiny one into 0)."""
+    finite = None if value is None or math.isnan(value) or math.isinf(value) else value
+    return float(f"{finite:.4g}") if finite is not None else None
+
+
 def _finite(value: float | None) -> float | None:
     """JSON has no NaN or infinity: those are recorded as no value (the message says what it was)."""
     if value is None or math.isnan(value) or math.isinf(value):
@@ -132,6 +138,11 @@ class Entry:
     message: str = ""
     #: the answer of a dry-run metric (``dryRun: true``): recorded, but it never fails nor holds the run
     dry_run: bool = False
+    #: a comparison with the primary (``compare``): the primary's value, the test, its p-value, the effect
+    primary_value: float | None = None
+    test: str = ""
+    p_value: float | None = None
+    effect: float | None = None
 
     @property
     def failed(self) -> bool:
@@ -165,6 +176,10 @@ class Entry:
             duration_seconds=model.duration_seconds,
             message=model.message,
             dry_run=model.dry_run,
+            primary_value=model.primary_value,
+            test=model.test,
+            p_value=model.p_value,
+            effect=model.effect,
         )
 
     def render(self) -> dict[str, Any]:
@@ -190,6 +205,10 @@ class Entry:
             "body": self.body,
             "durationSeconds": self.duration_seconds,
             "message": self.message,
+            "primaryValue": self.primary_value,
+            "test": self.test,
+            "pValue": self.p_value,
+            "effect": self.effect,
         }
         out.update({k: v for k, v in optional.items() if v is not None and v != ""})
         if self.dry_run:
@@ -224,6 +243,10 @@ def entry_of(check: Check, result: CheckResult, *, at: str, weight: int, iterati
         body=cut_bytes(result.body),
         duration_seconds=round(result.duration_s, 3) if result.duration_s is not None else None,
         message=cut(message, MAX_MESSAGE),
+        primary_value=_finite(result.primary_value),
+        test=cut(result.test, MAX_MESSAGE),
+        p_value=_significant(result.p_value),
+        effect=_finite(result.effect),
     )
 
 

@@ -192,6 +192,12 @@ class CheckResult:
     http_status: int | None = None
     body: str = ""
     duration_s: float | None = None
+    #: a comparison with the primary: the primary's value (in ``unit``), the test, its p-value and the
+    #: effect (canary minus primary)
+    primary_value: float | None = None
+    test: str = ""
+    p_value: float | None = None
+    effect: float | None = None
 
     @property
     def passed(self) -> bool:

@@ -320,3 +320,36 @@ def duration_milliseconds(observer: Observer, value: float) -> int:
     if observer.duration_in_seconds:
         value *= 1000
     return int(value)
+
+
+# ---------------------------------------------------------------------------------------------- comparisons
+
+#: the observers whose success-rate query selects the workload by ``{{ target }}`` alone, so that the same
+#: query with ``target`` set to ``<target>-primary`` reads the primary (docs/metrics.md, "Comparing with
+#: the primary"); the others select routes or clusters named after the canary's objects.
+COMPARABLE: Final = frozenset({"istio", "linkerd"})
+
+
+class NotComparable(ValueError):
+    """The builtin queries of this mesh cannot be run for the primary."""
+
+
+def count_queries(observer: Observer, model: TemplateModel) -> tuple[str, str]:
+    """The (successful requests, all requests) counts over the interval behind the success-rate query
+    of ``observer``, for the workload ``model.target``: each side of its ratio with ``rate`` turned into
+    ``increase``."""
+    if observer.name not in COMPARABLE:
+        raise NotComparable(
+            f"the {observer.name} builtin queries cannot be run for the primary; compare supports "
+            f"{', '.join(sorted(COMPARABLE))}"
+        )
+    ratio = observer.success_rate
+    successes, _, rest = ratio.partition(" ) ) / ")
+    total = rest.removesuffix(" ) ) * 100")
+    if not successes or total == rest:
+        raise NotComparable(f"the {observer.name} success-rate query is not a ratio of two sums")
+
+    def counts(part: str) -> str:
+        return collapse_whitespace(render(part.replace("rate(", "increase(", 1) + " ) )", model))
+
+    return counts(successes), counts(total)

@@ -27,14 +27,19 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from canarist.api import Canary, CanaryMetric, MetricTemplate
+from canarist.engine import model as engine
 from canarist.metrics.builtin import (
     REQUEST_DURATION,
     REQUEST_SUCCESS_RATE,
+    NotComparable,
+    Observer,
     builtin_query,
+    count_queries,
     duration_milliseconds,
     metrics_provider_name,
     observer_for,
 )
+from canarist.metrics.compare import compare_error_rates
 from canarist.metrics.gofmt import go_duration_ms, go_float, go_percent2
 from canarist.metrics.providers import (
     MetricProvider,
@@ -83,6 +88,32 @@ class CheckResult:
     threshold_min: float | None = None
     threshold_max: float | None = None
     unit: str = ""
+    #: a comparison with the primary (``compare``): the primary's value in ``unit``, the test, its p-value
+    #: and the effect (canary minus primary, in ``unit``)
+    primary_value: float | None = None
+    test: str = ""
+    p_value: float | None = None
+    effect: float | None = None
+
+    def answer(self, *, duration_s: float | None = None) -> engine.CheckResult:
+        """This outcome as the engine takes it (the decision ledger's evidence included)."""
+        return engine.CheckResult(
+            ok=self.ok,
+            message=self.message,
+            value=self.value,
+            no_data=self.no_data,
+            error=self.error,
+            query=self.query,
+            provider=self.provider,
+            threshold_min=self.threshold_min,
+            threshold_max=self.threshold_max,
+            unit=self.unit,
+            duration_s=duration_s,
+            primary_value=self.primary_value,
+            test=self.test,
+            p_value=self.p_value,
+            effect=self.effect,
+        )
 
     @property
     def error(self) -> bool:
@@ -215,6 +246,12 @@ async def evaluate_metric(
     if metric.query:
         result = await _inline_check(canary, metric, model, server)
         return _with_evidence(result, metric, _provider_text("prometheus", server), "")
+    if metric.compare is not None and not (metric.name == REQUEST_SUCCESS_RATE and metric.is_builtin()):
+        return _failed(
+            f"Metric {metric.name} compare: only the builtin request-success-rate can be compared with the "
+            "primary yet",
+            severity="error",
+        )
     if metric.name in (REQUEST_SUCCESS_RATE, REQUEST_DURATION):
         result = await _builtin_check(canary, metric, model, server, mesh_provider)
         unit = "%" if metric.name == REQUEST_SUCCESS_RATE else "ms"
@@ -278,6 +315,8 @@ async def _builtin_check(
         client = _prometheus(server)
     except ProviderConfigError as err:
         return _failed(f"Error building Prometheus client for {server} {err}", severity="error")
+    if metric.compare is not None:
+        return await _compare_check(canary, metric, model, client, observer)
     try:
         query = builtin_query(observer, metric.name, model)
     except RenderError as err:
@@ -296,17 +335,90 @@ async def _builtin_check(
         return _failed(f"Prometheus query failed: running query failed: {err}", query=query, severity="error")
 
     if metric.name == REQUEST_SUCCESS_RATE:
-        return _threshold_verdict(
-            metric,
-            value,
-            query,
-            "<",
-            lambda op, bound: (
-                f"Halt {canary.key} advancement success rate {go_percent2(value)}% {op} {go_float(bound)}%"
-            ),
-        )
+        return _success_rate_verdict(canary, metric, value, query)
+    return _duration_verdict(canary, metric, observer, value, query)
 
-    # request-duration: whole milliseconds, bounds truncated to whole milliseconds (Go's Duration)
+
+async def _count(client: PrometheusProvider, query: str) -> float:
+    """A count over the interval; no series is no request (0)."""
+    try:
+        return await client.query(query)
+    except NoValuesError:
+        return 0.0
+
+
+async def _compare_check(
+    canary: Canary, metric: CanaryMetric, model: TemplateModel, client: PrometheusProvider, observer: Observer
+) -> CheckResult:
+    """``compare`` on request-success-rate: the canary's and the primary's error counts over the same
+    window, an exact one-sided test (``metrics.compare.compare_error_rates``), then the thresholds if any."""
+    compare = metric.compare
+    assert compare is not None
+    primary_model = replace(model, target=f"{model.target}-primary")
+    try:
+        canary_ok_q, canary_all_q = count_queries(observer, model)
+        primary_ok_q, primary_all_q = count_queries(observer, primary_model)
+    except (NotComparable, RenderError) as err:
+        return _failed(f"Metric {metric.name} compare: {err}", severity="error")
+    try:
+        canary_ok, canary_all, primary_ok, primary_all = [
+            await _count(client, q) for q in (canary_ok_q, canary_all_q, primary_ok_q, primary_all_q)
+        ]
+    except MetricsError as err:
+        return _failed(
+            f"Prometheus query failed: running query failed: {err}", query=canary_all_q, severity="error"
+        )
+    evidence = f"canary {canary_ok_q} of {canary_all_q}; primary {primary_ok_q} of {primary_all_q}"
+    try:
+        result = compare_error_rates(
+            max(canary_all - canary_ok, 0.0),
+            canary_all,
+            max(primary_all - primary_ok, 0.0),
+            primary_all,
+            alpha=compare.alpha,
+            min_effect=compare.min_effect / 100,
+            min_samples=int(compare.min_samples),
+        )
+    except ValueError as err:
+        return _failed(f"Metric {metric.name} compare: {err}", query=evidence, severity="error")
+    canary_rate = 100 * (1 - result.canary)
+    primary_rate = 100 * (1 - result.primary)
+    said = result.sentence("error rate", percent=True)
+    if result.verdict == "inconclusive":
+        text = f"Halt advancement not enough requests to compare {canary.key} with its primary: {said}"
+        verdict = _no_data(text, evidence)
+    elif result.verdict == "fail":
+        text = f"Halt {canary.key} advancement success rate vs primary: {said}"
+        verdict = _failed(text, canary_rate, query=evidence)
+    elif metric.threshold_range is not None or metric.threshold is not None:
+        verdict = _success_rate_verdict(canary, metric, canary_rate, evidence)
+    else:
+        verdict = _passed(canary_rate, canary_rate, evidence)
+    return replace(
+        verdict,
+        primary_value=primary_rate if result.primary_samples else None,
+        test=result.test,
+        p_value=result.p_value,
+        effect=canary_rate - primary_rate,
+    )
+
+
+def _success_rate_verdict(canary: Canary, metric: CanaryMetric, value: float, query: str) -> CheckResult:
+    return _threshold_verdict(
+        metric,
+        value,
+        query,
+        "<",
+        lambda op, bound: (
+            f"Halt {canary.key} advancement success rate {go_percent2(value)}% {op} {go_float(bound)}%"
+        ),
+    )
+
+
+def _duration_verdict(
+    canary: Canary, metric: CanaryMetric, observer: Observer, value: float, query: str
+) -> CheckResult:
+    """request-duration: whole milliseconds, bounds truncated to whole milliseconds (Go's Duration)."""
     if math.isinf(value):
         return _failed(
             f"Halt {canary.key} advancement request duration {go_float(value)} is not a finite duration",

@@ -161,19 +161,7 @@ class CheckRunner:
                 namespace=canary.metadata.namespace or "",
                 metric=metric.name,
             ).set(result.metric_value)
-        return CheckResult(
-            ok=result.ok,
-            message=result.message,
-            value=result.value,
-            no_data=result.no_data,
-            error=result.error,
-            query=result.query,
-            provider=result.provider,
-            threshold_min=result.threshold_min,
-            threshold_max=result.threshold_max,
-            unit=result.unit,
-            duration_s=time.monotonic() - started,
-        )
+        return result.answer(duration_s=time.monotonic() - started)
 
     async def _min_samples(
         self,

@@ -247,18 +247,7 @@ def _metric(
     server.value = value_at(scenario.metrics.get(name, []), t)
     canary = canary.model_copy(update={"spec": canary.spec.model_copy(update={"metrics_server": url})})
     result = loop.run_until_complete(evaluate_metric(canary, metric, metrics_server=url, template=template))
-    return CheckResult(
-        ok=result.ok,
-        message=result.message,
-        value=result.value,
-        no_data=result.no_data,
-        error=result.error,
-        query=result.query,
-        provider=result.provider,
-        threshold_min=result.threshold_min,
-        threshold_max=result.threshold_max,
-        unit=result.unit,
-    )
+    return result.answer()
 
 
 def _result(world: World, start: Any) -> SimulationResult:
