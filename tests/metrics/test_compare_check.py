@@ -116,3 +116,11 @@ async def test_what_cannot_be_compared_says_so(capture_server: Any) -> None:
         "compare supports istio, linkerd"
     )
     assert srv.requests == []
+
+
+async def test_the_evidence_line_names_the_primary(capture_server: Any) -> None:
+    from canarist.engine.ledger import evidence_line
+
+    _, result = await judge(capture_server, counts(980, 1000, 9900, 10000))
+    entry = entry_of(Check("metric", "request-success-rate"), result.answer(), at="t", weight=10, iteration=0)
+    assert evidence_line(entry) == "request-success-rate 98% vs primary 99%, p=0.00585"

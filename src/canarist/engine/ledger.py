@@ -539,6 +539,9 @@ def evidence_line(entry: Entry) -> str:
     if entry.value is None:
         return f"{entry.check}: {cut(entry.message, 160)}" if entry.message else entry.check
     line = f"{entry.check} {number(entry.value)}{entry.unit}"
+    if entry.primary_value is not None:
+        p = f", p={entry.p_value:.3g}" if entry.p_value is not None else ""
+        line += f" vs primary {number(entry.primary_value)}{entry.unit}{p}"
     if entry.failed:
         if entry.min is not None and entry.value < entry.min:
             line += f" < {number(entry.min)}{entry.unit}"
