@@ -42,6 +42,7 @@ PROVIDERS = {
     "nginx": "nginx",
     "gloo": "gloo",
     "traefik": "traefik",
+    "skipper": "skipper",
 }
 AB = [{"headers": {"x-canary": {"exact": "insider"}}}]
 

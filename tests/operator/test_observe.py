@@ -125,10 +125,10 @@ def _problem(
 
 
 def test_an_unsupported_provider_is_permanent() -> None:
-    problem = _problem(canary(provider="skipper"))
+    problem = _problem(canary(provider="kuma"))
     assert problem.reason == "UnsupportedProvider"
     assert problem.message.startswith(
-        "spec.provider: provider 'skipper' is not supported by canarist yet (supported: appmesh, "
+        "spec.provider: provider 'kuma' is not supported by canarist yet (supported: appmesh, "
     )
 
 

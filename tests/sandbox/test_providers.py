@@ -40,6 +40,7 @@ def test_the_table() -> None:
         "nginx",
         "gloo",
         "traefik",
+        "skipper",
     ]
     rows = {
         name: (p.examples_dir, p.mesh_provider, p.crds, p.host, p.ab_header) for name, p in PROVIDERS.items()
@@ -54,6 +55,7 @@ def test_the_table() -> None:
         "nginx": ("nginx", "nginx", None, "app.example.com", ab),
         "gloo": ("gloo", "gloo", "gloo", "app.example.com", ab),
         "traefik": ("traefik", "traefik", "traefik", "app.example.com", None),
+        "skipper": ("skipper", "skipper", None, "app.example.com", None),
     }
     # The tutorials of the ingress providers send their /status/500 through the ingress proxy.
     assert {n for n, p in PROVIDERS.items() if p.fault_via_gateway} == {
@@ -62,6 +64,7 @@ def test_the_table() -> None:
         "nginx",
         "gloo",
         "traefik",
+        "skipper",
     }
 
 
@@ -112,6 +115,7 @@ def test_the_ingress_gateways_are_the_providers_own_services() -> None:
         "nginx": ("ingress-nginx", "ingress-nginx-controller", [("http", 80), ("https", 443)]),
         "gloo": ("gloo-system", "gateway-proxy", [("http", 80), ("https", 443)]),
         "traefik": ("traefik", "traefik", [("web", 80), ("websecure", 443)]),
+        "skipper": ("kube-system", "skipper-ingress", [("http", 80)]),
     }
     istio = provider_demo("istio").gateway
     assert istio is not None
@@ -121,9 +125,9 @@ def test_the_ingress_gateways_are_the_providers_own_services() -> None:
 
 def test_an_unknown_provider_names_the_choices() -> None:
     with pytest.raises(UnknownProvider) as caught:
-        provider_demo("skipper")
+        provider_demo("apisix")
     message = str(caught.value)
-    assert "'skipper'" in message
+    assert "'apisix'" in message
     assert all(name in message for name in PROVIDERS)
     with pytest.raises(ValueError, match="choose one of"):
         Sandbox(DemoOptions(provider="kuma"))
@@ -135,7 +139,7 @@ def test_the_cli_offers_the_table() -> None:
     assert parser.parse_args(["demo"]).provider == "istio"
     assert parser.parse_args(["demo", "--provider", "gloo"]).provider == "gloo"
     with pytest.raises(SystemExit):
-        parser.parse_args(["demo", "--provider", "skipper"])
+        parser.parse_args(["demo", "--provider", "apisix"])
 
 
 def test_ab_canary() -> None:

@@ -21,6 +21,7 @@ from canarist.routers.gloo import GLOO
 from canarist.routers.istio import ISTIO
 from canarist.routers.kubernetes import KUBERNETES
 from canarist.routers.nginx import NGINX
+from canarist.routers.skipper import SKIPPER
 from canarist.routers.traefik import TRAEFIK
 
 _ROUTERS: dict[str, Router] = {}
@@ -161,6 +162,7 @@ _BUILTIN: tuple[Router, ...] = (
     NGINX,
     GLOO,
     TRAEFIK,
+    SKIPPER,
 )
 for _router in _BUILTIN:  # the built-in routers: one entry each
     register(_router)

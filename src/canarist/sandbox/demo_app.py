@@ -19,11 +19,14 @@ docs/sandbox.md#telemetry-per-provider):
   ``nginx_ingress_controller_response_duration_seconds``;
 * Traefik, only when the request carries :data:`~canarist.sandbox.telemetry.TRAEFIK_SERVICE_HEADER`:
   ``traefik_service_requests_total`` and ``traefik_service_request_duration_seconds`` (``service``,
-  ``code``, ``method``, ``protocol``).
+  ``code``, ``method``, ``protocol``);
+* Skipper, only when the request carries :data:`~canarist.sandbox.telemetry.SKIPPER_ROUTE_HEADER`:
+  ``skipper_response_duration_seconds`` and ``skipper_serve_route_duration_seconds`` (``route``, ``code``,
+  ``method``).
 
 so Flagger's builtin queries work against it unchanged. The app plays one pod at a time
 (:meth:`DemoApp.assign`): its ``/metrics`` adds that pod's ``kubernetes_namespace``, ``kubernetes_pod_name``
-and labels to every series but the NGINX and Traefik ones, as Prometheus' Kubernetes pod discovery would, and a new
+and labels to every series but the NGINX, Traefik and Skipper ones, as Prometheus' Kubernetes pod discovery would, and a new
 assignment starts every series afresh (one registry per app, emptied and refilled).
 
 Endpoints: ``GET /`` (JSON with the version), ``/version`` (``version`` and ``commit``), ``/env`` (the
@@ -97,6 +100,7 @@ _OSM_LABELS = (
 )
 _NGINX_LABELS = ("namespace", "ingress", "service", "canary", "status", "method", "host", "path")
 _TRAEFIK_LABELS = ("service", "code", "method", "protocol")
+_SKIPPER_LABELS = ("route", "code", "method")
 
 _UNCOUNTED = ("/metrics", "/knobs", "/healthz", "/readyz")
 #: series exported at zero from the start of a fresh app (a rate then shows up one scrape after the first
@@ -196,6 +200,20 @@ class _Series:
             buckets=telemetry.TRAEFIK_DURATION_BUCKETS_S,
             registry=registry,
         )
+        self.skipper_response = Histogram(
+            "skipper_response_duration_seconds",
+            "Duration in seconds of a response.",
+            _SKIPPER_LABELS,
+            buckets=telemetry.DEFAULT_BUCKETS_S,
+            registry=registry,
+        )
+        self.skipper_serve_route = Histogram(
+            "skipper_serve_route_duration_seconds",
+            "Duration in seconds of serving a route.",
+            _SKIPPER_LABELS,
+            buckets=telemetry.DEFAULT_BUCKETS_S,
+            registry=registry,
+        )
 
     def collectors(self) -> list[Any]:
         return list(vars(self).values())
@@ -207,7 +225,7 @@ _UNTYPED_COUNTERS = frozenset({"envoy_cluster_upstream_rq", "nginx_ingress_contr
 
 class _PodScrape(Collector):
     """The app's registry as Prometheus stores it after a pod-discovery scrape: the pod's identity labels
-    added to every series but the NGINX controller's and Traefik's (labels the series has win). ``families``: only these
+    added to every series but the NGINX controller's, Traefik's and Skipper's (labels the series has win). ``families``: only these
     metric families; ``identity=False``: no identity labels (what the workload itself exports)."""
 
     def __init__(self, app: DemoApp, families: Collection[str] | None = None, identity: bool = True) -> None:
@@ -510,6 +528,11 @@ class DemoApp:
             traefik = {"service": traefik_service, "code": code, "method": request.method, "protocol": "http"}
             s.traefik_requests.labels(**traefik).inc()
             s.traefik_duration.labels(**traefik).observe(elapsed_s)
+        skipper_route = request.headers.get(telemetry.SKIPPER_ROUTE_HEADER, "")
+        if skipper_route:
+            skipper = {"route": skipper_route, "code": code, "method": request.method}
+            s.skipper_response.labels(**skipper).observe(elapsed_s)
+            s.skipper_serve_route.labels(**skipper).observe(elapsed_s)
 
     def exposition(self, families: Collection[str] | None = None, identity: bool = True) -> bytes:
         """The registry with the pod's identity labels (see :class:`_PodScrape`); ``families`` and

@@ -104,6 +104,16 @@ TRAEFIK_GATEWAY = GatewayService(
     "docker.io/traefik:v3.0.4",
     (GatewayPort("web", 80, 8000), GatewayPort("websecure", 443, 8443)),
 )
+#: Skipper's Kubernetes deployment (Flagger's Skipper tutorial installs it in `kube-system`): Service
+#: `skipper-ingress`, port 80 in front of the proxy's 9999.
+SKIPPER_GATEWAY = GatewayService(
+    "kube-system",
+    "skipper-ingress",
+    (("application", "skipper-ingress"), ("component", "ingress")),
+    "skipper-ingress",
+    "registry.opensource.zalan.do/teapot/skipper:v0.21.0",
+    (GatewayPort("http", 80, 9999),),
+)
 #: The data plane of the Gateway `gateway-system/gateway` (examples/gatewayapi/routing.yaml, class
 #: `sandbox`), named `<Gateway>-<GatewayClass>` as Istio's Gateway API deployments are (Flagger's Gateway API
 #: tutorial reaches its Gateway as `gateway-istio.istio-ingress`): `gateway-sandbox.gateway-system`.
@@ -196,6 +206,16 @@ PROVIDERS: dict[str, ProviderDemo] = {
             None,
             fault_via_gateway=True,
             gateway=TRAEFIK_GATEWAY,
+        ),
+        ProviderDemo(
+            "skipper",
+            "skipper",
+            "skipper",
+            None,
+            "app.example.com",
+            None,
+            fault_via_gateway=True,
+            gateway=SKIPPER_GATEWAY,
         ),
     )
 }

@@ -14,13 +14,15 @@ provider the sandbox can route for (docs/sandbox.md#telemetry-per-provider):
   ``nginx_ingress_controller_requests`` / ``nginx_ingress_controller_response_duration_seconds``;
 * Traefik, only for requests it routed to a Kubernetes Service (the gateway names that service with
   :data:`TRAEFIK_SERVICE_HEADER`): ``traefik_service_requests_total`` /
-  ``traefik_service_request_duration_seconds``.
+  ``traefik_service_request_duration_seconds``;
+* Skipper, only for requests it routed (the gateway names the Skipper route with :data:`SKIPPER_ROUTE_HEADER`):
+  ``skipper_response_duration_seconds`` / ``skipper_serve_route_duration_seconds``.
 
 Pod identity: Kubernetes pod discovery adds ``kubernetes_namespace``, ``kubernetes_pod_name`` and (with a
 ``labelmap`` of ``__meta_kubernetes_pod_label_(.+)``) the pod's labels at scrape time. The sandbox's pods are
 apps from a pool that Prometheus already scrapes through file discovery, which forwards new targets only
 every 5 s, so the app carries that identity itself: :meth:`PodIdentity.target_labels` is added to every
-series of the app's ``/metrics`` except the NGINX controller's and Traefik's (which the proxy's pod exports,
+series of the app's ``/metrics`` except the NGINX controller's, Traefik's and Skipper's (which the proxy's pod exports,
 not the workload's pod). A label the series already has wins, as with ``honor_labels: true``.
 """
 
@@ -47,6 +49,8 @@ __all__ = [
     "NGINX_FAMILIES",
     "POD_TEMPLATE_HASH_LABEL",
     "PROXY_FAMILIES",
+    "SKIPPER_FAMILIES",
+    "SKIPPER_ROUTE_HEADER",
     "TRAEFIK_DURATION_BUCKETS_S",
     "TRAEFIK_FAMILIES",
     "TRAEFIK_SERVICE_HEADER",
@@ -83,8 +87,16 @@ NGINX_FAMILIES: Final = frozenset(
 TRAEFIK_SERVICE_HEADER: Final = "x-canarist-traefik-service"
 #: metric families Traefik exports (as ``prometheus_client`` names them: the counter without ``_total``).
 TRAEFIK_FAMILIES: Final = frozenset({"traefik_service_requests", "traefik_service_request_duration_seconds"})
+#: the id of the Skipper route that served a request (``kube_<ns>__<ingress>__<host>__<path>__<service>``,
+#: as Skipper's Kubernetes data client names its routes): the ``route`` label of Skipper's series. Its
+#: presence is what makes a request count for them.
+SKIPPER_ROUTE_HEADER: Final = "x-canarist-skipper-route"
+#: metric families Skipper exports.
+SKIPPER_FAMILIES: Final = frozenset(
+    {"skipper_response_duration_seconds", "skipper_serve_route_duration_seconds"}
+)
 #: families a proxy exports, not the workload: they do not get the pod's identity labels.
-PROXY_FAMILIES: Final = NGINX_FAMILIES | TRAEFIK_FAMILIES
+PROXY_FAMILIES: Final = NGINX_FAMILIES | TRAEFIK_FAMILIES | SKIPPER_FAMILIES
 
 # -- buckets ----------------------------------------------------------------------------------------------
 

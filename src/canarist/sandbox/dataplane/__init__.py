@@ -27,6 +27,7 @@ from canarist.sandbox.dataplane.gatewayapi import GatewayAPITranslator
 from canarist.sandbox.dataplane.gloo import GlooTranslator
 from canarist.sandbox.dataplane.istio import IstioTranslator
 from canarist.sandbox.dataplane.nginx import NginxTranslator
+from canarist.sandbox.dataplane.skipper import SkipperTranslator
 from canarist.sandbox.dataplane.smi import SmiTranslator
 from canarist.sandbox.dataplane.traefik import TraefikTranslator
 
@@ -57,6 +58,7 @@ TRANSLATORS: list[Translator] = [
     NginxTranslator(),
     GlooTranslator(),
     TraefikTranslator(),
+    SkipperTranslator(),
 ]
 
 
