@@ -387,6 +387,21 @@ def _canary_rules(canary: Canary) -> list[Problem]:
         guard = metric.min_samples
         if guard is not None and "query" in guard.model_fields_set and not guard.query.strip():
             add(f"{path}.minSamples.query", "must not be empty: a query that returns the number of samples")
+        compare = metric.compare
+        if compare is not None:
+            if not (metric.name == "request-success-rate" and metric.is_builtin()):
+                add(
+                    f"{path}.compare",
+                    "only the builtin request-success-rate can be compared with the primary yet "
+                    "(no templateRef or query)",
+                )
+            if not 0 < compare.alpha < 1:
+                add(f"{path}.compare.alpha", f"must be between 0 and 1 (exclusive), got {compare.alpha:g}")
+            if compare.min_effect > 100:
+                add(
+                    f"{path}.compare.minEffect",
+                    f"is in percentage points: at most 100, got {compare.min_effect:g}",
+                )
     for index, hook in enumerate(analysis.webhooks):
         if hook.url and not _is_url(hook.url):
             add(
