@@ -6,6 +6,10 @@ It checks, in order:
 1. the shape: the OpenAPI schema of the generated CRD (types, enums, required fields, patterns, bounds,
    ``oneOf`` constraints), plus canarist's stricter hints (whole numbers, non-negative weights, durations)
    and unknown fields (kubectl's strict field validation rejects them, and the API server would drop them);
+   A MetricTemplate ``spec.provider.type`` or AlertProvider ``spec.type`` outside the CRD's enum is accepted
+   when an installed plugin declares that name (entry point groups ``canarist.metric_providers`` and
+   ``canarist.notifiers``, see :mod:`canarist.plugins`; the plugin is not imported here). A cluster whose
+   CRD keeps the enum still refuses it: see docs/metrics.md#plugins;
 2. cross-field rules Flagger checks at run time (Knative/provider consistency, session cookie names...) or
    that would make a run fail (a metric without a query, a provider without its reference...).
 
@@ -30,6 +34,7 @@ from canarist.api.canary import Canary
 from canarist.api.crds import KINDS, shared_validation_schema
 from canarist.api.duration import parse_duration
 from canarist.api.metric_template import MetricTemplate
+from canarist.plugins import METRIC_PROVIDERS_GROUP, NOTIFIERS_GROUP, installed_names
 
 _INT32_MAX = 2**31 - 1
 _DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
@@ -494,7 +499,7 @@ def parse_document(obj: object) -> tuple[list[Problem], BaseModel | None]:
         return problems, None
     checker = _SchemaChecker()
     checker.check(shared_validation_schema(kind), obj, "")
-    problems.extend(checker.problems)
+    problems.extend(_without_plugin_types(kind, obj, checker.problems))
     metadata = obj.get("metadata")
     if isinstance(metadata, dict):
         name = metadata.get("name")
@@ -523,6 +528,28 @@ def parse_document(obj: object) -> tuple[list[Problem], BaseModel | None]:
     elif isinstance(model, MetricTemplate):
         problems.extend(_metric_template_rules(model))
     return _dedupe(problems), model
+
+
+#: where a plugin may add a type the CRD's enum does not list: kind -> (path, spec keys, entry point group)
+_PLUGIN_TYPE_PATHS: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "MetricTemplate": ("spec.provider.type", ("spec", "provider", "type"), METRIC_PROVIDERS_GROUP),
+    "AlertProvider": ("spec.type", ("spec", "type"), NOTIFIERS_GROUP),
+}
+
+
+def _without_plugin_types(kind: str, obj: dict[str, Any], problems: list[Problem]) -> list[Problem]:
+    """``problems`` without the enum refusal of a type an installed plugin provides."""
+    where = _PLUGIN_TYPE_PATHS.get(kind)
+    if where is None:
+        return problems
+    path, keys, group = where
+    value: object = obj
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    refused = [p for p in problems if p.path == path and p.message.startswith("unsupported value ")]
+    if not refused or not isinstance(value, str) or not value or value not in installed_names(group):
+        return problems
+    return [p for p in problems if p not in refused]
 
 
 def _dedupe(problems: list[Problem]) -> list[Problem]:

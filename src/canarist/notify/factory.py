@@ -1,4 +1,11 @@
-"""Building notifiers: a registry keyed by AlertProvider ``type``, providers + Secrets, the global notifier."""
+"""Building notifiers: a registry keyed by AlertProvider ``type``, providers + Secrets, the global notifier.
+
+Plugins: a type the registry does not know is looked up among the ``canarist.notifiers`` entry points
+(:mod:`canarist.plugins`, loaded once at the first such lookup). An entry point names a :data:`Builder`
+(``NotifierConfig -> Notifier``), the shape of the builtin ones. Builtin and registered types win. A broken
+plugin, a builder that raises, or a notifier whose ``post`` raises something other than
+:class:`NotifyError` gives a :class:`NotifyError` (the alert fails and is logged), never a crash.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +13,9 @@ import base64
 import binascii
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from canarist.notify.base import NopNotifier, Notifier, NotifyError
 from canarist.notify.discord import DiscordNotifier
@@ -16,9 +23,11 @@ from canarist.notify.gchat import GChatNotifier
 from canarist.notify.msteams import MSTeamsNotifier
 from canarist.notify.rocket import RocketNotifier
 from canarist.notify.slack import SlackNotifier
+from canarist.plugins import NOTIFIERS_GROUP, Plugin, PluginGroup
 
 if TYPE_CHECKING:
     from canarist.api import AlertProvider
+    from canarist.notify.base import Field
 
 log = logging.getLogger("canarist.notify")
 
@@ -47,6 +56,41 @@ REGISTRY: dict[str, Builder] = {
 }
 
 
+#: the ``canarist.notifiers`` entry points (builtin and registered types win over them)
+PLUGINS: Final = PluginGroup(NOTIFIERS_GROUP, "notifier", lambda: set(REGISTRY))
+
+
+class _PluginNotifier:
+    """A plugin's notifier, with any exception other than :class:`NotifyError` turned into one."""
+
+    def __init__(self, plugin: Plugin, inner: Any) -> None:
+        self._label = f"notifier plugin {plugin.name} from {plugin.dist}"
+        self._inner = inner
+
+    async def post(
+        self, workload: str, namespace: str, message: str, fields: Sequence[Field], severity: str
+    ) -> None:
+        try:
+            await self._inner.post(workload, namespace, message, fields, severity)
+        except NotifyError:
+            raise
+        except Exception as err:
+            raise NotifyError(f"{self._label} failed: {type(err).__name__}: {err}") from err
+
+
+def _from_plugin(plugin: Plugin, config: NotifierConfig) -> Notifier:
+    label = f"notifier plugin {plugin.name} from {plugin.dist}"
+    try:
+        built = plugin.target(config)
+    except NotifyError:
+        raise
+    except Exception as err:
+        raise NotifyError(f"{label} failed to build a notifier: {type(err).__name__}: {err}") from err
+    if not callable(getattr(built, "post", None)):
+        raise NotifyError(f"{label} built a {type(built).__name__} without a post method")
+    return _PluginNotifier(plugin, built)
+
+
 def register(provider_type: str, builder: Builder) -> None:
     """Add a notifier type (one module + one line here is all a new service needs)."""
     REGISTRY[provider_type] = builder
@@ -57,6 +101,13 @@ def build_notifier(provider_type: str, config: NotifierConfig) -> Notifier:
     if not config.url:
         return NopNotifier()
     builder = REGISTRY.get(provider_type)
+    if builder is None and provider_type:
+        plugin = PLUGINS.get(provider_type)
+        if plugin is not None:
+            return _from_plugin(plugin, config)
+        error = PLUGINS.error(provider_type)
+        if error is not None:
+            raise NotifyError(error)
     if builder is None:
         raise NotifyError(f"provider {provider_type} not supported")
     return builder(config)
