@@ -197,6 +197,17 @@ class RouteContext:
         )
 
 
+def metadata_missing(observed_obj: Mapping[str, Any], desired_obj: Mapping[str, Any]) -> bool:
+    """Whether a desired label or annotation is absent from (or different on) the observed object."""
+    observed_meta = observed_obj.get("metadata") or {}
+    desired_meta = desired_obj.get("metadata") or {}
+    for key in ("labels", "annotations"):
+        have = observed_meta.get(key) or {}
+        if any(have.get(k) != v for k, v in (desired_meta.get(key) or {}).items()):
+            return True
+    return False
+
+
 def apex_metadata(ctx: RouteContext) -> Obj:
     """The metadata of a routing object named after the apex: ``service.apex`` labels (filtered) and
     annotations (with the Flux opt-out), and the controller reference to the canary unless the mesh lives in

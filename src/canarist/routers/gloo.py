@@ -39,6 +39,7 @@ from canarist.routers.base import (
     RouteContext,
     RouterConfigError,
     RoutesError,
+    metadata_missing,
 )
 from canarist.workloads._meta import controller_ref, deep, filter_metadata, prune
 
@@ -322,16 +323,6 @@ class GlooRouter:
             out[RESYNCED_UPSTREAM_FIELD] = prune(deep(spec.get(RESYNCED_UPSTREAM_FIELD)))
         return out
 
-    @staticmethod
-    def _metadata_missing(observed_obj: Obj, desired_obj: Obj) -> bool:
-        observed_meta = observed_obj.get("metadata") or {}
-        desired_meta = desired_obj.get("metadata") or {}
-        for key in ("labels", "annotations"):
-            have = observed_meta.get(key) or {}
-            if any(have.get(k) != v for k, v in (desired_meta.get(key) or {}).items()):
-                return True
-        return False
-
     def needs_update(self, ctx: RouteContext, observed_obj: Obj, desired_obj: Obj) -> bool:
         observed_spec = observed_obj.get("spec") or {}
         desired_spec = desired_obj.get("spec") or {}
@@ -340,7 +331,7 @@ class GlooRouter:
                 ctx, desired_spec
             )
             return differs
-        if self._metadata_missing(observed_obj, desired_obj):
+        if metadata_missing(observed_obj, desired_obj):
             return True
         return self._without_weights(observed_spec) != self._without_weights(desired_spec)
 

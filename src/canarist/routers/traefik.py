@@ -25,6 +25,7 @@ from canarist.routers.base import (
     RouterConfigError,
     RoutesError,
     apex_metadata,
+    metadata_missing,
 )
 from canarist.routers.takeover import restore, with_backup
 from canarist.workloads._meta import deep, has_flux_opt_out, prune, set_metadata_map
@@ -104,12 +105,8 @@ class TraefikRouter:
     def needs_update(self, ctx: RouteContext, observed_obj: Obj, desired_obj: Obj) -> bool:
         if not has_flux_opt_out(observed_obj):
             return True
-        observed_meta = observed_obj.get("metadata") or {}
-        desired_meta = desired_obj.get("metadata") or {}
-        for key in ("labels", "annotations"):
-            have = observed_meta.get(key) or {}
-            if any(have.get(k) != v for k, v in (desired_meta.get(key) or {}).items()):
-                return True
+        if metadata_missing(observed_obj, desired_obj):
+            return True
         return self._comparable(observed_obj.get("spec") or {}) != self._comparable(
             desired_obj.get("spec") or {}
         )
