@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 from typing import Any
@@ -23,18 +24,17 @@ from canarist.api import command as cc
 from canarist.api.duration import parse_duration
 from canarist.cli.common import (
     EXIT_FAILED,
-    EXIT_NOT_FOUND,
     EXIT_SUCCEEDED,
     EXIT_TIMEOUT,
-    EXIT_UNREACHABLE,
     CliError,
     not_found,
     run_against_cluster,
+    states_of,
     unreachable,
 )
 from canarist.kube import resources as kinds
 from canarist.kube.client import KubeClient
-from canarist.kube.errors import ApiError, Forbidden, Gone, KubeError, NotFound
+from canarist.kube.errors import ApiError, Forbidden, KubeError, NotFound
 from canarist.kube.resources import ResourceKind
 
 SELF_SUBJECT_REVIEW = ResourceKind(
@@ -193,31 +193,20 @@ def _print(obj: dict[str, Any], args: argparse.Namespace, namespace: str) -> Non
 async def _wait(client: KubeClient, created: dict[str, Any], namespace: str) -> dict[str, Any]:
     """The command once the operator wrote its status (watched from its creation)."""
     name = str(created["metadata"]["name"])
-    version = str(created["metadata"].get("resourceVersion") or "")
-    current = created
-    while not (current.get("status") or {}).get("phase"):
-        try:
-            async for event in client.watch(
-                kinds.CANARY_COMMAND,
-                namespace=namespace,
-                resource_version=version,
-                field_selector=f"metadata.name={name}",
-                timeout_seconds=300,
-            ):
-                meta = event.object.get("metadata") or {}
-                version = str(meta.get("resourceVersion") or version)
-                if event.type == "BOOKMARK" or meta.get("name") != name:
-                    continue
-                if event.type == "DELETED":
-                    raise CliError(f"canarycommand {name}.{namespace} was deleted", EXIT_NOT_FOUND)
-                current = event.object
-                if (current.get("status") or {}).get("phase"):
-                    return current
-        except Gone:
-            current = await client.get(kinds.CANARY_COMMAND, name, namespace=namespace)
-            version = str(current["metadata"].get("resourceVersion") or "")
-        except ApiError as error:
-            raise CliError(f"watching canarycommand {name}.{namespace}: {error}", EXIT_UNREACHABLE) from error
-        except KubeError as error:
-            raise unreachable(error) from error
-    return current
+    if (created.get("status") or {}).get("phase"):
+        return created
+    states = states_of(
+        client,
+        kinds.CANARY_COMMAND,
+        created,
+        what=f"canarycommand {name}.{namespace}",
+        reread=lambda: client.get(kinds.CANARY_COMMAND, name, namespace=namespace),
+    )
+    # closed on return, so the watch stream under it is closed too
+    async with contextlib.aclosing(states) as watched:
+        async for current in watched:
+            if (current.get("status") or {}).get("phase"):
+                return current
+    raise AssertionError(
+        "unreachable: the watch is restarted until the command is answered"
+    )  # pragma: no cover

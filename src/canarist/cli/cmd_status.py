@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 from collections.abc import Mapping
@@ -27,19 +28,19 @@ from canarist.api.duration import parse_duration
 from canarist.cli.cmd_explain import header
 from canarist.cli.common import (
     EXIT_FAILED,
-    EXIT_NOT_FOUND,
     EXIT_SUCCEEDED,
     EXIT_TIMEOUT,
     EXIT_UNREACHABLE,
     CliError,
     not_found,
     run_against_cluster,
+    states_of,
     unreachable,
 )
 from canarist.engine.ledger import Ledger
 from canarist.kube import resources as kinds
 from canarist.kube.client import KubeClient
-from canarist.kube.errors import ApiError, Gone, KubeError, NotFound
+from canarist.kube.errors import ApiError, KubeError, NotFound
 from canarist.podnames import pod_template_hash
 from canarist.workloads.revision import revision_hash
 
@@ -236,35 +237,17 @@ async def _wait(
     current = obj
     if await _ended(client, current, namespace, wanted):
         return current
-    version = str(current["metadata"].get("resourceVersion") or "")
-    while True:
-        try:
-            async for event in client.watch(
-                kinds.CANARY,
-                namespace=namespace,
-                resource_version=version,
-                field_selector=f"metadata.name={name}",
-                timeout_seconds=300,
-            ):
-                meta = event.object.get("metadata") or {}
-                version = str(meta.get("resourceVersion") or version)
-                if event.type == "BOOKMARK" or meta.get("name") != name:
-                    continue
-                if event.type == "DELETED":
-                    raise CliError(
-                        f'canary "{name}" was deleted from namespace "{namespace}"', EXIT_NOT_FOUND
-                    )
-                current = event.object
-                seen[-1] = current
-                if await _ended(client, current, namespace, wanted):
-                    return current
-        except Gone:
-            current = await _get_canary(client, name, namespace)
+    states = states_of(
+        client,
+        kinds.CANARY,
+        current,
+        what=f'canary "{name}" in namespace "{namespace}"',
+        reread=lambda: _get_canary(client, name, namespace),
+    )
+    # closed on return, so the watch stream under it is closed too
+    async with contextlib.aclosing(states) as watched:
+        async for current in watched:
             seen[-1] = current
-            version = str(current["metadata"].get("resourceVersion") or "")
             if await _ended(client, current, namespace, wanted):
                 return current
-        except ApiError as error:
-            raise CliError(f"watching canary {name}.{namespace}: {error}", EXIT_UNREACHABLE) from error
-        except KubeError as error:
-            raise unreachable(error) from error
+    raise AssertionError("unreachable: the watch is restarted until the run ends")  # pragma: no cover

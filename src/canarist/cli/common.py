@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from typing import Any
 
 from canarist.kube.client import KubeClient
-from canarist.kube.errors import KubeError, NotAKubeconfig
+from canarist.kube.errors import ApiError, Gone, KubeError, NotAKubeconfig
+from canarist.kube.resources import ResourceKind
 
 __all__ = [
     "EXIT_FAILED",
@@ -25,6 +26,7 @@ __all__ = [
     "connect",
     "not_found",
     "run_against_cluster",
+    "states_of",
     "unreachable",
 ]
 
@@ -81,3 +83,43 @@ def run_against_cluster(
         return error.code
     except KeyboardInterrupt:
         return 130
+
+
+async def states_of(
+    client: KubeClient,
+    kind: ResourceKind,
+    obj: dict[str, Any],
+    *,
+    what: str,
+    reread: Callable[[], Awaitable[dict[str, Any]]],
+) -> AsyncGenerator[dict[str, Any], None]:
+    """Every new state of the object ``obj`` (``what`` names it in messages), watched from its
+    resourceVersion; after a 410 Gone the state ``reread`` returns. Its deletion and a failed watch end
+    the command with one sentence."""
+    name = str(obj["metadata"]["name"])
+    namespace = str(obj["metadata"].get("namespace") or "")
+    version = str(obj["metadata"].get("resourceVersion") or "")
+    while True:
+        try:
+            async for event in client.watch(
+                kind,
+                namespace=namespace,
+                resource_version=version,
+                field_selector=f"metadata.name={name}",
+                timeout_seconds=300,
+            ):
+                meta = event.object.get("metadata") or {}
+                version = str(meta.get("resourceVersion") or version)
+                if event.type == "BOOKMARK" or meta.get("name") != name:
+                    continue
+                if event.type == "DELETED":
+                    raise CliError(f"{what} was deleted", EXIT_NOT_FOUND)
+                yield event.object
+        except Gone:
+            current = await reread()
+            version = str(current["metadata"].get("resourceVersion") or "")
+            yield current
+        except ApiError as error:
+            raise CliError(f"watching {what}: {error}", EXIT_UNREACHABLE) from error
+        except KubeError as error:
+            raise unreachable(error) from error
