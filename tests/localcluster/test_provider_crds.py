@@ -73,7 +73,16 @@ def _meta(name: str, **extra: Any) -> Obj:
 
 
 def test_registry_names_and_selection() -> None:
-    assert list(PROVIDER_CRDS) == ["istio", "gatewayapi", "smi", "appmesh", "contour", "gloo", "traefik"]
+    assert list(PROVIDER_CRDS) == [
+        "istio",
+        "gatewayapi",
+        "smi",
+        "appmesh",
+        "contour",
+        "gloo",
+        "traefik",
+        "apisix",
+    ]
     assert provider_names(True) == list(PROVIDER_CRDS)
     assert provider_names(False) == []
     assert provider_names("smi") == ["smi"]
@@ -92,6 +101,7 @@ def test_registry_names_and_selection() -> None:
         "routetables.gateway.solo.io",
         "ingressroutes.traefik.io",
         "traefikservices.traefik.io",
+        "apisixroutes.apisix.apache.org",
         "virtualservices.gateway.solo.io",
         "virtualservices.networking.istio.io",
     } <= names

@@ -43,6 +43,7 @@ PROVIDERS = {
     "gloo": "gloo",
     "traefik": "traefik",
     "skipper": "skipper",
+    "apisix": "apisix",
 }
 AB = [{"headers": {"x-canary": {"exact": "insider"}}}]
 

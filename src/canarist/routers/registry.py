@@ -14,6 +14,7 @@ from canarist.api import Canary
 from canarist.kube import resources
 from canarist.kube.resources import ResourceKind
 from canarist.routers import appmesh, smi
+from canarist.routers.apisix import APISIX
 from canarist.routers.base import RouteContext, Router, RouterConfigError
 from canarist.routers.contour import CONTOUR
 from canarist.routers.gatewayapi import GATEWAYAPI_V1, GATEWAYAPI_V1BETA1
@@ -163,6 +164,7 @@ _BUILTIN: tuple[Router, ...] = (
     GLOO,
     TRAEFIK,
     SKIPPER,
+    APISIX,
 )
 for _router in _BUILTIN:  # the built-in routers: one entry each
     register(_router)

@@ -9,6 +9,7 @@
 - ``contour``: projectcontour.io HTTPProxy
 - ``gloo``: gloo.solo.io Upstream, gateway.solo.io RouteTable and VirtualService
 - ``traefik``: traefik.io IngressRoute and TraefikService
+- ``apisix``: apisix.apache.org ApisixRoute
 
 Each call of `provider_crds` returns fresh copies, so callers may change them.
 """
@@ -19,7 +20,7 @@ import copy
 from collections.abc import Iterable
 from typing import Any
 
-from canarist.localcluster.crds import appmesh, contour, gatewayapi, gloo, smi, traefik
+from canarist.localcluster.crds import apisix, appmesh, contour, gatewayapi, gloo, smi, traefik
 from canarist.localcluster.istio import istio_crds
 
 Obj = dict[str, Any]
@@ -32,6 +33,7 @@ PROVIDER_CRDS: dict[str, list[Obj]] = {
     "contour": contour.CRDS,
     "gloo": gloo.CRDS,
     "traefik": traefik.CRDS,
+    "apisix": apisix.CRDS,
 }
 
 
