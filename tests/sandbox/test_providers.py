@@ -41,6 +41,7 @@ def test_the_table() -> None:
         "gloo",
         "traefik",
         "skipper",
+        "apisix",
     ]
     rows = {
         name: (p.examples_dir, p.mesh_provider, p.crds, p.host, p.ab_header) for name, p in PROVIDERS.items()
@@ -56,6 +57,7 @@ def test_the_table() -> None:
         "gloo": ("gloo", "gloo", "gloo", "app.example.com", ab),
         "traefik": ("traefik", "traefik", "traefik", "app.example.com", None),
         "skipper": ("skipper", "skipper", None, "app.example.com", None),
+        "apisix": ("apisix", "apisix", "apisix", "app.example.com", None),
     }
     # The tutorials of the ingress providers send their /status/500 through the ingress proxy.
     assert {n for n, p in PROVIDERS.items() if p.fault_via_gateway} == {
@@ -65,6 +67,7 @@ def test_the_table() -> None:
         "gloo",
         "traefik",
         "skipper",
+        "apisix",
     }
 
 
@@ -116,6 +119,7 @@ def test_the_ingress_gateways_are_the_providers_own_services() -> None:
         "gloo": ("gloo-system", "gateway-proxy", [("http", 80), ("https", 443)]),
         "traefik": ("traefik", "traefik", [("web", 80), ("websecure", 443)]),
         "skipper": ("kube-system", "skipper-ingress", [("http", 80)]),
+        "apisix": ("apisix", "apisix-gateway", [("http", 80)]),
     }
     istio = provider_demo("istio").gateway
     assert istio is not None
@@ -125,9 +129,9 @@ def test_the_ingress_gateways_are_the_providers_own_services() -> None:
 
 def test_an_unknown_provider_names_the_choices() -> None:
     with pytest.raises(UnknownProvider) as caught:
-        provider_demo("apisix")
+        provider_demo("envoy")
     message = str(caught.value)
-    assert "'apisix'" in message
+    assert "'envoy'" in message
     assert all(name in message for name in PROVIDERS)
     with pytest.raises(ValueError, match="choose one of"):
         Sandbox(DemoOptions(provider="kuma"))
@@ -139,7 +143,7 @@ def test_the_cli_offers_the_table() -> None:
     assert parser.parse_args(["demo"]).provider == "istio"
     assert parser.parse_args(["demo", "--provider", "gloo"]).provider == "gloo"
     with pytest.raises(SystemExit):
-        parser.parse_args(["demo", "--provider", "apisix"])
+        parser.parse_args(["demo", "--provider", "envoy"])
 
 
 def test_ab_canary() -> None:

@@ -22,11 +22,15 @@ docs/sandbox.md#telemetry-per-provider):
   ``code``, ``method``, ``protocol``);
 * Skipper, only when the request carries :data:`~canarist.sandbox.telemetry.SKIPPER_ROUTE_HEADER`:
   ``skipper_response_duration_seconds`` and ``skipper_serve_route_duration_seconds`` (``route``, ``code``,
-  ``method``).
+  ``method``);
+* APISIX, only when the request carries :data:`~canarist.sandbox.telemetry.APISIX_ROUTE_HEADER`:
+  ``apisix_http_status`` (``code``, ``route``, ``matched_uri``, ``matched_host``, ``service``, ``consumer``,
+  ``node``) and ``apisix_http_latency`` in milliseconds (``type`` request/upstream/apisix, ``route``,
+  ``service``, ``consumer``, ``node``).
 
 so Flagger's builtin queries work against it unchanged. The app plays one pod at a time
 (:meth:`DemoApp.assign`): its ``/metrics`` adds that pod's ``kubernetes_namespace``, ``kubernetes_pod_name``
-and labels to every series but the NGINX, Traefik and Skipper ones, as Prometheus' Kubernetes pod discovery would, and a new
+and labels to every series but the NGINX, Traefik, Skipper and APISIX ones, as Prometheus' Kubernetes pod discovery would, and a new
 assignment starts every series afresh (one registry per app, emptied and refilled).
 
 Endpoints: ``GET /`` (JSON with the version), ``/version`` (``version`` and ``commit``), ``/env`` (the
@@ -101,6 +105,8 @@ _OSM_LABELS = (
 _NGINX_LABELS = ("namespace", "ingress", "service", "canary", "status", "method", "host", "path")
 _TRAEFIK_LABELS = ("service", "code", "method", "protocol")
 _SKIPPER_LABELS = ("route", "code", "method")
+_APISIX_STATUS_LABELS = ("code", "route", "matched_uri", "matched_host", "service", "consumer", "node")
+_APISIX_LATENCY_LABELS = ("type", "route", "service", "consumer", "node")
 
 _UNCOUNTED = ("/metrics", "/knobs", "/healthz", "/readyz")
 #: series exported at zero from the start of a fresh app (a rate then shows up one scrape after the first
@@ -214,18 +220,34 @@ class _Series:
             buckets=telemetry.DEFAULT_BUCKETS_S,
             registry=registry,
         )
+        # APISIX's counter carries no ``_total`` suffix: a gauge here, exported untyped (see _PodScrape).
+        self.apisix_status = Gauge(
+            "apisix_http_status",
+            "HTTP status codes per service in APISIX",
+            _APISIX_STATUS_LABELS,
+            registry=registry,
+        )
+        self.apisix_latency = Histogram(
+            "apisix_http_latency",
+            "HTTP request latency in milliseconds per service in APISIX",
+            _APISIX_LATENCY_LABELS,
+            buckets=telemetry.APISIX_LATENCY_BUCKETS_MS,
+            registry=registry,
+        )
 
     def collectors(self) -> list[Any]:
         return list(vars(self).values())
 
 
-#: families whose counters are exported without a ``_total`` suffix (Envoy's, ingress-nginx's).
-_UNTYPED_COUNTERS = frozenset({"envoy_cluster_upstream_rq", "nginx_ingress_controller_requests"})
+#: families whose counters are exported without a ``_total`` suffix (Envoy's, ingress-nginx's, APISIX's).
+_UNTYPED_COUNTERS = frozenset(
+    {"envoy_cluster_upstream_rq", "nginx_ingress_controller_requests", "apisix_http_status"}
+)
 
 
 class _PodScrape(Collector):
     """The app's registry as Prometheus stores it after a pod-discovery scrape: the pod's identity labels
-    added to every series but the NGINX controller's, Traefik's and Skipper's (labels the series has win). ``families``: only these
+    added to every series but the NGINX controller's, Traefik's, Skipper's and APISIX's (labels the series has win). ``families``: only these
     metric families; ``identity=False``: no identity labels (what the workload itself exports)."""
 
     def __init__(self, app: DemoApp, families: Collection[str] | None = None, identity: bool = True) -> None:
@@ -533,6 +555,14 @@ class DemoApp:
             skipper = {"route": skipper_route, "code": code, "method": request.method}
             s.skipper_response.labels(**skipper).observe(elapsed_s)
             s.skipper_serve_route.labels(**skipper).observe(elapsed_s)
+        apisix_route = request.headers.get(telemetry.APISIX_ROUTE_HEADER, "")
+        if apisix_route:
+            host = request.host.rsplit(":", 1)[0] if request.host else ""
+            path = request.headers.get(telemetry.APISIX_URI_HEADER, "")
+            s.apisix_status.labels(code, apisix_route, path, host, "", "", "").inc()
+            for kind in ("request", "upstream"):
+                s.apisix_latency.labels(kind, apisix_route, "", "", "").observe(elapsed_ms)
+            s.apisix_latency.labels("apisix", apisix_route, "", "", "").observe(0.0)
 
     def exposition(self, families: Collection[str] | None = None, identity: bool = True) -> bytes:
         """The registry with the pod's identity labels (see :class:`_PodScrape`); ``families`` and

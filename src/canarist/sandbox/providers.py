@@ -114,6 +114,16 @@ SKIPPER_GATEWAY = GatewayService(
     "registry.opensource.zalan.do/teapot/skipper:v0.21.0",
     (GatewayPort("http", 80, 9999),),
 )
+#: APISIX's Helm chart (Flagger's APISIX tutorial installs it in `apisix` with the ingress controller):
+#: Service `apisix-gateway`, port 80 in front of the proxy's 9080.
+APISIX_GATEWAY = GatewayService(
+    "apisix",
+    "apisix-gateway",
+    (("app.kubernetes.io/name", "apisix"), ("app.kubernetes.io/instance", "apisix")),
+    "apisix",
+    "docker.io/apache/apisix:3.9.1-debian",
+    (GatewayPort("http", 80, 9080),),
+)
 #: The data plane of the Gateway `gateway-system/gateway` (examples/gatewayapi/routing.yaml, class
 #: `sandbox`), named `<Gateway>-<GatewayClass>` as Istio's Gateway API deployments are (Flagger's Gateway API
 #: tutorial reaches its Gateway as `gateway-istio.istio-ingress`): `gateway-sandbox.gateway-system`.
@@ -216,6 +226,16 @@ PROVIDERS: dict[str, ProviderDemo] = {
             None,
             fault_via_gateway=True,
             gateway=SKIPPER_GATEWAY,
+        ),
+        ProviderDemo(
+            "apisix",
+            "apisix",
+            "apisix",
+            "apisix",
+            "app.example.com",
+            None,
+            fault_via_gateway=True,
+            gateway=APISIX_GATEWAY,
         ),
     )
 }

@@ -16,13 +16,15 @@ provider the sandbox can route for (docs/sandbox.md#telemetry-per-provider):
   :data:`TRAEFIK_SERVICE_HEADER`): ``traefik_service_requests_total`` /
   ``traefik_service_request_duration_seconds``;
 * Skipper, only for requests it routed (the gateway names the Skipper route with :data:`SKIPPER_ROUTE_HEADER`):
-  ``skipper_response_duration_seconds`` / ``skipper_serve_route_duration_seconds``.
+  ``skipper_response_duration_seconds`` / ``skipper_serve_route_duration_seconds``;
+* APISIX, only for requests it routed (the gateway names the APISIX route with :data:`APISIX_ROUTE_HEADER`):
+  ``apisix_http_status`` / ``apisix_http_latency``.
 
 Pod identity: Kubernetes pod discovery adds ``kubernetes_namespace``, ``kubernetes_pod_name`` and (with a
 ``labelmap`` of ``__meta_kubernetes_pod_label_(.+)``) the pod's labels at scrape time. The sandbox's pods are
 apps from a pool that Prometheus already scrapes through file discovery, which forwards new targets only
 every 5 s, so the app carries that identity itself: :meth:`PodIdentity.target_labels` is added to every
-series of the app's ``/metrics`` except the NGINX controller's, Traefik's and Skipper's (which the proxy's pod exports,
+series of the app's ``/metrics`` except the NGINX controller's, Traefik's, Skipper's and APISIX's (which the proxy's pod exports,
 not the workload's pod). A label the series already has wins, as with ``honor_labels: true``.
 """
 
@@ -36,6 +38,10 @@ from typing import Final
 from canarist.podnames import POD_TEMPLATE_HASH_LABEL, pod_name, pod_template_hash
 
 __all__ = [
+    "APISIX_FAMILIES",
+    "APISIX_LATENCY_BUCKETS_MS",
+    "APISIX_ROUTE_HEADER",
+    "APISIX_URI_HEADER",
     "APPMESH_MESH",
     "APP_PORT",
     "DEFAULT_BUCKETS_S",
@@ -55,6 +61,7 @@ __all__ = [
     "TRAEFIK_FAMILIES",
     "TRAEFIK_SERVICE_HEADER",
     "PodIdentity",
+    "apisix_route_name",
     "appmesh_cluster_name",
     "pod_name",
     "pod_template_hash",
@@ -95,8 +102,16 @@ SKIPPER_ROUTE_HEADER: Final = "x-canarist-skipper-route"
 SKIPPER_FAMILIES: Final = frozenset(
     {"skipper_response_duration_seconds", "skipper_serve_route_duration_seconds"}
 )
+#: the name of the APISIX route that served a request (``<namespace>_<ApisixRoute>_<rule>``, as the APISIX
+#: ingress controller names the routes it makes of an ApisixRoute's http rules: `apisix_route_name`): the
+#: ``route`` label of APISIX's series. Its presence is what makes a request count for them.
+APISIX_ROUTE_HEADER: Final = "x-canarist-apisix-route"
+#: the path pattern of the APISIX route that served a request (``/*``): the ``matched_uri`` label.
+APISIX_URI_HEADER: Final = "x-canarist-apisix-uri"
+#: metric families APISIX's prometheus plugin exports (its counter has no ``_total`` suffix).
+APISIX_FAMILIES: Final = frozenset({"apisix_http_status", "apisix_http_latency"})
 #: families a proxy exports, not the workload: they do not get the pod's identity labels.
-PROXY_FAMILIES: Final = NGINX_FAMILIES | TRAEFIK_FAMILIES | SKIPPER_FAMILIES
+PROXY_FAMILIES: Final = NGINX_FAMILIES | TRAEFIK_FAMILIES | SKIPPER_FAMILIES | APISIX_FAMILIES
 
 # -- buckets ----------------------------------------------------------------------------------------------
 
@@ -159,6 +174,25 @@ DEFAULT_BUCKETS_S: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 
 #: Traefik's default buckets for its request-duration histograms, in seconds.
 TRAEFIK_DURATION_BUCKETS_S: Final = (0.1, 0.3, 1.2, 5.0)
 
+#: the default buckets of APISIX's ``apisix_http_latency`` histogram, in milliseconds.
+APISIX_LATENCY_BUCKETS_MS: Final = (
+    1.0,
+    2.0,
+    5.0,
+    10.0,
+    20.0,
+    50.0,
+    100.0,
+    200.0,
+    500.0,
+    1000.0,
+    2000.0,
+    5000.0,
+    10000.0,
+    30000.0,
+    60000.0,
+)
+
 # -- names ------------------------------------------------------------------------------------------------
 
 #: podinfo's HTTP port (the App Mesh listener's port in the ingress cluster name).
@@ -185,6 +219,12 @@ def traefik_service_name(namespace: str, service: str, port: int | str) -> str:
     """The name Traefik's Kubernetes CRD provider gives a Service port in its metrics:
     ``test-podinfo-canary-80@kubernetescrd``."""
     return f"{namespace}-{service}-{port}@kubernetescrd"
+
+
+def apisix_route_name(namespace: str, route: str, rule: str) -> str:
+    """The name the APISIX ingress controller gives the route of an ApisixRoute's http rule, which APISIX's
+    series carry as ``route``: ``test_podinfo-podinfo-canary_rule1``."""
+    return f"{namespace}_{route}_{rule}"
 
 
 def podinfo_path_label(route: str) -> str:

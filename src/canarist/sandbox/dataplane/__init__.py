@@ -10,6 +10,7 @@ programs. Adding a provider is one module and one line below.
 from __future__ import annotations
 
 from canarist.kube.resources import ResourceKind
+from canarist.sandbox.dataplane.apisix import ApisixTranslator
 from canarist.sandbox.dataplane.appmesh import AppMeshTranslator
 from canarist.sandbox.dataplane.base import (
     ClusterDecl,
@@ -59,6 +60,7 @@ TRANSLATORS: list[Translator] = [
     GlooTranslator(),
     TraefikTranslator(),
     SkipperTranslator(),
+    ApisixTranslator(),
 ]
 
 
