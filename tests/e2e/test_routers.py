@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from canarist.kube import resources as kinds
+from canarist.localcluster.crds import provider_crds
+from canarist.routers.apisix import APISIX_ROUTE
 from canarist.routers.contour import HTTP_PROXY
 from tests.e2e.conftest import World
 from tests.e2e.harness import NAMESPACE, apply, canary_status, fast_seed, load_example, ticks_pass, wait_for
@@ -144,4 +146,50 @@ async def test_a_missing_ingress_ref_is_said_then_the_canary_ingress_follows_it(
     assert annotations["nginx.ingress.kubernetes.io/canary-weight"] == "0"
     backend = canary_ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend == {"name": "podinfo-canary", "port": {"number": 9898}}
+    assert await _blocked(world) is None
+
+
+def _apisix_route() -> dict[str, Any]:
+    return {
+        "apiVersion": "apisix.apache.org/v2",
+        "kind": "ApisixRoute",
+        "metadata": {"name": "podinfo", "namespace": NAMESPACE, "labels": {"app": "podinfo"}},
+        "spec": {
+            "http": [
+                {
+                    "name": "rule1",
+                    "match": {"hosts": ["app.example.com"], "paths": ["/*"]},
+                    "backends": [{"serviceName": "podinfo", "servicePort": 9898}],
+                }
+            ]
+        },
+    }
+
+
+async def test_a_missing_route_ref_is_said_then_the_canary_route_follows_it(world: World) -> None:
+    operator = await world.start_operator(control_loop_interval_s=0.3)
+    for crd in provider_crds("apisix"):
+        await apply(world.client, crd)
+    for name in ("namespace.yaml", "deployment.yaml"):
+        await apply(world.client, load_example(name))
+    ref = {"apiVersion": "apisix.apache.org/v2", "kind": "ApisixRoute", "name": "podinfo"}
+    await apply(world.client, _canary(provider="apisix", routeRef=ref))
+
+    await wait_for(lambda: _blocked(world), what="the Blocked condition", timeout_s=60)
+    await ticks_pass(operator, 5, name="podinfo")
+    condition = await _blocked(world)
+    assert condition is not None
+    expected = "provider apisix: spec.routeRef: ApisixRoute podinfo.test not found"
+    assert (condition["reason"], condition["message"]) == ("MissingReference", expected)
+    assert (await _warnings(world)).count(expected) == 1
+
+    await apply(world.client, _apisix_route())
+    await wait_for(lambda: _initialized(world), what="Initialized once the ApisixRoute exists", timeout_s=60)
+    canary_route = await world.client.get(APISIX_ROUTE, "podinfo-podinfo-canary", namespace=NAMESPACE)
+    (rule,) = canary_route["spec"]["http"]
+    assert rule["priority"] == 10000
+    assert rule["backends"] == [
+        {"serviceName": "podinfo-primary", "servicePort": 9898, "weight": 100},
+        {"serviceName": "podinfo-canary", "servicePort": 9898, "weight": 0},
+    ]
     assert await _blocked(world) is None
