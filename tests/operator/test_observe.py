@@ -125,10 +125,10 @@ def _problem(
 
 
 def test_an_unsupported_provider_is_permanent() -> None:
-    problem = _problem(canary(provider="envoy"))
+    problem = _problem(canary(provider="knative"))
     assert problem.reason == "UnsupportedProvider"
     assert problem.message.startswith(
-        "spec.provider: provider 'envoy' is not supported by canarist yet (supported: apisix, appmesh, "
+        "spec.provider: provider 'knative' is not supported by canarist yet (supported: apisix, appmesh, "
     )
 
 
