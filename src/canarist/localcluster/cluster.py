@@ -13,6 +13,7 @@ import yaml
 from aiohttp import web
 
 from canarist.localcluster.api import DEFAULT_SERVICE_CIDR, Api
+from canarist.localcluster.audit import AuditLog
 from canarist.localcluster.controllers import ImageCheck, WorkloadControllers
 from canarist.localcluster.crds import provider_crds, provider_names
 from canarist.localcluster.faults import Faults
@@ -72,6 +73,8 @@ class LocalCluster:
         # The routing providers whose CRDs are installed at start (keys of crds.PROVIDER_CRDS).
         self.provider_crds: list[str] = provider_names(install_provider_crds)
         self._namespaces = namespaces
+        # Every mutating request answered (method, path, User-Agent, code): who wrote what, in order.
+        self.audit = AuditLog()
         self._frontend = HttpFrontend(self)
         self._runner: web.AppRunner | None = None
         self.host = "127.0.0.1"

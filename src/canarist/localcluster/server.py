@@ -14,6 +14,7 @@ import yaml
 from aiohttp import web
 
 from canarist.localcluster import table
+from canarist.localcluster.audit import MUTATING
 from canarist.localcluster.errors import ApiError
 from canarist.localcluster.faults import FAULT_STATUS
 from canarist.localcluster.podlogs import serve_pod_log
@@ -106,6 +107,14 @@ class HttpFrontend:
     # ------------------------------------------------------------------ dispatch
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        response = await self._handle(request)
+        if request.method in MUTATING and not request.path.startswith(f"/{EXTENSION_PREFIX}/"):
+            self.cluster.audit.record(
+                request.method, request.path_qs, request.headers.get("User-Agent", ""), response.status
+            )
+        return response
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         try:
             return await self._dispatch(request)
         except ApiError as error:
@@ -338,6 +347,19 @@ class HttpFrontend:
             if request.method == "DELETE":
                 faults.clear()
                 return json_response(faults.to_dict())
+            raise ApiError.method_not_allowed()
+        if rest == ["v1", "audit"]:
+            if request.method == "GET":
+                try:
+                    since = int(request.query.get("since", "0"))
+                except ValueError as exc:
+                    raise ApiError.bad_request(
+                        f"since: not a whole number: {request.query['since']!r}"
+                    ) from exc
+                return json_response({"items": [e.to_dict() for e in self.cluster.audit.entries(since)]})
+            if request.method == "DELETE":
+                self.cluster.audit.clear()
+                return json_response({"items": []})
             raise ApiError.method_not_allowed()
         if rest == ["v1", "compact"] and request.method == "POST":
             self.api.store.compact()
