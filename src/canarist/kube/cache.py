@@ -153,6 +153,25 @@ class ObjectCache:
         if meta.get("name") and meta.get("resourceVersion"):
             self._written[(kind.plural, str(meta.get("namespace") or ""), str(meta["name"]))] = obj
 
+    async def refresh(self, kind: ResourceKind, keep: Callable[[Obj], bool] = lambda obj: True) -> int:
+        """Read ``kind`` from the API server now and serve every object newer than the cached one (for which
+        ``keep`` is true) until the watch catches up, as if it were our own write. A replica that takes
+        over canaries another one was running calls it first, so it never decides on a status older than
+        the last one the other replica wrote. Returns how many objects were newer; raises `KubeError`."""
+        fresh = await self._client.list(
+            kind, namespace=self._namespace, label_selector=self._selectors.get(kind) or None
+        )
+        newer = 0
+        for obj in fresh.items:
+            if not keep(obj):
+                continue
+            meta = _meta(obj)
+            cached = self.get(kind, str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+            if cached is None or _older(cached, obj):
+                self.remember(kind, obj)
+                newer += 1
+        return newer
+
     def _forget_handler(self, kind: ResourceKind) -> Callable[[str, Obj, Obj | None], None]:
         def forget(event_type: str, obj: Obj, old: Obj | None) -> None:
             key = (kind.plural, str(_meta(obj).get("namespace") or ""), str(_meta(obj).get("name") or ""))

@@ -430,6 +430,14 @@ class KubeClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    def set_user_agent(self, user_agent: str) -> None:
+        """The ``User-Agent`` of every request from now on (an API server's audit log records it)."""
+        self._http.headers["User-Agent"] = user_agent
+
+    @property
+    def user_agent(self) -> str:
+        return str(self._http.headers.get("User-Agent", ""))
+
     @property
     def server(self) -> str:
         return str(self._http.base_url)
