@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from canarist.cli.main import build_parser
-from canarist.operator.settings import settings_from_args
+from canarist.operator.runtime import LEASE_NAME
+from canarist.operator.settings import MAX_SHARDS, settings_from_args
+from canarist.operator.shards import lease_names
 from tests.deploy.support import (
     INSTALL_YAML,
     ISTIO_OVERLAY,
@@ -222,3 +224,16 @@ def test_install_yaml_applies_to_the_local_control_plane(local_cluster: LocalClu
     assert created.returncode == 0, created.stderr
     roles = local_cluster.kubectl("get", "clusterrole/canarist", "-o", "name", check=True)
     assert roles.stdout.strip() == "clusterrole.rbac.authorization.k8s.io/canarist"
+
+
+def test_the_lease_role_grants_every_lease_a_sharded_operator_uses_and_no_more() -> None:
+    lease_role = load_roles()["Role/canarist-leader-election"]
+    for name in lease_names(LEASE_NAME, MAX_SHARDS):
+        for verb in ("get", "update"):
+            assert lease_role.allows("coordination.k8s.io", "leases", verb, NAMESPACE, name), (verb, name)
+    assert not lease_role.allows(
+        "coordination.k8s.io", "leases", "update", NAMESPACE, f"{LEASE_NAME}-shard-{MAX_SHARDS}"
+    )
+    assert not lease_role.allows(
+        "coordination.k8s.io", "leases", "delete", NAMESPACE, f"{LEASE_NAME}-members"
+    )

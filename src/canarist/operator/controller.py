@@ -38,6 +38,7 @@ from canarist.operator.executor import ActionFailed, Executor
 from canarist.operator.finalizer import FINALIZER, Finalizer, is_deleting
 from canarist.operator.observe import BLOCKED_CONDITION, NotSynced, Observed, Permanent, observe
 from canarist.operator.settings import OperatorSettings
+from canarist.operator.shards import shard_of
 from canarist.operator.telemetry import Telemetry
 from canarist.operator.worker import CanaryWorker, TickOutcome
 from canarist.routers import registry as routers
@@ -152,6 +153,9 @@ class Controller:
         )
         self._canaries: dict[CanaryKey, CanaryState] = {}
         self._running = False
+        #: with shards: how many, and the ones this replica holds (it runs only their canaries)
+        self._shard_count = 0
+        self._held: set[int] = set()
         self._housekeeping: asyncio.Task[None] | None = None
         self._stopping: set[asyncio.Task[None]] = set()
         cache.add_index(kinds.CANARY, BY_TARGET, canary_target_keys)
@@ -188,8 +192,18 @@ class Controller:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start_workers(self) -> None:
-        """Begin acting (called when this replica leads, or at once without leader election)."""
+    def shard_of(self, key: CanaryKey) -> int | None:
+        """The shard of a canary (None without shards)."""
+        return shard_of(key[0], key[1], self._shard_count) if self._shard_count else None
+
+    def _owns(self, key: CanaryKey) -> bool:
+        shard = self.shard_of(key)
+        return shard is None or shard in self._held
+
+    async def start_workers(self, shards: int = 0) -> None:
+        """Begin acting (called when this replica leads, or at once without leader election). With
+        ``shards``, act on no canary until `claim` gives this replica a shard."""
+        self._shard_count = shards
         self._running = True
         self.cache.add_handler(kinds.CANARY, self._on_canary)
         self.cache.add_handler(kinds.CANARY_COMMAND, self._on_command)
@@ -212,6 +226,29 @@ class Controller:
     async def stop(self) -> None:
         await self.stop_workers()
 
+    async def claim(self, shard: int) -> None:
+        """This replica now holds ``shard``: start the workers of its canaries.
+
+        The replica that held it before may have written their statuses a moment ago, and this replica's
+        watch may not have delivered those writes yet: read them from the API server first, so no step is
+        decided twice. Raises `KubeError` when that read fails (the shard is then handed back and claimed
+        again at the next retry)."""
+        await self.cache.refresh(kinds.CANARY, keep=lambda obj: self.shard_of(key_of(obj)) == shard)
+        self._held.add(shard)
+        self._telemetry.shard_held.labels(shard=str(shard)).set(1)
+        for obj in self.cache.list(kinds.CANARY):
+            key = key_of(obj)
+            if self.shard_of(key) == shard and key not in self._canaries:
+                self._start(key)
+
+    async def drop(self, shard: int) -> None:
+        """This replica gives ``shard`` up: its canaries' workers finish the tick in flight and stop."""
+        self._held.discard(shard)
+        self._telemetry.shard_held.labels(shard=str(shard)).set(0)
+        keys = [key for key in self._canaries if self.shard_of(key) == shard]
+        states = [self._canaries.pop(key) for key in keys]
+        await asyncio.gather(*(state.worker.stop() for state in states))
+
     # ------------------------------------------------------------------ wake-ups
 
     def _on_canary(self, event_type: str, obj: Obj, old: Obj | None) -> None:
@@ -228,11 +265,8 @@ class Controller:
             return
         state = self._canaries.get(key)
         if state is None:
-            state = CanaryState(
-                CanaryWorker(f"{key[1]}.{key[0]}", self._tick_for(key), self._clock, self._resync_s())
-            )
-            self._canaries[key] = state
-            state.worker.start()
+            if self._owns(key):
+                self._start(key)
             return
         meta = _meta(obj)
         generation = int(meta.get("generation") or 0)
@@ -242,6 +276,13 @@ class Controller:
             or meta.get("deletionTimestamp")
         ):
             state.worker.wake()
+
+    def _start(self, key: CanaryKey) -> None:
+        worker = CanaryWorker(
+            f"{key[1]}.{key[0]}", self._tick_for(key), self._clock, self._resync_s(), shard=self.shard_of(key)
+        )
+        self._canaries[key] = CanaryState(worker)
+        worker.start()
 
     def _on_command(self, event_type: str, obj: Obj, old: Obj | None) -> None:
         """A new CanaryCommand wakes the canary it names (its status writes do not: they are ours)."""
@@ -302,6 +343,8 @@ class Controller:
         targets: dict[str, list[str]] = {}
         for obj in self.cache.list(kinds.CANARY):
             namespace, name = key_of(obj)
+            if not self._owns((namespace, name)):
+                continue  # another replica's (with shards): each counts its own, so sums add up
             per_namespace[namespace] = per_namespace.get(namespace, 0) + 1
             for target in canary_target_keys(obj):
                 targets.setdefault(target, []).append(f"{name}.{namespace}")

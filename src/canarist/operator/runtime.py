@@ -26,6 +26,7 @@ from canarist.operator.controller import BASE_KINDS, Controller
 from canarist.operator.executor import Executor
 from canarist.operator.http import OperatorHttp
 from canarist.operator.settings import OperatorSettings
+from canarist.operator.shards import ElectionTiming, ShardManager
 from canarist.operator.telemetry import Telemetry
 from canarist.routers import registry as routers
 
@@ -101,7 +102,10 @@ class Operator:
         self.http = OperatorHttp(self.telemetry, self._readiness)
         self._http_host = http_host
         self.leading = False
-        self.identity = f"{socket.gethostname()}_{uuid.uuid4()}"
+        self.identity = settings.identity or f"{socket.gethostname()}_{uuid.uuid4()}"
+        # The API server's audit log (and the local control plane's) then says which replica sent what.
+        client.set_user_agent(f"canarist/{__version__} ({self.identity})")
+        self.shards: ShardManager | None = None
         #: how long start-up waits for an API server that does not answer before exiting.
         self.crd_timeout_s = 60.0
 
@@ -114,6 +118,9 @@ class Operator:
     def _readiness(self) -> tuple[bool, str]:
         if not self.cache.synced:
             return False, "caches not synced"
+        if self.shards is not None:
+            held = sorted(self.shards.held)
+            return True, f"shards {','.join(map(str, held))} of {self.shards.count}" if held else "no shard"
         return True, "leader" if self.leading else "standby"
 
     async def check_crds(self) -> None:
@@ -162,7 +169,9 @@ class Operator:
         await self.http.start(self._http_host, self.settings.port)
         try:
             await self.cache.start()
-            if self.settings.enable_leader_election:
+            if self.settings.shards:
+                await self._run_sharded(stop)
+            elif self.settings.enable_leader_election:
                 await self._run_with_election(stop)
             else:
                 await self._lead()
@@ -179,6 +188,31 @@ class Operator:
         self.telemetry.leader.set(1)
         await self.controller.start_workers()
         log.info("Started operator workers")
+
+    async def _run_sharded(self, stop: asyncio.Event) -> None:
+        """Act on the canaries of the shards this replica holds (`canarist.operator.shards`)."""
+        settings = self.settings
+        self.shards = ShardManager(
+            self.client,
+            settings.leader_election_lease_namespace,
+            LEASE_NAME,
+            self.identity,
+            settings.shards,
+            ElectionTiming(
+                settings.leader_election_lease_duration_s,
+                settings.leader_election_renew_deadline_s,
+                settings.leader_election_retry_period_s,
+            ),
+            claim=self.controller.claim,
+            drop=self.controller.drop,
+        )
+        # Every write is fenced by the Lease of the shard of the canary whose worker sends it.
+        self.client.set_write_fence(self.shards.fence)
+        self.telemetry.shards.set(settings.shards)
+        await self.controller.start_workers(shards=settings.shards)
+        self.leading = True  # caches synced and taking part: /readyz says which shards
+        log.info("Started operator workers for %d shards as %s", settings.shards, self.identity)
+        await self.shards.run(stop)
 
     async def _run_with_election(self, stop: asyncio.Event) -> None:
         election = LeaderElection(

@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 
 from canarist.api import parse_duration
 
+#: the most shards a cluster may be split into (the RBAC Role names each shard's Lease).
+MAX_SHARDS = 32
+
 DEFAULT_SELECTOR_LABELS = ("app", "name", "app.kubernetes.io/name")
 
 # Flagger reads these from the environment; the environment wins over the flag.
@@ -68,6 +71,9 @@ class OperatorSettings:
     # canarist's own: the floor on spec.analysis.interval (Flagger: 10 s). Lower it for tests and the sandbox.
     min_analysis_interval_s: float = 10.0
     label_selector: str = ""
+    # canarist's own: split the canaries into this many shards held by the replicas (0: one leader or none).
+    shards: int = 0
+    identity: str = ""  # this replica's name in Leases (default: <hostname>_<random uuid>)
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -93,6 +99,18 @@ def parse_seconds(value: str) -> float:
         return parse_duration(value)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def parse_shards(value: str) -> int:
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shards: {value!r} is not a whole number") from None
+    if not 0 <= count <= MAX_SHARDS:
+        raise argparse.ArgumentTypeError(
+            f"--shards: {count} is out of range (0 to {MAX_SHARDS}; 0 means none)"
+        )
+    return count
 
 
 def _comma_list(value: str) -> tuple[str, ...]:
@@ -195,6 +213,15 @@ def add_operator_flags(parser: argparse.ArgumentParser) -> None:
         help="floor on spec.analysis.interval (default 10s, as Flagger); lower it for tests",
     )
     add_flag(parser, "label-selector", default="", help="only handle canaries matching this label selector")
+    add_flag(
+        parser,
+        "shards",
+        type=parse_shards,
+        default=d.shards,
+        help=f"split the canaries into N shards (1..{MAX_SHARDS}) shared by the replicas, one Lease each, "
+        "in the leader election namespace and with its timings (default 0: no shards)",
+    )
+    add_flag(parser, "identity", default="", help="this replica's identity in Leases (default hostname_uuid)")
 
 
 def settings_from_args(
@@ -236,6 +263,8 @@ def settings_from_args(
         "no_cross_namespace_refs": args.no_cross_namespace_refs,
         "min_analysis_interval_s": args.min_analysis_interval,
         "label_selector": args.label_selector,
+        "shards": args.shards,
+        "identity": args.identity,
     }
     for env_name, attribute in ENV_OVERRIDES.items():
         if env.get(env_name):

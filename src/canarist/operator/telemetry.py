@@ -111,6 +111,15 @@ class Telemetry:
             registry=r,
         )
         self.leader = Gauge("canarist_leader", "1 while this replica holds the leader Lease", registry=r)
+        self.shards = Gauge(
+            "canarist_shards", "How many shards the canaries are split into (0: none)", registry=r
+        )
+        self.shard_held = Gauge(
+            "canarist_shard_held",
+            "1 while this replica holds the shard's Lease and runs its canaries",
+            ["shard"],
+            registry=r,
+        )
 
     def set_weights(self, target: str, namespace: str, primary: int, canary: int) -> None:
         self.weight.labels(workload=f"{target}-primary", namespace=namespace).set(primary)

@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from canarist.operator.shards import SHARD
+
 log = logging.getLogger("canarist.worker")
 
 
@@ -29,8 +31,9 @@ Clock = Callable[[], datetime]
 
 
 class CanaryWorker:
-    def __init__(self, key: str, tick: Tick, clock: Clock, resync_s: float) -> None:
+    def __init__(self, key: str, tick: Tick, clock: Clock, resync_s: float, shard: int | None = None) -> None:
         self.key = key
+        self.shard = shard
         self._tick = tick
         self._clock = clock
         self._resync_s = resync_s
@@ -65,6 +68,9 @@ class CanaryWorker:
         return self._task is not None and not self._task.done()
 
     async def _run(self) -> None:
+        # Everything this task starts (its ticks, their event writes) inherits the shard: the write fence
+        # of a sharded operator reads it.
+        SHARD.set(self.shard)
         while True:
             self._wake.clear()
             self._current_tick = asyncio.ensure_future(self._safe_tick())
