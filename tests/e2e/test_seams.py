@@ -132,7 +132,7 @@ async def test_a_dotted_name_runs_and_an_unsupported_provider_is_said_once(
     for name in ("web", "mesh"):
         await apply(world.client, _deployment(name))
     await apply(world.client, _canary("web.v2", "web"))
-    await apply(world.client, _canary("mesh", "mesh", provider="kuma"))
+    await apply(world.client, _canary("mesh", "mesh", provider="knative"))
 
     await wait_for(lambda: canary_status(world.client, "web.v2"), what="a status on web.v2", timeout_s=60)
     await wait_for(lambda: _phase(world, "web.v2", "Initialized"), what="web.v2 Initialized", timeout_s=60)
@@ -140,7 +140,7 @@ async def test_a_dotted_name_runs_and_an_unsupported_provider_is_said_once(
     await ticks_pass(operator, 10, name="mesh")  # ten resyncs of the unsupported canary
 
     expected = (
-        "spec.provider: provider 'kuma' is not supported by canarist yet "
+        "spec.provider: provider 'knative' is not supported by canarist yet "
         f"(supported: {', '.join(routers.supported())})"
     )
     condition = await _blocked(world, "mesh")

@@ -127,9 +127,7 @@ def _problem(
 def test_an_unsupported_provider_is_permanent() -> None:
     problem = _problem(canary(provider="envoy"))
     assert problem.reason == "UnsupportedProvider"
-    assert problem.message.startswith(
-        "spec.provider: provider 'envoy' is not supported by canarist yet (supported: apisix, appmesh, "
-    )
+    assert problem.message.startswith("spec.provider: unknown provider 'envoy' (supported: apisix, appmesh, ")
 
 
 def test_a_service_target_is_permanent_until_canarist_runs_them() -> None:

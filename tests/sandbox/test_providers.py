@@ -134,7 +134,7 @@ def test_an_unknown_provider_names_the_choices() -> None:
     assert "'envoy'" in message
     assert all(name in message for name in PROVIDERS)
     with pytest.raises(ValueError, match="choose one of"):
-        Sandbox(DemoOptions(provider="kuma"))
+        Sandbox(DemoOptions(provider="envoy"))
 
 
 def test_the_cli_offers_the_table() -> None:
