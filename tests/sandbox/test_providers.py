@@ -42,6 +42,7 @@ def test_the_table() -> None:
         "traefik",
         "skipper",
         "apisix",
+        "kuma",
     ]
     rows = {
         name: (p.examples_dir, p.mesh_provider, p.crds, p.host, p.ab_header) for name, p in PROVIDERS.items()
@@ -58,6 +59,7 @@ def test_the_table() -> None:
         "traefik": ("traefik", "traefik", "traefik", "app.example.com", None),
         "skipper": ("skipper", "skipper", None, "app.example.com", None),
         "apisix": ("apisix", "apisix", "apisix", "app.example.com", None),
+        "kuma": ("kuma", "kuma", "kuma", "podinfo.test", None),
     }
     # The tutorials of the ingress providers send their /status/500 through the ingress proxy.
     assert {n for n, p in PROVIDERS.items() if p.fault_via_gateway} == {
