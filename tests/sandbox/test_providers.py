@@ -144,6 +144,7 @@ def test_the_cli_offers_the_table() -> None:
     cmd_demo.register(parser.add_subparsers())
     assert parser.parse_args(["demo"]).provider == "istio"
     assert parser.parse_args(["demo", "--provider", "gloo"]).provider == "gloo"
+    assert parser.parse_args(["demo", "--provider", "kuma"]).provider == "kuma"
     with pytest.raises(SystemExit):
         parser.parse_args(["demo", "--provider", "envoy"])
 
