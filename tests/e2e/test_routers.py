@@ -10,6 +10,7 @@ from canarist.kube import resources as kinds
 from canarist.localcluster.crds import provider_crds
 from canarist.routers.apisix import APISIX_ROUTE
 from canarist.routers.contour import HTTP_PROXY
+from canarist.routers.kuma import TRAFFIC_ROUTE
 from tests.e2e.conftest import World
 from tests.e2e.harness import NAMESPACE, apply, canary_status, fast_seed, load_example, ticks_pass, wait_for
 
@@ -193,3 +194,56 @@ async def test_a_missing_route_ref_is_said_then_the_canary_route_follows_it(worl
         {"serviceName": "podinfo-canary", "servicePort": 9898, "weight": 0},
     ]
     assert await _blocked(world) is None
+
+
+async def _traffic_route(world: World) -> dict[str, Any] | None:
+    return await world.client.get_or_none(TRAFFIC_ROUTE, "podinfo")
+
+
+async def test_kuma_traffic_route_is_cluster_scoped_and_given_back_to_the_apex_on_deletion(
+    world: World,
+) -> None:
+    """The operator writes the cluster-scoped TrafficRoute (in the annotation's mesh, without an owner),
+    moves its split through the access layer's cluster-scoped watch, and with revertOnDeletion leaves it
+    sending the apex's traffic to the apex once the Canary is gone."""
+    operator = await world.start_operator(control_loop_interval_s=0.3)
+    for crd in provider_crds("kuma"):
+        await apply(world.client, crd)
+    for name in ("namespace.yaml", "deployment.yaml"):
+        await apply(world.client, load_example(name))
+    canary = _canary(provider="kuma", revertOnDeletion=True)
+    canary["metadata"]["annotations"] = {"kuma.io/mesh": "payments"}
+    await apply(world.client, canary)
+
+    await wait_for(lambda: _initialized(world), what="Initialized", timeout_s=60)
+    route = await _traffic_route(world)
+    assert route is not None
+    assert route["mesh"] == "payments"
+    assert "namespace" not in route["metadata"]
+    assert "ownerReferences" not in route["metadata"]
+    assert route["spec"]["destinations"] == [{"match": {"kuma.io/service": "podinfo_test_svc_9898"}}]
+    assert route["spec"]["conf"]["split"] == [
+        {"weight": 100, "destination": {"kuma.io/service": "podinfo-primary_test_svc_9898"}},
+        {"weight": 0, "destination": {"kuma.io/service": "podinfo-canary_test_svc_9898"}},
+    ]
+    # a few more ticks rewrite nothing (only weights could differ, and they do not)
+    version = route["metadata"]["resourceVersion"]
+    await ticks_pass(operator, 3, name="podinfo")
+    route = await _traffic_route(world)
+    assert route is not None
+    assert route["metadata"]["resourceVersion"] == version
+
+    await world.client.delete(kinds.CANARY, "podinfo", namespace=NAMESPACE)
+
+    async def reverted() -> dict[str, Any] | None:
+        gone = await world.client.get_or_none(kinds.CANARY, "podinfo", namespace=NAMESPACE) is None
+        current = await _traffic_route(world)
+        return (
+            current if gone and current is not None and len(current["spec"]["conf"]["split"]) == 1 else None
+        )
+
+    route = await wait_for(reverted, what="the Canary gone and its TrafficRoute given back", timeout_s=60)
+    assert route["mesh"] == "payments"
+    assert route["spec"]["conf"]["split"] == [
+        {"weight": 100, "destination": {"kuma.io/service": "podinfo_test_svc_9898"}}
+    ]

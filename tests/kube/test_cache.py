@@ -4,12 +4,18 @@ reported as missing (not waited for forever), then picked up once its CRD is ins
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any
+
+import pytest
 
 from canarist.kube import AlreadyExists, KubeClient
 from canarist.kube import resources as r
 from canarist.kube.cache import MISSING, PENDING, SYNCED, ObjectCache, StaticCache
 from canarist.kube.resources import ResourceKind
+from canarist.kube.writer import Writer
+from canarist.localcluster.crds import provider_crds
+from canarist.routers.kuma import TRAFFIC_ROUTE
 
 from .conftest import istio_crd
 from .test_informer import eventually
@@ -60,3 +66,53 @@ async def test_a_kind_without_its_crd_is_missing_until_the_crd_is_installed(
 
 def test_a_static_cache_has_every_kind() -> None:
     assert StaticCache().watch(GADGET) == SYNCED
+
+
+async def test_a_cluster_scoped_custom_resource_through_a_namespaced_cache_and_the_writer(
+    kube: KubeClient, ns: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Kuma's TrafficRoute is cluster-scoped: an operator restricted to one namespace still lists and watches
+    it cluster-wide, finds it under the empty namespace, and the writer creates and replaces it at the
+    cluster path (its log names it without a namespace)."""
+    caplog.set_level(logging.INFO)
+    for crd in provider_crds("kuma"):
+        with contextlib.suppress(AlreadyExists):
+            await kube.create(crd)
+    cache = ObjectCache(kube, [r.NAMESPACE], namespace=ns)
+    await cache.start()
+    try:
+        assert cache.watch(TRAFFIC_ROUTE) == PENDING
+        await eventually(lambda: cache.watch(TRAFFIC_ROUTE) == SYNCED, within=60)
+        writer = Writer(kube, cache)
+        route: dict[str, Any] = {
+            "apiVersion": "kuma.io/v1alpha1",
+            "kind": "TrafficRoute",
+            "mesh": "default",
+            "metadata": {"name": f"{ns}-route"},
+            "spec": {"sources": [{"match": {"kuma.io/service": "*"}}], "conf": {"split": []}},
+        }
+        created = await writer.converge(TRAFFIC_ROUTE, route)
+        assert created is not None
+        assert "namespace" not in created["metadata"]
+        await eventually(
+            lambda: cache.informers[TRAFFIC_ROUTE].get(None, f"{ns}-route") is not None, within=60
+        )
+        assert cache.get(TRAFFIC_ROUTE, "", f"{ns}-route") is not None
+
+        def reweigh(observed: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
+            return {**observed, "mesh": "default", "spec": {**observed["spec"], "destinations": []}}
+
+        replaced = await writer.converge(TRAFFIC_ROUTE, route, merge=reweigh)
+        assert replaced is not None
+        assert replaced["spec"]["destinations"] == []
+        await eventually(
+            lambda: (
+                (cache.get(TRAFFIC_ROUTE, "", f"{ns}-route") or {}).get("spec", {}).get("destinations") == []
+            ),
+            within=60,
+        )
+        messages = [rec.getMessage() for rec in caplog.records]
+        assert f"TrafficRoute {ns}-route created" in messages
+        assert f"TrafficRoute {ns}-route updated" in messages
+    finally:
+        await cache.stop()

@@ -82,6 +82,7 @@ def test_registry_names_and_selection() -> None:
         "gloo",
         "traefik",
         "apisix",
+        "kuma",
     ]
     assert provider_names(True) == list(PROVIDER_CRDS)
     assert provider_names(False) == []
@@ -102,6 +103,7 @@ def test_registry_names_and_selection() -> None:
         "ingressroutes.traefik.io",
         "traefikservices.traefik.io",
         "apisixroutes.apisix.apache.org",
+        "trafficroutes.kuma.io",
         "virtualservices.gateway.solo.io",
         "virtualservices.networking.istio.io",
     } <= names
@@ -441,6 +443,65 @@ def test_smi_trafficsplit_quantity_weights(cluster: LocalClusterHandle) -> None:
     v1alpha3["spec"]["backends"][0]["weight"] = 50
     v1alpha3["spec"]["matches"] = [{"kind": "HTTPRouteGroup", "name": "ab-test"}]
     assert "created" in _apply(cluster, ns, v1alpha3)
+
+
+# ------------------------------------------------------------------ Kuma (cluster-scoped)
+
+
+def _kuma_route(name: str, primary: int = 100) -> Obj:
+    def tag(service: str) -> dict[str, str]:
+        return {"kuma.io/service": f"{service}_kuma_svc_9898"}
+
+    return {
+        "apiVersion": "kuma.io/v1alpha1",
+        "kind": "TrafficRoute",
+        "mesh": "default",
+        "metadata": _meta(name),
+        "spec": {
+            "sources": [{"match": {"kuma.io/service": "*"}}],
+            "destinations": [{"match": tag("podinfo")}],
+            "conf": {
+                "split": [
+                    {"weight": primary, "destination": tag("podinfo-primary")},
+                    {"weight": 100 - primary, "destination": tag("podinfo-canary")},
+                ]
+            },
+        },
+    }
+
+
+def test_kuma_trafficroute_is_cluster_scoped(cluster: LocalClusterHandle) -> None:
+    ns = _namespace(cluster, "kuma")
+    # kubectl's -n does not apply to a cluster-scoped kind: the object is stored without a namespace
+    assert "trafficroute.kuma.io/podinfo created" in _apply(cluster, ns, _kuma_route("podinfo"))
+    stored = json.loads(cluster.kubectl("get", "trafficroute", "podinfo", "-o", "json", check=True).stdout)
+    assert "namespace" not in stored["metadata"]
+    assert stored["mesh"] == "default"
+    assert [e["weight"] for e in stored["spec"]["conf"]["split"]] == [100, 0]
+    rows = [
+        line.split() for line in cluster.kubectl("get", "trafficroutes", "-A", check=True).stdout.splitlines()
+    ]
+    assert rows[0] == ["NAME", "AGE"]  # no NAMESPACE column for a cluster-scoped kind
+    assert [r[0] for r in rows[1:]] == ["podinfo"]
+    raw = "/apis/kuma.io/v1alpha1/trafficroutes/podinfo"
+    assert (
+        json.loads(cluster.kubectl("get", "--raw", raw, check=True).stdout)["metadata"]["name"] == "podinfo"
+    )
+    namespaced = cluster.kubectl(
+        "get", "--raw", f"/apis/kuma.io/v1alpha1/namespaces/{ns}/trafficroutes/podinfo"
+    )
+    assert namespaced.returncode != 0
+    assert "NotFound" in namespaced.stderr or "not found" in namespaced.stderr
+    # an update of the split, then a weight Kuma's schema refuses
+    assert "configured" in _apply(cluster, ns, _kuma_route("podinfo", primary=70))
+    stored = json.loads(cluster.kubectl("get", "trafficroute", "podinfo", "-o", "json", check=True).stdout)
+    assert [e["weight"] for e in stored["spec"]["conf"]["split"]] == [70, 30]
+    bad = _kuma_route("bad")
+    bad["spec"]["conf"]["split"][0]["weight"] = -1
+    assert "spec.conf.split[0].weight" in _rejected(cluster, ns, bad)
+    cluster.kubectl("delete", "trafficroute", "podinfo", check=True)
+    gone = cluster.kubectl("get", "trafficroute", "podinfo")
+    assert gone.returncode != 0
 
 
 # ------------------------------------------------------------------ App Mesh

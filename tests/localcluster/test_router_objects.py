@@ -44,6 +44,7 @@ PROVIDERS = {
     "traefik": "traefik",
     "skipper": "skipper",
     "apisix": "apisix",
+    "kuma": "kuma",
 }
 AB = [{"headers": {"x-canary": {"exact": "insider"}}}]
 

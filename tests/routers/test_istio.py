@@ -86,8 +86,8 @@ def test_podinfo_objects() -> None:
 def test_registry() -> None:
     assert registry.get("istio").name == "istio"
     assert registry.get("kubernetes").name == "kubernetes"
-    with pytest.raises(registry.UnknownProviderError, match="'kuma' is not supported by canarist yet"):
-        registry.get("kuma")
+    with pytest.raises(registry.UnknownProviderError, match="'knative' is not supported by canarist yet"):
+        registry.get("knative")
     with pytest.raises(registry.UnknownProviderError, match="unknown provider 'nope'"):
         registry.get("nope")
 

@@ -42,6 +42,7 @@ def test_the_table() -> None:
         "traefik",
         "skipper",
         "apisix",
+        "kuma",
     ]
     rows = {
         name: (p.examples_dir, p.mesh_provider, p.crds, p.host, p.ab_header) for name, p in PROVIDERS.items()
@@ -58,6 +59,7 @@ def test_the_table() -> None:
         "traefik": ("traefik", "traefik", "traefik", "app.example.com", None),
         "skipper": ("skipper", "skipper", None, "app.example.com", None),
         "apisix": ("apisix", "apisix", "apisix", "app.example.com", None),
+        "kuma": ("kuma", "kuma", "kuma", "podinfo.test", None),
     }
     # The tutorials of the ingress providers send their /status/500 through the ingress proxy.
     assert {n for n, p in PROVIDERS.items() if p.fault_via_gateway} == {
@@ -134,7 +136,7 @@ def test_an_unknown_provider_names_the_choices() -> None:
     assert "'envoy'" in message
     assert all(name in message for name in PROVIDERS)
     with pytest.raises(ValueError, match="choose one of"):
-        Sandbox(DemoOptions(provider="kuma"))
+        Sandbox(DemoOptions(provider="envoy"))
 
 
 def test_the_cli_offers_the_table() -> None:
@@ -142,6 +144,7 @@ def test_the_cli_offers_the_table() -> None:
     cmd_demo.register(parser.add_subparsers())
     assert parser.parse_args(["demo"]).provider == "istio"
     assert parser.parse_args(["demo", "--provider", "gloo"]).provider == "gloo"
+    assert parser.parse_args(["demo", "--provider", "kuma"]).provider == "kuma"
     with pytest.raises(SystemExit):
         parser.parse_args(["demo", "--provider", "envoy"])
 

@@ -77,7 +77,7 @@ class Writer:
         except KubeError as error:
             raise WriteError(f"creating {_label(kind, obj)}: {error}", error) from error
         self._cache.remember(kind, created)
-        log.info("%s %s.%s created", kind.kind, *reversed(_name(obj)))
+        log.info("%s created", _label(kind, obj))
         return created
 
     async def replace(self, kind: ResourceKind, obj: Obj) -> Obj:
@@ -86,7 +86,7 @@ class Writer:
         except KubeError as error:
             raise WriteError(f"updating {_label(kind, obj)}: {error}", error) from error
         self._cache.remember(kind, replaced)
-        log.info("%s %s.%s updated", kind.kind, *reversed(_name(obj)))
+        log.info("%s updated", _label(kind, obj))
         return replaced
 
     async def patch(self, kind: ResourceKind, obj: Mapping[str, Any], patch: Obj) -> Obj:

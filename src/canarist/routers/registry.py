@@ -21,6 +21,7 @@ from canarist.routers.gatewayapi import GATEWAYAPI_V1, GATEWAYAPI_V1BETA1
 from canarist.routers.gloo import GLOO
 from canarist.routers.istio import ISTIO
 from canarist.routers.kubernetes import KUBERNETES
+from canarist.routers.kuma import KUMA
 from canarist.routers.nginx import NGINX
 from canarist.routers.skipper import SKIPPER
 from canarist.routers.traefik import TRAEFIK
@@ -165,6 +166,7 @@ _BUILTIN: tuple[Router, ...] = (
     TRAEFIK,
     SKIPPER,
     APISIX,
+    KUMA,
 )
 for _router in _BUILTIN:  # the built-in routers: one entry each
     register(_router)

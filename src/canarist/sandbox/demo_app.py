@@ -26,7 +26,11 @@ docs/sandbox.md#telemetry-per-provider):
 * APISIX, only when the request carries :data:`~canarist.sandbox.telemetry.APISIX_ROUTE_HEADER`:
   ``apisix_http_status`` (``code``, ``route``, ``matched_uri``, ``matched_host``, ``service``, ``consumer``,
   ``node``) and ``apisix_http_latency`` in milliseconds (``type`` request/upstream/apisix, ``route``,
-  ``service``, ``consumer``, ``node``).
+  ``service``, ``consumer``, ``node``);
+* the Kuma dataplane's Envoy, only when the request carries
+  :data:`~canarist.sandbox.telemetry.KUMA_SERVICE_HEADER`: ``envoy_cluster_upstream_rq`` and
+  ``envoy_cluster_upstream_rq_time`` with that tag as ``service`` and the inbound cluster
+  (``localhost:9898``) as ``envoy_cluster_name`` (the App Mesh series have no ``service``).
 
 so Flagger's builtin queries work against it unchanged. The app plays one pod at a time
 (:meth:`DemoApp.assign`): its ``/metrics`` adds that pod's ``kubernetes_namespace``, ``kubernetes_pod_name``
@@ -170,13 +174,13 @@ class _Series:
         self.envoy_rq = Gauge(
             "envoy_cluster_upstream_rq",
             "Upstream requests by response code",
-            ("envoy_response_code", "envoy_cluster_name"),
+            ("envoy_response_code", "envoy_cluster_name", "service"),
             registry=registry,
         )
         self.envoy_rq_time = Histogram(
             "envoy_cluster_upstream_rq_time",
             "Upstream request time, in milliseconds",
-            ("envoy_cluster_name",),
+            ("envoy_cluster_name", "service"),
             buckets=telemetry.ENVOY_DURATION_BUCKETS_MS,
             registry=registry,
         )
@@ -358,12 +362,12 @@ class DemoApp:
         s.http_requests.labels(str(code))
         s.linkerd_responses.labels(**self._linkerd_labels(code), classification=_classification(code))
         s.osm_requests.labels(**self._osm_labels(code))
-        s.envoy_rq.labels(str(code), self.appmesh_cluster)
+        s.envoy_rq.labels(str(code), self.appmesh_cluster, "")
         if histograms:
             s.istio_duration.labels(**labels)
             s.linkerd_latency.labels(**self._linkerd_labels(code))
             s.osm_duration.labels(**self._osm_labels(code))
-            s.envoy_rq_time.labels(self.appmesh_cluster)
+            s.envoy_rq_time.labels(self.appmesh_cluster, "")
 
     @property
     def appmesh_cluster(self) -> str:
@@ -528,8 +532,13 @@ class DemoApp:
         osm = self._osm_labels(status, source, source_namespace)
         s.osm_requests.labels(**osm).inc()
         s.osm_duration.labels(**osm).observe(elapsed_ms)
-        s.envoy_rq.labels(code, self.appmesh_cluster).inc()
-        s.envoy_rq_time.labels(self.appmesh_cluster).observe(elapsed_ms)
+        s.envoy_rq.labels(code, self.appmesh_cluster, "").inc()
+        s.envoy_rq_time.labels(self.appmesh_cluster, "").observe(elapsed_ms)
+        kuma_service = request.headers.get(telemetry.KUMA_SERVICE_HEADER, "")
+        if kuma_service:
+            inbound = telemetry.kuma_inbound_cluster_name()
+            s.envoy_rq.labels(code, inbound, kuma_service).inc()
+            s.envoy_rq_time.labels(inbound, kuma_service).observe(elapsed_ms)
         ingress = request.headers.get(telemetry.INGRESS_HEADER, "")
         if ingress:
             namespace, _, name = ingress.rpartition("/")

@@ -237,6 +237,7 @@ PROVIDERS: dict[str, ProviderDemo] = {
             fault_via_gateway=True,
             gateway=APISIX_GATEWAY,
         ),
+        ProviderDemo("kuma", "kuma", "kuma", "kuma", "podinfo.test", None),
     )
 }
 

@@ -18,7 +18,10 @@ provider the sandbox can route for (docs/sandbox.md#telemetry-per-provider):
 * Skipper, only for requests it routed (the gateway names the Skipper route with :data:`SKIPPER_ROUTE_HEADER`):
   ``skipper_response_duration_seconds`` / ``skipper_serve_route_duration_seconds``;
 * APISIX, only for requests it routed (the gateway names the APISIX route with :data:`APISIX_ROUTE_HEADER`):
-  ``apisix_http_status`` / ``apisix_http_latency``.
+  ``apisix_http_status`` / ``apisix_http_latency``;
+* Kuma (the pod's dataplane Envoy), only for requests sent to a Kuma service tag (the sidecar names it with
+  :data:`KUMA_SERVICE_HEADER`): ``envoy_cluster_upstream_rq`` / ``envoy_cluster_upstream_rq_time`` with the
+  dataplane's tag as ``service`` and its inbound cluster (`kuma_inbound_cluster_name`) as ``envoy_cluster_name``.
 
 Pod identity: Kubernetes pod discovery adds ``kubernetes_namespace``, ``kubernetes_pod_name`` and (with a
 ``labelmap`` of ``__meta_kubernetes_pod_label_(.+)``) the pod's labels at scrape time. The sandbox's pods are
@@ -51,6 +54,7 @@ __all__ = [
     "INGRESS_PATH_HEADER",
     "INGRESS_SERVICE_HEADER",
     "ISTIO_DURATION_BUCKETS_MS",
+    "KUMA_SERVICE_HEADER",
     "LINKERD_LATENCY_BUCKETS_MS",
     "NGINX_FAMILIES",
     "POD_TEMPLATE_HASH_LABEL",
@@ -63,6 +67,7 @@ __all__ = [
     "PodIdentity",
     "apisix_route_name",
     "appmesh_cluster_name",
+    "kuma_inbound_cluster_name",
     "pod_name",
     "pod_template_hash",
     "podinfo_path_label",
@@ -108,6 +113,10 @@ SKIPPER_FAMILIES: Final = frozenset(
 APISIX_ROUTE_HEADER: Final = "x-canarist-apisix-route"
 #: the path pattern of the APISIX route that served a request (``/*``): the ``matched_uri`` label.
 APISIX_URI_HEADER: Final = "x-canarist-apisix-uri"
+#: the Kuma service tag a request was sent to (``podinfo-canary_test_svc_9898``): the ``service`` label Kuma's
+#: Prometheus discovery gives the series of the destination's dataplane. Its presence is what makes a request
+#: count for Kuma's series.
+KUMA_SERVICE_HEADER: Final = "x-canarist-kuma-service"
 #: metric families APISIX's prometheus plugin exports (its counter has no ``_total`` suffix).
 APISIX_FAMILIES: Final = frozenset({"apisix_http_status", "apisix_http_latency"})
 #: families a proxy exports, not the workload: they do not get the pod's identity labels.
@@ -213,6 +222,12 @@ def appmesh_cluster_name(deployment: str, namespace: str, port: int = APP_PORT) 
     """The App Mesh sidecar's local ingress cluster (``cds_ingress_<mesh>_<virtual node>_http_<port>``;
     the controller names the virtual node ``<name>_<namespace>``)."""
     return f"cds_ingress_{APPMESH_MESH}_{deployment}_{namespace}_http_{port}"
+
+
+def kuma_inbound_cluster_name(port: int = APP_PORT) -> str:
+    """The Kuma dataplane's inbound cluster for the app's port, as its Envoy's stats name it:
+    ``localhost:9898``."""
+    return f"localhost:{port}"
 
 
 def traefik_service_name(namespace: str, service: str, port: int | str) -> str:

@@ -10,6 +10,7 @@
 - ``gloo``: gloo.solo.io Upstream, gateway.solo.io RouteTable and VirtualService
 - ``traefik``: traefik.io IngressRoute and TraefikService
 - ``apisix``: apisix.apache.org ApisixRoute
+- ``kuma``: kuma.io TrafficRoute (cluster-scoped)
 
 Each call of `provider_crds` returns fresh copies, so callers may change them.
 """
@@ -20,7 +21,7 @@ import copy
 from collections.abc import Iterable
 from typing import Any
 
-from canarist.localcluster.crds import apisix, appmesh, contour, gatewayapi, gloo, smi, traefik
+from canarist.localcluster.crds import apisix, appmesh, contour, gatewayapi, gloo, kuma, smi, traefik
 from canarist.localcluster.istio import istio_crds
 
 Obj = dict[str, Any]
@@ -34,6 +35,7 @@ PROVIDER_CRDS: dict[str, list[Obj]] = {
     "gloo": gloo.CRDS,
     "traefik": traefik.CRDS,
     "apisix": apisix.CRDS,
+    "kuma": kuma.CRDS,
 }
 
 

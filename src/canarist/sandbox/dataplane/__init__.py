@@ -27,6 +27,7 @@ from canarist.sandbox.dataplane.contour import ContourTranslator
 from canarist.sandbox.dataplane.gatewayapi import GatewayAPITranslator
 from canarist.sandbox.dataplane.gloo import GlooTranslator
 from canarist.sandbox.dataplane.istio import IstioTranslator
+from canarist.sandbox.dataplane.kuma import KumaTranslator
 from canarist.sandbox.dataplane.nginx import NginxTranslator
 from canarist.sandbox.dataplane.skipper import SkipperTranslator
 from canarist.sandbox.dataplane.smi import SmiTranslator
@@ -61,6 +62,7 @@ TRANSLATORS: list[Translator] = [
     TraefikTranslator(),
     SkipperTranslator(),
     ApisixTranslator(),
+    KumaTranslator(),
 ]
 
 
