@@ -15,7 +15,8 @@ Semantics (the same contract as client-go's shared informer):
   one event at a time, in order, on a dispatcher task (a slow handler delays later events, not the watch);
   sync and async callables are both fine, and an exception in one is logged and does not stop anything.
 * Objects handed out (handlers, `get`, `list`, `by_index`) are the cached dicts themselves: treat them as
-  read-only and ``copy.deepcopy`` before changing one.
+  read-only and ``copy.deepcopy`` before changing one. They are stored compacted (`canarist.kube.compact`:
+  shared keys and short strings, no ``metadata.managedFields``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from .client import KubeClient, Obj, Selector
+from .compact import compact
 from .errors import ApiError, Gone, KubeError, NotFound, TransportError
 from .resources import ResourceKind
 
@@ -277,7 +279,7 @@ class Informer:
             label_selector=self.label_selector,
             field_selector=self.field_selector,
         )
-        fresh: dict[Key, Obj] = {object_key(o): o for o in result.items}
+        fresh: dict[Key, Obj] = {object_key(o): compact(o) for o in result.items}
         for key, old in list(self._cache.items()):
             if key not in fresh:
                 self._remove(key)
@@ -309,7 +311,7 @@ class Informer:
             timeout_seconds=timeout,
         ):
             got = True
-            obj = event.object
+            obj = compact(event.object) if event.type in (ADDED, MODIFIED) else event.object
             rv = _rv(obj)
             if event.type == "BOOKMARK":
                 if rv:
