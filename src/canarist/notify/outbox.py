@@ -36,7 +36,7 @@ from yarl import URL
 
 log = logging.getLogger("canarist.notify.outbox")
 
-DEFAULT_QUEUE_SIZE = 100
+DEFAULT_QUEUE_SIZE = 1000  # a release of 100 canaries at once emits a few hundred events
 DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_BACKOFF_S = 1.0
 DEFAULT_BACKOFF_MAX_S = 30.0
