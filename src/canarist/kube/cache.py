@@ -14,6 +14,11 @@ server does not serve it: its CRD is not installed). An operator on Istio never 
 routes, and one whose cluster lacks a provider's CRDs is not stuck waiting for them at start.
 
 `StaticCache` holds plain dicts with the same read interface: pure code and unit tests read from it.
+
+A `ReadLog` set in `READS` records what a piece of work read (each object's resourceVersion or its absence,
+each index and list answer, each kind's state); `ReadLog.unchanged` later says, in a few dict lookups,
+whether the same reads would give the same answers. The controller uses it to skip the resync of a canary
+at rest whose inputs have not changed (docs/architecture.md, "Cost at rest").
 """
 
 from __future__ import annotations
@@ -21,13 +26,24 @@ from __future__ import annotations
 import asyncio
 import builtins
 from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
 from typing import Any, Literal, Protocol
 
 from .client import KubeClient, Obj
 from .informer import Handler, IndexFunc, Informer
 from .resources import ResourceKind
 
-__all__ = ["MISSING", "PENDING", "SYNCED", "KindState", "ObjectCache", "ObjectStore", "StaticCache"]
+__all__ = [
+    "MISSING",
+    "PENDING",
+    "READS",
+    "SYNCED",
+    "KindState",
+    "ObjectCache",
+    "ObjectStore",
+    "ReadLog",
+    "StaticCache",
+]
 
 KindState = Literal["synced", "pending", "missing"]
 SYNCED: KindState = "synced"
@@ -71,6 +87,57 @@ def _older(cached: Mapping[str, Any], written: Mapping[str, Any]) -> bool:
 _Key = tuple[str, str, str]  # (plural, namespace, name)
 
 
+def _version(obj: Obj | None) -> str | None:
+    return None if obj is None else str(_meta(obj).get("resourceVersion") or "")
+
+
+def _versions(objs: Iterable[Obj]) -> tuple[tuple[str, str, str | None], ...]:
+    return tuple(
+        sorted(
+            (str(_meta(o).get("namespace") or ""), str(_meta(o).get("name") or ""), _version(o)) for o in objs
+        )
+    )
+
+
+class ReadLog:
+    """What was read from an `ObjectCache` while this log was set in `READS`, and whether anything was
+    written meanwhile (`wrote`, set by whoever sees the writes)."""
+
+    __slots__ = ("reads", "wrote")
+
+    def __init__(self) -> None:
+        self.reads: dict[tuple[str, ...], object] = {}
+        self.wrote = False
+
+    def unchanged(self, cache: ObjectCache) -> bool:
+        """True when every recorded read would answer the same now (and nothing was written)."""
+        if self.wrote:
+            return False
+        token = READS.set(None)
+        try:
+            return all(_answer(cache, read) == answer for read, answer in self.reads.items())
+        finally:
+            READS.reset(token)
+
+
+#: the log of the work in progress in this task (None: reads are not recorded)
+READS: ContextVar[ReadLog | None] = ContextVar("canarist_cache_reads", default=None)
+
+
+def _answer(cache: ObjectCache, read: tuple[str, ...]) -> object:
+    op, plural = read[0], read[1]
+    kind = cache.kind_named(plural)
+    if kind is None:
+        return ("unknown kind", plural)
+    if op == "get":
+        return _version(cache.get(kind, read[2], read[3]))
+    if op == "index":
+        return _versions(cache.by_index(kind, read[2], read[3]))
+    if op == "list":
+        return _versions(cache.list(kind))
+    return cache.watch(kind)
+
+
 class ObjectCache:
     """One informer per kind, started together, plus the overlay of our own writes the watch has not
     delivered yet (without it, a tick right after a Promote could read the old, ready primary and move
@@ -91,6 +158,7 @@ class ObjectCache:
         self._pending_starts: set[asyncio.Future[None]] = set()
         self.informers: dict[ResourceKind, Informer] = {}
         self._written: dict[_Key, Obj] = {}
+        self._by_plural: dict[str, ResourceKind] = {}
         self._initial = list(dict.fromkeys(kinds))
         for kind in self._initial:
             self._add(kind)
@@ -105,12 +173,20 @@ class ObjectCache:
         )
         informer.add_handler(self._forget_handler(kind))
         self.informers[kind] = informer
+        self._by_plural[kind.plural] = kind
         return informer
 
     # -- reads ----------------------------------------------------------------------------------------------
 
     def get(self, kind: ResourceKind, namespace: str, name: str) -> Obj | None:
         """The cached object, or our own newer write of it."""
+        found = self._get(kind, namespace, name)
+        log = READS.get()
+        if log is not None:
+            log.reads[("get", kind.plural, namespace, name)] = _version(found)
+        return found
+
+    def _get(self, kind: ResourceKind, namespace: str, name: str) -> Obj | None:
         informer = self.informers.get(kind)
         cached = informer.get(namespace, name) if informer is not None else None
         key = (kind.plural, namespace, name)
@@ -124,11 +200,22 @@ class ObjectCache:
 
     def list(self, kind: ResourceKind) -> builtins.list[Obj]:
         informer = self.informers.get(kind)
-        return informer.list() if informer is not None else []
+        found = informer.list() if informer is not None else []
+        log = READS.get()
+        if log is not None:
+            log.reads[("list", kind.plural)] = _versions(found)
+        return found
 
     def by_index(self, kind: ResourceKind, index: str, key: str) -> builtins.list[Obj]:
         informer = self.informers.get(kind)
-        return informer.by_index(index, key) if informer is not None else []
+        found = informer.by_index(index, key) if informer is not None else []
+        log = READS.get()
+        if log is not None:
+            log.reads[("index", kind.plural, index, key)] = _versions(found)
+        return found
+
+    def kind_named(self, plural: str) -> ResourceKind | None:
+        return self._by_plural.get(plural)
 
     def watches(self, kind: ResourceKind) -> bool:
         return kind in self.informers
@@ -141,9 +228,11 @@ class ObjectCache:
             if self._started:
                 self._pending_starts.add(asyncio.ensure_future(informer.start()))
                 self._pending_starts = {t for t in self._pending_starts if not t.done()}
-        if informer.synced:
-            return SYNCED
-        return MISSING if informer.not_served else PENDING
+        state: KindState = SYNCED if informer.synced else MISSING if informer.not_served else PENDING
+        log = READS.get()
+        if log is not None:
+            log.reads[("watch", kind.plural)] = state
+        return state
 
     # -- writes we made -------------------------------------------------------------------------------------
 

@@ -23,13 +23,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from canarist.api import Canary
+from canarist.api.enums import Phase
 from canarist.api.validation import parse_document
 from canarist.engine.decide import decide
 from canarist.engine.ledger import rfc3339
-from canarist.engine.model import Check, CheckResult, Decision, EngineSettings, NeedCheck
+from canarist.engine.model import Check, CheckResult, Decision, EngineSettings, Initialize, NeedCheck
 from canarist.kube import resources as kinds
-from canarist.kube.cache import ObjectCache
-from canarist.kube.client import KubeClient
+from canarist.kube.cache import READS, ObjectCache, ReadLog
+from canarist.kube.client import KubeClient, RequestRecord
 from canarist.kube.events import EventRecorder
 from canarist.kube.resources import ResourceKind
 from canarist.operator import commands
@@ -70,6 +71,18 @@ BY_CONFIG = "config"  # workloads by "configmap/<namespace>/<name>" or "secret/<
 UNKNOWN_FIELD = "unknown field"
 SYNC_RETRY = timedelta(milliseconds=200)  # a router's kinds are being listed for the first time
 MAX_DECIDE_STEPS = 200  # a tick asks at most this many checks; more means an engine bug, not a canary
+#: phases in which a tick that only reconciles depends on nothing but the cached objects it read (no clock,
+#: no check): its next tick can be skipped while they are unchanged (docs/architecture.md, "Cost at rest")
+QUIET_PHASES = frozenset({Phase.INITIALIZED, Phase.SUCCEEDED, Phase.FAILED})
+MUTATING_VERBS = frozenset({"create", "update", "patch", "delete"})
+
+
+def _note_write(record: RequestRecord) -> None:
+    """A request hook: a write made by a tick (or a task it started) means that tick was not quiet."""
+    if record.verb in MUTATING_VERBS:
+        reads = READS.get()
+        if reads is not None:
+            reads.wrote = True
 
 
 def utcnow() -> datetime:
@@ -126,6 +139,11 @@ class CanaryState:
     last_paced_at: datetime | None = None
     valid_version: str = ""  # the resourceVersion that last passed validation
     reported: tuple[int, str] | None = None  # (generation, message) of the permanent problem last reported
+    #: the last tick's decision was at rest and only reconciled (see `QUIET_PHASES`)
+    settled: bool = False
+    #: what that tick read, while it still answers the same (the next tick is then skipped)
+    quiet: ReadLog | None = None
+    quiet_due: datetime | None = None  # ... and until when (the engine's next due time, if it named one)
 
 
 class Controller:
@@ -158,6 +176,7 @@ class Controller:
         self._held: set[int] = set()
         self._housekeeping: asyncio.Task[None] | None = None
         self._stopping: set[asyncio.Task[None]] = set()
+        executor.client.add_request_hook(_note_write)
         cache.add_index(kinds.CANARY, BY_TARGET, canary_target_keys)
         cache.add_index(kinds.CANARY_COMMAND, commands.BY_CANARY, commands.canary_key)
         for kind in WORKLOAD_KINDS:
@@ -369,17 +388,38 @@ class Controller:
 
     async def tick(self, key: CanaryKey) -> TickOutcome:
         namespace, name = key
-        obj = self.cache.get(kinds.CANARY, namespace, name)
         state = self._canaries.get(key)
-        if obj is None or state is None:
+        if state is None:
             return TickOutcome()
+        if state.quiet is not None:
+            # At rest, and the last tick only reconciled what already was: if nothing it read has changed
+            # since (a few dict lookups) and the time it named has not come, this one would decide the same
+            # nothing. Skip it.
+            due = state.quiet_due
+            if (due is None or self._clock() < due) and state.quiet.unchanged(self.cache):
+                self._telemetry.ticks_skipped.inc()
+                return TickOutcome(next_due_at=due)
+            state.quiet = None
+        obj = self.cache.get(kinds.CANARY, namespace, name)
+        if obj is None:
+            return TickOutcome()
+        reads = ReadLog()
+        token = READS.set(reads)
+        state.settled = False
         try:
-            return await self._tick(obj, state)
+            outcome = await self._tick(obj, state)
         except Permanent as problem:
             await self._report(obj, state, problem)
+            # reported once; the same inputs would only raise it again
+            state.quiet, state.quiet_due = reads, None
             return TickOutcome()
         except NotSynced:
             return TickOutcome(next_due_at=self._clock() + SYNC_RETRY)
+        finally:
+            READS.reset(token)
+        if state.settled and not outcome.again:
+            state.quiet, state.quiet_due = reads, outcome.next_due_at
+        return outcome
 
     async def _tick(self, obj: Obj, state: CanaryState) -> TickOutcome:
         canary = self._load(obj, state)
@@ -417,6 +457,12 @@ class Controller:
         if state.reported is not None or _blocked(obj):
             canary = await self._clear(canary, state)
         decision = await self._decide(canary, observed)
+        state.settled = (
+            canary.status.phase in QUIET_PHASES
+            and not decision.paced
+            and not decision.again
+            and all(isinstance(action, Initialize) for action in decision.actions)
+        )
         written = canary
         try:
             written = await self.executor.apply(canary, observed, decision.actions)

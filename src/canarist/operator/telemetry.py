@@ -111,6 +111,11 @@ class Telemetry:
             registry=r,
         )
         self.leader = Gauge("canarist_leader", "1 while this replica holds the leader Lease", registry=r)
+        self.ticks_skipped = Counter(
+            "canarist_ticks_skipped",
+            "Ticks of canaries at rest skipped because nothing they read had changed",
+            registry=r,
+        )
         self.shards = Gauge(
             "canarist_shards", "How many shards the canaries are split into (0: none)", registry=r
         )
