@@ -156,3 +156,76 @@ async def test_a_replayed_promote_writes_nothing(rig: Rig) -> None:
     # After a crash or a lost answer the same Promote comes again: the primary already carries it.
     await rig.refresh(kinds.DAEMON_SET, "podinfo-primary")
     assert await rig.apply(canary, Promote()) == []
+
+
+SERVICE_REF = {"apiVersion": "v1", "kind": "Service", "name": "podinfo"}
+
+
+def target_service(selector: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "podinfo", "namespace": "test", "labels": {"app": "podinfo"}},
+        "spec": {
+            "selector": selector or {"app": "podinfo"},
+            "ports": [{"name": "http", "port": 9898, "targetPort": 9898}],
+        },
+    }
+
+
+async def _service_initialized(rig: Rig) -> Canary:
+    await rig.put(kinds.SERVICE, target_service())
+    canary = await rig.canary(canary_manifest(autoscaler=None, spec={"targetRef": SERVICE_REF}))
+    writes = await rig.apply(canary, Initialize(takeover=True), ScaleDownTarget())
+    # creates carry no name in the request path: two Services (the copies), the Istio routing objects
+    assert sorted((w.verb, w.resource) for w in writes) == [
+        ("create", "destinationrules"),
+        ("create", "destinationrules"),
+        ("create", "services"),
+        ("create", "services"),
+        ("create", "virtualservices"),
+    ]
+    return canary
+
+
+async def test_a_service_target_gets_a_canary_and_a_primary_copy_and_is_left_alone(rig: Rig) -> None:
+    canary = await _service_initialized(rig)
+    target = await rig.client.get(kinds.SERVICE, "podinfo", namespace="test")
+    assert "ownerReferences" not in target["metadata"]  # the target is its own apex: not taken over
+    ips = {target["spec"]["clusterIP"]}
+    for name in ("podinfo-canary", "podinfo-primary"):
+        copy = await rig.client.get(kinds.SERVICE, name, namespace="test")
+        assert copy["spec"]["selector"] == {"app": "podinfo"}
+        assert copy["metadata"]["ownerReferences"][0]["name"] == "podinfo"
+        ips.add(copy["spec"]["clusterIP"])
+    assert len(ips) == 3  # each copy has its own cluster IP
+    vs = await rig.client.get(kinds.VIRTUAL_SERVICE, "podinfo", namespace="test")
+    hosts = [d["destination"]["host"] for d in vs["spec"]["http"][0]["route"]]
+    assert hosts == ["podinfo-primary", "podinfo-canary"]
+    # The same decision again: not one write.
+    assert await rig.apply(canary, Initialize(takeover=True), ScaleDownTarget()) == []
+
+
+async def test_the_canary_copy_follows_the_target_and_promotion_copies_it_to_the_primary(rig: Rig) -> None:
+    canary = await _service_initialized(rig)
+    primary_ip = (await rig.client.get(kinds.SERVICE, "podinfo-primary", namespace="test"))["spec"][
+        "clusterIP"
+    ]
+    changed = await rig.client.get(kinds.SERVICE, "podinfo", namespace="test")
+    changed["spec"]["selector"] = {"app": "podinfo", "version": "v2"}
+    rig.cache.put(kinds.SERVICE, await rig.client.replace(changed, kind=kinds.SERVICE))
+
+    writes = await rig.apply(canary, Initialize())
+    assert [(w.verb, w.name) for w in writes] == [("update", "podinfo-canary")]
+    copy = await rig.client.get(kinds.SERVICE, "podinfo-canary", namespace="test")
+    assert copy["spec"]["selector"] == {"app": "podinfo", "version": "v2"}
+    primary = await rig.client.get(kinds.SERVICE, "podinfo-primary", namespace="test")
+    assert primary["spec"]["selector"] == {"app": "podinfo"}  # created once, not refreshed
+
+    writes = await rig.apply(canary, Promote())
+    assert [(w.verb, w.resource, w.name) for w in writes] == [("update", "services", "podinfo-primary")]
+    primary = await rig.client.get(kinds.SERVICE, "podinfo-primary", namespace="test")
+    assert primary["spec"]["selector"] == {"app": "podinfo", "version": "v2"}
+    assert primary["spec"]["clusterIP"] == primary_ip
+    assert primary["metadata"]["ownerReferences"][0]["kind"] == "Canary"
+    assert await rig.apply(canary, Promote()) == []

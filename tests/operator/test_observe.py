@@ -14,7 +14,7 @@ from canarist.kube import resources as kinds
 from canarist.kube.cache import StaticCache
 from canarist.operator.observe import Permanent, observe
 from canarist.operator.settings import OperatorSettings
-from canarist.workloads.targets import DAEMON_SET, DEPLOYMENT
+from canarist.workloads.targets import DAEMON_SET, DEPLOYMENT, SERVICE
 from tests.fixtures.canaries import canary_model
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -132,11 +132,65 @@ def test_an_unsupported_provider_is_permanent() -> None:
     )
 
 
-def test_a_service_target_is_permanent_until_canarist_runs_them() -> None:
-    problem = _problem(canary("Service"))
+def service(name: str, **meta: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": "test", **meta},
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {"app": "podinfo"},
+            "ports": [{"name": "http", "port": 9898}],
+        },
+    }
+
+
+def service_canary(**overrides: Any) -> Canary:
+    return canary_model(
+        target_kind="Service",
+        spec={"targetRef": {"apiVersion": "v1", "kind": "Service", "name": "podinfo"}},
+        **overrides,
+    )
+
+
+def test_a_service_target_is_read_with_the_service_record_and_is_always_ready() -> None:
+    cache = StaticCache(
+        [
+            (kinds.SERVICE, service("podinfo")),
+            # A Deployment of the primary's name must not be mistaken for the primary.
+            (kinds.DEPLOYMENT, workload("Deployment", "podinfo-primary", ready=False)),
+        ]
+    )
+    observed = observe(service_canary(autoscaler=None), cache, SETTINGS, NOW, None)
+    assert observed.target_kind is SERVICE
+    assert observed.primary is None
+    assert observed.selector is None  # a Service's selector is not a pod selector canarist manages
+    assert observed.observation.primary.ready
+    assert observed.observation.canary.ready
+    facts = observed.observation.target
+    assert facts is not None
+    assert (facts.kind, facts.replicas, facts.selector_error) == ("Service", None, None)
+    cache = StaticCache([(kinds.SERVICE, service("podinfo")), (kinds.SERVICE, service("podinfo-primary"))])
+    observed = observe(service_canary(autoscaler=None), cache, SETTINGS, NOW, None)
+    assert observed.primary is not None
+    assert observed.primary["metadata"]["name"] == "podinfo-primary"
+
+
+def test_a_service_target_with_an_autoscaler_is_permanent() -> None:
+    problem = _problem(service_canary())
+    assert problem.reason == "UnsupportedAutoscaler"
+    assert problem.message.startswith("spec.autoscalerRef: a Service target runs no pods of its own")
+
+
+def test_a_knative_service_target_is_permanent_until_canarist_runs_them() -> None:
+    knative = canary_model(
+        autoscaler=None,
+        spec={"targetRef": {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": "podinfo"}},
+    )
+    problem = _problem(knative)
     assert problem.reason == "UnsupportedTarget"
     assert problem.message.startswith(
-        "spec.targetRef.kind: Service targets are not supported by canarist yet"
+        "spec.targetRef: Knative Service targets (serving.knative.dev/v1) are not supported by canarist yet"
     )
 
 

@@ -56,13 +56,14 @@ BASE_KINDS: tuple[ResourceKind, ...] = (
     kinds.METRIC_TEMPLATE,
     kinds.ALERT_PROVIDER,
     kinds.CANARY_COMMAND,
-    *(record.resource for record in TARGETS.values()),
+    *(record.resource for record in TARGETS.values() if record.resource is not kinds.SERVICE),
     kinds.HORIZONTAL_POD_AUTOSCALER,
     kinds.SERVICE,
     kinds.CONFIG_MAP,
     kinds.SECRET,
 )
-WORKLOAD_KINDS = tuple(record.resource for record in TARGETS.values())
+#: the kinds of targets that run pods (their pod templates refer to tracked ConfigMaps and Secrets).
+WORKLOAD_KINDS = tuple(record.resource for record in TARGETS.values() if record.runs_pods)
 # Index names.
 BY_TARGET = "target"  # canaries by "<Kind>/<namespace>/<name>" of their target
 BY_CONFIG = "config"  # workloads by "configmap/<namespace>/<name>" or "secret/<namespace>/<name>"

@@ -209,6 +209,9 @@ class Executor:
     # ------------------------------------------------------------------ generated objects
 
     def _selector(self, ctx: TickContext) -> tuple[str, str]:
+        """The target's selector label and value; ``("", "")`` for a kind that runs no pods (a Service)."""
+        if not ctx.observed.target_kind.runs_pods:
+            return "", ""
         if ctx.observed.selector is None:
             ref = ctx.canary.spec.target_ref
             raise ActionFailed(f"{ref.kind} {ref.name} has no usable selector")
@@ -221,13 +224,22 @@ class Executor:
             raise ActionFailed(
                 f"target {canary.spec.target_ref.kind} {canary.spec.target_ref.name} not found"
             )
+        record = observed.target_kind
         label, value = self._selector(ctx)
-        services = build_services(canary, label, value, discover_ports(canary, target))
-        await self._ensure_service(canary, services.canary)
-        await self._ensure_service(canary, services.primary)
+        # A kind with pods gets the ClusterIP services of its selector; a Service target is its own apex and
+        # gets a -canary copy of itself instead, refreshed on every tick.
+        services = (
+            build_services(canary, label, value, discover_ports(canary, target)) if record.runs_pods else None
+        )
+        if services is not None:
+            await self._ensure_service(canary, services.canary)
+            await self._ensure_service(canary, services.primary)
+        if record.canary_copy is not None:
+            copy = record.canary_copy
+            await self._writer.converge(record.resource, copy.build(canary, target), merge=copy.merge)
         renamed = await self._ensure_primary_configs(ctx)
         if observed.primary is None:
-            primary = observed.target_kind.build_primary(
+            primary = record.build_primary(
                 canary,
                 target,
                 label,
@@ -241,7 +253,8 @@ class Executor:
         if not takeover:
             return
         await self._ensure_primary_hpa(ctx, create_only=True)
-        await self._ensure_service(canary, services.apex)
+        if services is not None:
+            await self._ensure_service(canary, services.apex)
         await self._reconcile_routes(ctx)
 
     async def _ensure_service(self, canary: Canary, desired: Obj) -> None:

@@ -188,10 +188,16 @@ def observe(
 ) -> Observed:
     namespace = canary.metadata.namespace or ""
     try:
-        record = target_kind(canary.spec.target_ref.kind)
+        record = target_kind(canary.spec.target_ref.kind, canary.spec.target_ref.api_version)
     except UnsupportedTarget as error:
         raise Permanent("UnsupportedTarget", str(error)) from None
     scaler = canary.spec.autoscaler_ref
+    if scaler is not None and not record.runs_pods:
+        raise Permanent(
+            "UnsupportedAutoscaler",
+            f"spec.autoscalerRef: a {record.kind} target runs no pods of its own to autoscale; "
+            "remove the autoscalerRef",
+        )
     if scaler is not None and scaler.kind != "HorizontalPodAutoscaler":
         raise Permanent(
             "UnsupportedAutoscaler",
@@ -221,7 +227,7 @@ def observe(
     facts: TargetFacts | None = None
     if target is not None:
         problem: str | None = record.problem(target)
-        if problem is None:
+        if problem is None and record.runs_pods:
             try:
                 selector = find_selector(record.kind, target, settings.selector_labels)
             except SelectorError as error:
@@ -237,7 +243,7 @@ def observe(
 
     if selector is not None:
         context = dataclasses.replace(context, selector_label=selector[0], selector_value=selector[1])
-    configs = _configs(target, store, namespace, settings)
+    configs = _configs(target if record.runs_pods else None, store, namespace, settings)
     config_error = f"configs not found: {', '.join(configs.missing)}" if configs.missing else None
 
     route_objects: dict[str, Obj] = {}
