@@ -229,3 +229,13 @@ async def test_the_canary_copy_follows_the_target_and_promotion_copies_it_to_the
     assert primary["spec"]["clusterIP"] == primary_ip
     assert primary["metadata"]["ownerReferences"][0]["kind"] == "Canary"
     assert await rig.apply(canary, Promote()) == []
+
+
+async def test_reverting_a_service_target_leaves_the_target_and_its_copies_alone(rig: Rig) -> None:
+    await rig.put(kinds.SERVICE, target_service())
+    manifest = canary_manifest(autoscaler=None, spec={"targetRef": SERVICE_REF, "revertOnDeletion": True})
+    canary = await rig.canary(manifest)
+    await rig.apply(canary, Initialize(takeover=True), ScaleDownTarget())
+    before = len(rig.writes)
+    await rig.executor.revert(canary, observe(canary, rig.cache, rig.settings, NOW, None))
+    assert [w for w in rig.writes[before:] if w.resource == "services"] == []
