@@ -12,12 +12,13 @@ import pytest
 
 from canarist.api import Canary
 from canarist.api.crds import crds
-from canarist.engine.model import Initialize, Promote, ScaleDownTarget
+from canarist.engine.model import Initialize, Promote, ScaleDownTarget, ScaleUpTarget
 from canarist.kube import resources as kinds
 from canarist.kube.cache import StaticCache
 from canarist.kube.client import KubeClient, RequestRecord
 from canarist.kube.events import EventRecorder
 from canarist.kube.writer import Writer
+from canarist.localcluster.crds.keda import keda_crds
 from canarist.notify.outbox import Outbox
 from canarist.operator.alerts import AlertSender
 from canarist.operator.executor import Executor
@@ -25,6 +26,7 @@ from canarist.operator.observe import observe
 from canarist.operator.settings import OperatorSettings
 from canarist.operator.telemetry import Telemetry
 from tests.fixtures.canaries import canary_manifest
+from tests.workloads.podinfo import deployment as podinfo_deployment
 
 pytestmark = pytest.mark.localcluster(install_istio_crds=True)
 
@@ -239,3 +241,83 @@ async def test_reverting_a_service_target_leaves_the_target_and_its_copies_alone
     before = len(rig.writes)
     await rig.executor.revert(canary, observe(canary, rig.cache, rig.settings, NOW, None))
     assert [w for w in rig.writes[before:] if w.resource == "services"] == []
+
+
+KEDA_REF = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": "podinfo-so"}
+PAUSED = "autoscaling.keda.sh/paused-replicas"
+
+
+def target_so(polling_interval: int = 10) -> dict[str, Any]:
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": "podinfo-so", "namespace": "test"},
+        "spec": {
+            "scaleTargetRef": {"name": "podinfo"},
+            "pollingInterval": polling_interval,
+            "minReplicaCount": 2,
+            "maxReplicaCount": 4,
+            "triggers": [
+                {
+                    "type": "prometheus",
+                    "name": "requests",
+                    "metadata": {"query": 'sum(rate(http_requests_total{app="podinfo-canary"}[1m]))'},
+                }
+            ],
+        },
+    }
+
+
+async def _keda_initialized(rig: Rig) -> Canary:
+    for crd in keda_crds():
+        await rig.client.create(crd, kind=kinds.CUSTOM_RESOURCE_DEFINITION)
+    await rig.put(kinds.DEPLOYMENT, podinfo_deployment())
+    await rig.put(kinds.SCALED_OBJECT, target_so())
+    canary = await rig.canary(canary_manifest(autoscaler=KEDA_REF))
+    await rig.apply(canary, Initialize(takeover=True), ScaleDownTarget())
+    return canary
+
+
+async def test_a_keda_target_gets_a_primary_scaledobject_and_is_paused_while_scaled_down(rig: Rig) -> None:
+    canary = await _keda_initialized(rig)
+    primary = await rig.client.get(kinds.SCALED_OBJECT, "podinfo-so-primary", namespace="test")
+    assert primary["spec"]["scaleTargetRef"] == {"name": "podinfo-primary"}
+    assert primary["spec"]["triggers"][0]["metadata"]["query"] == (
+        'sum(rate(http_requests_total{app="podinfo-primary"}[1m]))'
+    )
+    assert primary["metadata"]["ownerReferences"][0]["kind"] == "Canary"
+    target = await rig.client.get(kinds.SCALED_OBJECT, "podinfo-so", namespace="test")
+    assert target["metadata"]["annotations"][PAUSED] == "0"
+    deployment = await rig.client.get(kinds.DEPLOYMENT, "podinfo", namespace="test")
+    assert deployment["spec"]["replicas"] == 0
+    assert await rig.apply(canary, Initialize(takeover=True), ScaleDownTarget()) == []
+
+    # A new revision: the target's ScaledObject is resumed, the target scaled to its minReplicaCount.
+    writes = await rig.apply(canary, ScaleUpTarget())
+    assert [(w.verb, w.resource) for w in writes] == [("patch", "scaledobjects"), ("patch", "deployments")]
+    target = await rig.client.get(kinds.SCALED_OBJECT, "podinfo-so", namespace="test")
+    assert PAUSED not in (target["metadata"].get("annotations") or {})
+    deployment = await rig.client.get(kinds.DEPLOYMENT, "podinfo", namespace="test")
+    assert deployment["spec"]["replicas"] == 2
+
+
+async def test_promotion_updates_the_primary_scaledobject_and_revert_resumes_the_target(rig: Rig) -> None:
+    canary = await _keda_initialized(rig)
+    changed = await rig.client.get(kinds.SCALED_OBJECT, "podinfo-so", namespace="test")
+    changed["spec"]["pollingInterval"] = 20
+    rig.cache.put(kinds.SCALED_OBJECT, await rig.client.replace(changed, kind=kinds.SCALED_OBJECT))
+    # initialization creates the primary only once: an existing one is left as it is
+    assert await rig.apply(canary, Initialize(takeover=True)) == []
+
+    changed_target = await rig.client.get(kinds.DEPLOYMENT, "podinfo", namespace="test")
+    changed_target["spec"]["template"]["spec"]["containers"][0]["image"] = "podinfo:2"
+    rig.cache.put(kinds.DEPLOYMENT, await rig.client.replace(changed_target, kind=kinds.DEPLOYMENT))
+    await rig.refresh(kinds.DEPLOYMENT, "podinfo-primary")
+    writes = await rig.apply(canary, Promote())
+    assert ("update", "scaledobjects", "podinfo-so-primary") in [(w.verb, w.resource, w.name) for w in writes]
+    primary = await rig.client.get(kinds.SCALED_OBJECT, "podinfo-so-primary", namespace="test")
+    assert primary["spec"]["pollingInterval"] == 20
+
+    await rig.executor.revert(canary, observe(canary, rig.cache, rig.settings, NOW, None))
+    target = await rig.client.get(kinds.SCALED_OBJECT, "podinfo-so", namespace="test")
+    assert PAUSED not in (target["metadata"].get("annotations") or {})

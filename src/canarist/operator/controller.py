@@ -62,6 +62,8 @@ BASE_KINDS: tuple[ResourceKind, ...] = (
     kinds.CONFIG_MAP,
     kinds.SECRET,
 )
+#: kinds of CRDs a canary may refer to besides the routers': watched from the first canary that does.
+ON_DEMAND_KINDS: tuple[ResourceKind, ...] = (kinds.SCALED_OBJECT,)
 #: the kinds of targets that run pods (their pod templates refer to tracked ConfigMaps and Secrets).
 WORKLOAD_KINDS = tuple(record.resource for record in TARGETS.values() if record.runs_pods)
 # Index names.
@@ -81,7 +83,7 @@ def watched_kinds(mesh_provider: str) -> list[ResourceKind]:
     of every registered router, each watched from the first canary that uses that router
     (`ObjectCache.watch`)."""
     del mesh_provider  # every registered router's kinds: a canary may name any provider in spec.provider
-    return list(dict.fromkeys([*BASE_KINDS, *routers.all_kinds()]))
+    return list(dict.fromkeys([*BASE_KINDS, *ON_DEMAND_KINDS, *routers.all_kinds()]))
 
 
 def _meta(obj: Obj) -> dict[str, Any]:

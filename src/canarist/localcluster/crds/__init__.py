@@ -1,4 +1,4 @@
-"""CustomResourceDefinitions of the routing providers, with structural schemas.
+"""CustomResourceDefinitions of the routing providers (and of KEDA), with structural schemas.
 
 `PROVIDER_CRDS` maps a provider name to its CRDs (plain `apiextensions.k8s.io/v1` objects):
 
@@ -10,6 +10,7 @@
 - ``gloo``: gloo.solo.io Upstream, gateway.solo.io RouteTable and VirtualService
 - ``traefik``: traefik.io IngressRoute and TraefikService
 - ``apisix``: apisix.apache.org ApisixRoute
+- ``keda``: keda.sh ScaledObject (not a router: the autoscaler of ``spec.autoscalerRef``)
 
 Each call of `provider_crds` returns fresh copies, so callers may change them.
 """
@@ -20,7 +21,7 @@ import copy
 from collections.abc import Iterable
 from typing import Any
 
-from canarist.localcluster.crds import apisix, appmesh, contour, gatewayapi, gloo, smi, traefik
+from canarist.localcluster.crds import apisix, appmesh, contour, gatewayapi, gloo, keda, smi, traefik
 from canarist.localcluster.istio import istio_crds
 
 Obj = dict[str, Any]
@@ -34,6 +35,7 @@ PROVIDER_CRDS: dict[str, list[Obj]] = {
     "gloo": gloo.CRDS,
     "traefik": traefik.CRDS,
     "apisix": apisix.CRDS,
+    "keda": keda.CRDS,
 }
 
 
