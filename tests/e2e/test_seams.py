@@ -1,7 +1,6 @@
 """The runtime's seams, end to end: a DaemonSet target gets a DaemonSet primary and runs like a Deployment;
 a Service target gets -canary and -primary copies of itself, and a change to its spec is a run that promotes
-or rolls back; a KEDA ScaledObject waits for its CRD, gets a primary copy and is paused while the target is
-scaled down; a dotted Canary name runs; a problem only an edit fixes is reported once (one Warning Event, one status
+or rolls back; a dotted Canary name runs; a problem only an edit fixes is reported once (one Warning Event, one status
 condition, one log line) and never as a traceback, however often the canary resyncs."""
 
 from __future__ import annotations
@@ -13,8 +12,7 @@ from typing import Any
 import pytest
 
 from canarist.kube import resources as kinds
-from canarist.kube.errors import KubeError, NotFound
-from canarist.localcluster.crds import provider_crds
+from canarist.kube.errors import NotFound
 from canarist.routers import registry as routers
 from tests.e2e.conftest import World
 from tests.e2e.harness import (
@@ -27,7 +25,6 @@ from tests.e2e.harness import (
     phase_is,
     reaches,
     run_events,
-    set_image,
     ticks_pass,
     wait_for,
 )
@@ -151,92 +148,6 @@ async def test_a_service_target_gets_service_copies_and_promotes_then_rolls_back
     assert primary["spec"]["selector"] == {"app": "podinfo", "version": "v2"}
     copy_ = await world.client.get(kinds.SERVICE, "podinfo-canary", namespace=NAMESPACE)
     assert copy_["spec"]["selector"] == {"app": "podinfo", "version": "v3"}
-
-
-PAUSED = "autoscaling.keda.sh/paused-replicas"
-
-
-def podinfo_scaledobject() -> dict[str, Any]:
-    return {
-        "apiVersion": "keda.sh/v1alpha1",
-        "kind": "ScaledObject",
-        "metadata": {"name": "podinfo-so", "namespace": NAMESPACE},
-        "spec": {
-            "scaleTargetRef": {"name": "podinfo"},
-            "minReplicaCount": 1,
-            "maxReplicaCount": 3,
-            "triggers": [
-                {
-                    "type": "prometheus",
-                    "name": "requests",
-                    "metadata": {
-                        "query": 'sum(rate(http_requests_total{app="podinfo"}[1m]))',
-                        "threshold": "5",
-                    },
-                }
-            ],
-        },
-    }
-
-
-async def _applied(world: World, obj: dict[str, Any]) -> bool:
-    """Whether ``obj`` could be applied (False while its CRD is not served yet)."""
-    try:
-        await apply(world.client, obj)
-    except KubeError:
-        return False
-    return True
-
-
-async def _scaledobject_paused(world: World, name: str) -> bool:
-    so = await world.client.get(kinds.SCALED_OBJECT, name, namespace=NAMESPACE)
-    return (so["metadata"].get("annotations") or {}).get(PAUSED) == "0"
-
-
-async def test_a_keda_scaledobject_waits_for_its_crd_then_is_copied_and_paused(world: World) -> None:
-    await world.start_operator(control_loop_interval_s=0.3)
-    await apply(world.client, load_example("namespace.yaml"))
-    await apply(world.client, load_example("deployment.yaml"))
-    canary = fast_seed(stepWeight=50)
-    canary["spec"]["autoscalerRef"] = {
-        "apiVersion": "keda.sh/v1alpha1",
-        "kind": "ScaledObject",
-        "name": "podinfo-so",
-    }
-    await apply(world.client, canary)
-    await wait_for(lambda: _blocked(world, "podinfo"), what="the Blocked condition", timeout_s=60)
-    condition = await _blocked(world, "podinfo")
-    assert condition is not None
-    assert (condition["reason"], condition["message"]) == (
-        "AutoscalerNotInstalled",
-        "spec.autoscalerRef: the cluster does not serve scaledobjects.keda.sh (keda.sh/v1alpha1); "
-        "install KEDA's CRDs",
-    )
-
-    for crd in provider_crds(["keda"]):
-        await apply(world.client, crd)
-    await wait_for(
-        lambda: _applied(world, podinfo_scaledobject()), what="the ScaledObject applied", timeout_s=30
-    )
-    await wait_for(lambda: phase_is(world, "Initialized"), what="Initialized", timeout_s=60)
-    assert await _blocked(world, "podinfo") is None
-    primary = await world.client.get(kinds.SCALED_OBJECT, "podinfo-so-primary", namespace=NAMESPACE)
-    assert primary["spec"]["scaleTargetRef"] == {"name": "podinfo-primary"}
-    assert (
-        primary["spec"]["triggers"][0]["metadata"]["query"]
-        == 'sum(rate(http_requests_total{app="podinfo-primary"}[1m]))'
-    )
-    assert await _scaledobject_paused(world, "podinfo-so")
-
-    await set_image(world, "quay.io/stefanprodan/podinfo:3.1.1")
-
-    async def resumed() -> bool:
-        return not await _scaledobject_paused(world, "podinfo-so")
-
-    await wait_for(resumed, what="the target's ScaledObject resumed for the analysis", timeout_s=60)
-    await reaches(world, "Succeeded")
-    assert await _scaledobject_paused(world, "podinfo-so")
-    assert not await _scaledobject_paused(world, "podinfo-so-primary")
 
 
 def _deployment(name: str) -> dict[str, Any]:
