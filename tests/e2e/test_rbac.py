@@ -1,6 +1,7 @@
 """The operator's ClusterRole is enough, and no more: every Kubernetes API request the real operator makes
-during a promotion and a rollback (with leader election and config tracking on) is checked against the
-rules of deploy/base/operator/rbac.yaml, and every grant the run does not exercise must be justified below.
+during a promotion and a rollback (with leader election and config tracking on), and during the run of a
+canary with a KEDA ScaledObject, is checked against the rules of deploy/base/operator/rbac.yaml, and every
+grant the runs do not exercise must be justified below.
 
 The local control plane has no authorizer, so this is where least privilege is proven: the operator's own
 client records each request (verb, group, resource, subresource, namespace, name) through its request hook.
@@ -15,6 +16,8 @@ from typing import Any
 
 from canarist.kube import resources as kinds
 from canarist.kube.client import KubeClient, RequestLog, RequestRecord
+from canarist.kube.errors import KubeError
+from canarist.localcluster.crds import provider_crds
 from canarist.operator.runtime import LEASE_NAME, Operator
 from canarist.routers import registry as routers
 from canarist.routers.istio import ISTIO
@@ -33,6 +36,8 @@ from tests.e2e.harness import (
 )
 
 OPERATOR_NAMESPACE = "canarist-system"  # where deploy/ runs the operator and keeps its Lease
+#: what a KEDA autoscalerRef needs, all exercised by test_a_keda_canary_is_blocked_until_keda_then_runs.
+KEDA_GRANTS = {("keda.sh", "scaledobjects", verb) for verb in ("list", "watch", "create", "update", "patch")}
 
 # Granted but possibly not exercised by this run, and why each is still needed. The test fails on any
 # other unexercised grant, so a rule nobody needs cannot linger in rbac.yaml.
@@ -218,8 +223,118 @@ async def test_every_request_of_a_promotion_and_a_rollback_is_granted(world: Wor
         for kind in router.kinds
         for verb in ("list", "watch", "create", "update")
     } - {(k.group, k.plural, v) for k in ISTIO.kinds for v in ("list", "watch", "create", "update")}
-    unjustified = unexercised - set(JUSTIFIED_UNEXERCISED) - other_routers
+    unjustified = unexercised - set(JUSTIFIED_UNEXERCISED) - other_routers - KEDA_GRANTS
     assert not unjustified, f"granted but neither used nor justified: {sorted(unjustified)}"
     stale = set(JUSTIFIED_UNEXERCISED) - granted
     assert not stale, f"justifications for grants rbac.yaml no longer has: {sorted(stale)}"
     print("granted, not exercised by this run:", sorted(unexercised))
+
+
+PAUSED = "autoscaling.keda.sh/paused-replicas"
+
+
+def podinfo_scaledobject(polling_interval: int = 10) -> dict[str, Any]:
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": "podinfo-so", "namespace": NAMESPACE},
+        "spec": {
+            "scaleTargetRef": {"name": "podinfo"},
+            "pollingInterval": polling_interval,
+            "minReplicaCount": 1,
+            "maxReplicaCount": 3,
+            "triggers": [
+                {
+                    "type": "prometheus",
+                    "name": "requests",
+                    "metadata": {
+                        "query": 'sum(rate(http_requests_total{app="podinfo"}[1m]))',
+                        "threshold": "5",
+                    },
+                }
+            ],
+        },
+    }
+
+
+async def _applied(world: World, obj: dict[str, Any]) -> bool:
+    """Whether ``obj`` could be applied (False while its CRD is not served yet)."""
+    try:
+        await apply(world.client, obj)
+    except KubeError:
+        return False
+    return True
+
+
+async def _paused(world: World, name: str) -> bool:
+    so = await world.client.get(kinds.SCALED_OBJECT, name, namespace=NAMESPACE)
+    return (so["metadata"].get("annotations") or {}).get(PAUSED) == "0"
+
+
+async def _blocked(world: World) -> dict[str, Any] | None:
+    canary = await world.client.get(kinds.CANARY, "podinfo", namespace=NAMESPACE)
+    conditions = (canary.get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c.get("type") == "Blocked"), None)
+
+
+async def test_a_keda_canary_is_blocked_until_keda_then_runs_with_a_paused_target(world: World) -> None:
+    """A ScaledObject autoscalerRef: said on the Canary until KEDA's CRD is served, then a primary ScaledObject
+    (updated on promotion when the target's changed), the target's paused while scaled down and resumed for the
+    analysis — every request granted, every KEDA grant used."""
+    requests = RequestLog(keep=1_000_000)
+    process = RecordedOperator(world, requests, control_loop_interval_s=0.3)
+    await process.start()
+    world.operators.append(process)
+    await apply(world.client, load_example("namespace.yaml"))
+    await apply(world.client, load_example("deployment.yaml"))
+    canary = fast_seed(stepWeight=50)
+    canary["spec"]["autoscalerRef"] = {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "name": "podinfo-so",
+    }
+    await apply(world.client, canary)
+    await wait_for(lambda: _blocked(world), what="the Blocked condition", timeout_s=60)
+    condition = await _blocked(world)
+    assert condition is not None
+    assert (condition["reason"], condition["message"]) == (
+        "AutoscalerNotInstalled",
+        "spec.autoscalerRef: the cluster does not serve scaledobjects.keda.sh (keda.sh/v1alpha1); "
+        "install KEDA's CRDs",
+    )
+
+    for crd in provider_crds(["keda"]):
+        await apply(world.client, crd)
+    await wait_for(
+        lambda: _applied(world, podinfo_scaledobject()), what="the ScaledObject applied", timeout_s=30
+    )
+    await wait_for(lambda: phase_is(world, "Initialized"), what="Initialized", timeout_s=60)
+    assert await _blocked(world) is None
+    primary = await world.client.get(kinds.SCALED_OBJECT, "podinfo-so-primary", namespace=NAMESPACE)
+    assert primary["spec"]["scaleTargetRef"] == {"name": "podinfo-primary"}
+    assert primary["spec"]["triggers"][0]["metadata"]["query"] == (
+        'sum(rate(http_requests_total{app="podinfo-primary"}[1m]))'
+    )
+    assert await _paused(world, "podinfo-so")
+
+    # the target's ScaledObject changes, then a new revision: resumed for the analysis, the primary follows
+    await apply(world.client, podinfo_scaledobject(polling_interval=20))
+    await set_image(world, "quay.io/stefanprodan/podinfo:3.1.1")
+
+    async def resumed() -> bool:
+        return not await _paused(world, "podinfo-so")
+
+    await wait_for(resumed, what="the target's ScaledObject resumed for the analysis", timeout_s=60)
+    await wait_for(
+        lambda: phase_is(world, "Succeeded"), what="Succeeded", timeout_s=PROMOTION_TIMEOUT_S, poll_s=0.5
+    )
+    assert await _paused(world, "podinfo-so")
+    primary = await world.client.get(kinds.SCALED_OBJECT, "podinfo-so-primary", namespace=NAMESPACE)
+    assert primary["spec"]["pollingInterval"] == 20
+    assert PAUSED not in (primary["metadata"].get("annotations") or {})
+
+    await process.stop()
+    world.operators.remove(process)
+    records = requests.records
+    assert not denied(records), "requests the ClusterRole would deny:\n" + "\n".join(denied(records))
+    assert requests.permissions() >= KEDA_GRANTS, sorted(KEDA_GRANTS - requests.permissions())

@@ -1,5 +1,6 @@
 """The runtime's seams, end to end: a DaemonSet target gets a DaemonSet primary and runs like a Deployment;
-a dotted Canary name runs; a problem only an edit fixes is reported once (one Warning Event, one status
+a Service target gets -canary and -primary copies of itself, and a change to its spec is a run that promotes
+or rolls back; a dotted Canary name runs; a problem only an edit fixes is reported once (one Warning Event, one status
 condition, one log line) and never as a traceback, however often the canary resyncs."""
 
 from __future__ import annotations
@@ -93,6 +94,60 @@ async def test_a_daemonset_canary_has_a_daemonset_primary_and_promotes_then_roll
     )
     target = await world.client.get(kinds.DAEMON_SET, "podinfo", namespace=NAMESPACE)
     assert target["spec"]["template"]["spec"]["nodeSelector"] == {"flagger.app/scale-to-zero": "true"}
+
+
+def podinfo_service(selector: dict[str, str]) -> dict[str, Any]:
+    """A Service target: its backends are someone else's business, its spec is the revision."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "podinfo", "namespace": NAMESPACE, "labels": {"app": "podinfo"}},
+        "spec": {"selector": selector, "ports": [{"name": "http", "port": 9898, "targetPort": 9898}]},
+    }
+
+
+async def set_service_selector(world: World, selector: dict[str, str]) -> None:
+    service = await world.client.get(kinds.SERVICE, "podinfo", namespace=NAMESPACE)
+    service["spec"]["selector"] = selector
+    await world.client.replace(service, kind=kinds.SERVICE)
+
+
+async def test_a_service_target_gets_service_copies_and_promotes_then_rolls_back(world: World) -> None:
+    await world.start_operator()
+    await apply(world.client, load_example("namespace.yaml"))
+    await apply(world.client, podinfo_service({"app": "podinfo", "version": "v1"}))
+    canary = fast_seed(stepWeight=25, threshold=2, autoscaler=None)
+    canary["spec"]["targetRef"] = {"apiVersion": "v1", "kind": "Service", "name": "podinfo"}
+    await apply(world.client, canary)
+    await wait_for(lambda: phase_is(world, "Initialized"), what="Initialized", timeout_s=60)
+
+    primary = await world.client.get(kinds.SERVICE, "podinfo-primary", namespace=NAMESPACE)
+    primary_ip = primary["spec"]["clusterIP"]
+    assert primary["spec"]["selector"] == {"app": "podinfo", "version": "v1"}
+    copy_ = await world.client.get(kinds.SERVICE, "podinfo-canary", namespace=NAMESPACE)
+    assert copy_["spec"]["selector"] == {"app": "podinfo", "version": "v1"}
+    with pytest.raises(NotFound):  # nothing built from a pod selector
+        await world.client.get(kinds.DEPLOYMENT, "podinfo-primary", namespace=NAMESPACE)
+    target = await world.client.get(kinds.SERVICE, "podinfo", namespace=NAMESPACE)
+    assert "ownerReferences" not in target["metadata"]
+    assert target["spec"]["selector"] == {"app": "podinfo", "version": "v1"}
+
+    await set_service_selector(world, {"app": "podinfo", "version": "v2"})
+    await reaches(world, "Succeeded")
+    assert "Advance podinfo.test canary weight 25" in run_events(world)
+    primary = await world.client.get(kinds.SERVICE, "podinfo-primary", namespace=NAMESPACE)
+    assert primary["spec"]["selector"] == {"app": "podinfo", "version": "v2"}
+    assert primary["spec"]["clusterIP"] == primary_ip
+
+    world.canary_app.set_knobs(error_rate=0.5)
+    await set_service_selector(world, {"app": "podinfo", "version": "v3"})
+    await reaches(world, "Failed")
+    vs = await world.client.get(kinds.VIRTUAL_SERVICE, "podinfo", namespace=NAMESPACE)
+    assert [d["weight"] for d in vs["spec"]["http"][0]["route"]] == [100, 0]
+    primary = await world.client.get(kinds.SERVICE, "podinfo-primary", namespace=NAMESPACE)
+    assert primary["spec"]["selector"] == {"app": "podinfo", "version": "v2"}
+    copy_ = await world.client.get(kinds.SERVICE, "podinfo-canary", namespace=NAMESPACE)
+    assert copy_["spec"]["selector"] == {"app": "podinfo", "version": "v3"}
 
 
 def _deployment(name: str) -> dict[str, Any]:

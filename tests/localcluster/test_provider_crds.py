@@ -83,6 +83,7 @@ def test_registry_names_and_selection() -> None:
         "traefik",
         "apisix",
         "kuma",
+        "keda",
     ]
     assert provider_names(True) == list(PROVIDER_CRDS)
     assert provider_names(False) == []
@@ -104,6 +105,7 @@ def test_registry_names_and_selection() -> None:
         "traefikservices.traefik.io",
         "apisixroutes.apisix.apache.org",
         "trafficroutes.kuma.io",
+        "scaledobjects.keda.sh",
         "virtualservices.gateway.solo.io",
         "virtualservices.networking.istio.io",
     } <= names
@@ -744,3 +746,43 @@ def test_istio_gloo_and_appmesh_virtualservices_coexist(cluster: LocalClusterHan
         _get(cluster, ns, "virtualservices.networking.istio.io", "podinfo")["metadata"]["name"] == "podinfo"
     )
     assert _get(cluster, ns, "virtualservices.appmesh.k8s.aws", "podinfo")["metadata"]["name"] == "podinfo"
+
+
+# ------------------------------------------------------------------ KEDA
+
+
+def test_keda_scaledobject(cluster: LocalClusterHandle) -> None:
+    ns = _namespace(cluster, "keda")
+    so: Obj = {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": _meta("podinfo-so", annotations={"autoscaling.keda.sh/paused-replicas": "0"}),
+        "spec": {
+            "scaleTargetRef": {"name": "podinfo"},
+            "pollingInterval": 10,
+            "minReplicaCount": 1,
+            "maxReplicaCount": 3,
+            "advanced": {"horizontalPodAutoscalerConfig": {"name": "podinfo-hpa"}},
+            "triggers": [
+                {
+                    "type": "prometheus",
+                    "name": "requests",
+                    "metadata": {
+                        "serverAddress": "http://prometheus:9090",
+                        "query": "sum(up)",
+                        "threshold": "5",
+                    },
+                }
+            ],
+        },
+    }
+    assert "scaledobject.keda.sh/podinfo-so created" in _apply(cluster, ns, so)
+    rows = _rows(cluster, ns, "so")
+    assert rows[0] == ["NAME", "SCALETARGETNAME", "MIN", "MAX", "AGE"]
+    assert rows[1][:4] == ["podinfo-so", "podinfo", "1", "3"]
+    assert (
+        _get(cluster, ns, "scaledobject", "podinfo-so")["spec"]["triggers"][0]["metadata"]["query"]
+        == "sum(up)"
+    )
+    so["spec"]["minReplicaCount"] = "one"
+    assert "spec.minReplicaCount" in _rejected(cluster, ns, so)

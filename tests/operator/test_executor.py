@@ -12,12 +12,13 @@ import pytest
 
 from canarist.api import Canary
 from canarist.api.crds import crds
-from canarist.engine.model import Initialize, Promote, ScaleDownTarget
+from canarist.engine.model import Initialize, Promote, ScaleDownTarget, ScaleUpTarget
 from canarist.kube import resources as kinds
 from canarist.kube.cache import StaticCache
 from canarist.kube.client import KubeClient, RequestRecord
 from canarist.kube.events import EventRecorder
 from canarist.kube.writer import Writer
+from canarist.localcluster.crds.keda import keda_crds
 from canarist.notify.outbox import Outbox
 from canarist.operator.alerts import AlertSender
 from canarist.operator.executor import Executor
@@ -25,6 +26,7 @@ from canarist.operator.observe import observe
 from canarist.operator.settings import OperatorSettings
 from canarist.operator.telemetry import Telemetry
 from tests.fixtures.canaries import canary_manifest
+from tests.workloads.podinfo import deployment as podinfo_deployment
 
 pytestmark = pytest.mark.localcluster(install_istio_crds=True)
 
@@ -156,3 +158,166 @@ async def test_a_replayed_promote_writes_nothing(rig: Rig) -> None:
     # After a crash or a lost answer the same Promote comes again: the primary already carries it.
     await rig.refresh(kinds.DAEMON_SET, "podinfo-primary")
     assert await rig.apply(canary, Promote()) == []
+
+
+SERVICE_REF = {"apiVersion": "v1", "kind": "Service", "name": "podinfo"}
+
+
+def target_service(selector: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "podinfo", "namespace": "test", "labels": {"app": "podinfo"}},
+        "spec": {
+            "selector": selector or {"app": "podinfo"},
+            "ports": [{"name": "http", "port": 9898, "targetPort": 9898}],
+        },
+    }
+
+
+async def _service_initialized(rig: Rig) -> Canary:
+    await rig.put(kinds.SERVICE, target_service())
+    canary = await rig.canary(canary_manifest(autoscaler=None, spec={"targetRef": SERVICE_REF}))
+    writes = await rig.apply(canary, Initialize(takeover=True), ScaleDownTarget())
+    # creates carry no name in the request path: two Services (the copies), the Istio routing objects
+    assert sorted((w.verb, w.resource) for w in writes) == [
+        ("create", "destinationrules"),
+        ("create", "destinationrules"),
+        ("create", "services"),
+        ("create", "services"),
+        ("create", "virtualservices"),
+    ]
+    return canary
+
+
+async def test_a_service_target_gets_a_canary_and_a_primary_copy_and_is_left_alone(rig: Rig) -> None:
+    canary = await _service_initialized(rig)
+    target = await rig.client.get(kinds.SERVICE, "podinfo", namespace="test")
+    assert "ownerReferences" not in target["metadata"]  # the target is its own apex: not taken over
+    ips = {target["spec"]["clusterIP"]}
+    for name in ("podinfo-canary", "podinfo-primary"):
+        copy = await rig.client.get(kinds.SERVICE, name, namespace="test")
+        assert copy["spec"]["selector"] == {"app": "podinfo"}
+        assert copy["metadata"]["ownerReferences"][0]["name"] == "podinfo"
+        ips.add(copy["spec"]["clusterIP"])
+    assert len(ips) == 3  # each copy has its own cluster IP
+    vs = await rig.client.get(kinds.VIRTUAL_SERVICE, "podinfo", namespace="test")
+    hosts = [d["destination"]["host"] for d in vs["spec"]["http"][0]["route"]]
+    assert hosts == ["podinfo-primary", "podinfo-canary"]
+    # The same decision again: not one write.
+    assert await rig.apply(canary, Initialize(takeover=True), ScaleDownTarget()) == []
+
+
+async def test_the_canary_copy_follows_the_target_and_promotion_copies_it_to_the_primary(rig: Rig) -> None:
+    canary = await _service_initialized(rig)
+    primary_ip = (await rig.client.get(kinds.SERVICE, "podinfo-primary", namespace="test"))["spec"][
+        "clusterIP"
+    ]
+    changed = await rig.client.get(kinds.SERVICE, "podinfo", namespace="test")
+    changed["spec"]["selector"] = {"app": "podinfo", "version": "v2"}
+    rig.cache.put(kinds.SERVICE, await rig.client.replace(changed, kind=kinds.SERVICE))
+
+    writes = await rig.apply(canary, Initialize())
+    assert [(w.verb, w.name) for w in writes] == [("update", "podinfo-canary")]
+    copy = await rig.client.get(kinds.SERVICE, "podinfo-canary", namespace="test")
+    assert copy["spec"]["selector"] == {"app": "podinfo", "version": "v2"}
+    primary = await rig.client.get(kinds.SERVICE, "podinfo-primary", namespace="test")
+    assert primary["spec"]["selector"] == {"app": "podinfo"}  # created once, not refreshed
+
+    writes = await rig.apply(canary, Promote())
+    assert [(w.verb, w.resource, w.name) for w in writes] == [("update", "services", "podinfo-primary")]
+    primary = await rig.client.get(kinds.SERVICE, "podinfo-primary", namespace="test")
+    assert primary["spec"]["selector"] == {"app": "podinfo", "version": "v2"}
+    assert primary["spec"]["clusterIP"] == primary_ip
+    assert primary["metadata"]["ownerReferences"][0]["kind"] == "Canary"
+    assert await rig.apply(canary, Promote()) == []
+
+
+async def test_reverting_a_service_target_leaves_the_target_and_its_copies_alone(rig: Rig) -> None:
+    await rig.put(kinds.SERVICE, target_service())
+    manifest = canary_manifest(autoscaler=None, spec={"targetRef": SERVICE_REF, "revertOnDeletion": True})
+    canary = await rig.canary(manifest)
+    await rig.apply(canary, Initialize(takeover=True), ScaleDownTarget())
+    before = len(rig.writes)
+    await rig.executor.revert(canary, observe(canary, rig.cache, rig.settings, NOW, None))
+    assert [w for w in rig.writes[before:] if w.resource == "services"] == []
+
+
+KEDA_REF = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": "podinfo-so"}
+PAUSED = "autoscaling.keda.sh/paused-replicas"
+
+
+def target_so(polling_interval: int = 10) -> dict[str, Any]:
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": "podinfo-so", "namespace": "test"},
+        "spec": {
+            "scaleTargetRef": {"name": "podinfo"},
+            "pollingInterval": polling_interval,
+            "minReplicaCount": 2,
+            "maxReplicaCount": 4,
+            "triggers": [
+                {
+                    "type": "prometheus",
+                    "name": "requests",
+                    "metadata": {"query": 'sum(rate(http_requests_total{app="podinfo-canary"}[1m]))'},
+                }
+            ],
+        },
+    }
+
+
+async def _keda_initialized(rig: Rig) -> Canary:
+    for crd in keda_crds():
+        await rig.client.create(crd, kind=kinds.CUSTOM_RESOURCE_DEFINITION)
+    await rig.put(kinds.DEPLOYMENT, podinfo_deployment())
+    await rig.put(kinds.SCALED_OBJECT, target_so())
+    canary = await rig.canary(canary_manifest(autoscaler=KEDA_REF))
+    await rig.apply(canary, Initialize(takeover=True), ScaleDownTarget())
+    return canary
+
+
+async def test_a_keda_target_gets_a_primary_scaledobject_and_is_paused_while_scaled_down(rig: Rig) -> None:
+    canary = await _keda_initialized(rig)
+    primary = await rig.client.get(kinds.SCALED_OBJECT, "podinfo-so-primary", namespace="test")
+    assert primary["spec"]["scaleTargetRef"] == {"name": "podinfo-primary"}
+    assert primary["spec"]["triggers"][0]["metadata"]["query"] == (
+        'sum(rate(http_requests_total{app="podinfo-primary"}[1m]))'
+    )
+    assert primary["metadata"]["ownerReferences"][0]["kind"] == "Canary"
+    target = await rig.client.get(kinds.SCALED_OBJECT, "podinfo-so", namespace="test")
+    assert target["metadata"]["annotations"][PAUSED] == "0"
+    deployment = await rig.client.get(kinds.DEPLOYMENT, "podinfo", namespace="test")
+    assert deployment["spec"]["replicas"] == 0
+    assert await rig.apply(canary, Initialize(takeover=True), ScaleDownTarget()) == []
+
+    # A new revision: the target's ScaledObject is resumed, the target scaled to its minReplicaCount.
+    writes = await rig.apply(canary, ScaleUpTarget())
+    assert [(w.verb, w.resource) for w in writes] == [("patch", "scaledobjects"), ("patch", "deployments")]
+    target = await rig.client.get(kinds.SCALED_OBJECT, "podinfo-so", namespace="test")
+    assert PAUSED not in (target["metadata"].get("annotations") or {})
+    deployment = await rig.client.get(kinds.DEPLOYMENT, "podinfo", namespace="test")
+    assert deployment["spec"]["replicas"] == 2
+
+
+async def test_promotion_updates_the_primary_scaledobject_and_revert_resumes_the_target(rig: Rig) -> None:
+    canary = await _keda_initialized(rig)
+    changed = await rig.client.get(kinds.SCALED_OBJECT, "podinfo-so", namespace="test")
+    changed["spec"]["pollingInterval"] = 20
+    rig.cache.put(kinds.SCALED_OBJECT, await rig.client.replace(changed, kind=kinds.SCALED_OBJECT))
+    # initialization creates the primary only once: an existing one is left as it is
+    assert await rig.apply(canary, Initialize(takeover=True)) == []
+
+    changed_target = await rig.client.get(kinds.DEPLOYMENT, "podinfo", namespace="test")
+    changed_target["spec"]["template"]["spec"]["containers"][0]["image"] = "podinfo:2"
+    rig.cache.put(kinds.DEPLOYMENT, await rig.client.replace(changed_target, kind=kinds.DEPLOYMENT))
+    await rig.refresh(kinds.DEPLOYMENT, "podinfo-primary")
+    writes = await rig.apply(canary, Promote())
+    assert ("update", "scaledobjects", "podinfo-so-primary") in [(w.verb, w.resource, w.name) for w in writes]
+    primary = await rig.client.get(kinds.SCALED_OBJECT, "podinfo-so-primary", namespace="test")
+    assert primary["spec"]["pollingInterval"] == 20
+
+    await rig.executor.revert(canary, observe(canary, rig.cache, rig.settings, NOW, None))
+    target = await rig.client.get(kinds.SCALED_OBJECT, "podinfo-so", namespace="test")
+    assert PAUSED not in (target["metadata"].get("annotations") or {})

@@ -315,10 +315,13 @@ def _canary_rules(canary: Canary) -> list[Problem]:
         add(
             "spec.targetRef", f"can't use {target.kind}/{target.name} as target if provider is set to knative"
         )
-    if target.kind == "Service" and not target.is_knative() and target.kind:
+    if target.kind == "Service" and not target.is_knative() and target.api_version != "v1":
         add(
-            "spec.targetRef.apiVersion", "a Service target must be a Knative Service (serving.knative.dev/v1)"
+            "spec.targetRef.apiVersion",
+            "must be v1 for a Kubernetes Service target (or serving.knative.dev/v1 for a Knative Service)",
         )
+    if target.kind == "Service" and not target.is_knative() and spec.autoscaler_ref is not None:
+        add("spec.autoscalerRef", "a Service target runs no pods of its own to autoscale")
     if provider in _REQUIRES:
         key, path = _REQUIRES[provider]
         if getattr(spec, "ingress_ref" if key == "ingressRef" else "route_ref") is None:

@@ -27,6 +27,7 @@ __all__ = [
     "LEASE",
     "METRIC_TEMPLATE",
     "NAMESPACE",
+    "SCALED_OBJECT",
     "SECRET",
     "SERVICE",
     "VIRTUAL_SERVICE",
@@ -110,6 +111,8 @@ DAEMON_SET = ResourceKind("apps", "v1", "daemonsets", "DaemonSet", status_subres
 HORIZONTAL_POD_AUTOSCALER = ResourceKind(
     "autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", status_subresource=True
 )
+# keda.sh/v1alpha1 (a CRD: watched only once a canary's autoscalerRef names a ScaledObject)
+SCALED_OBJECT = ResourceKind("keda.sh", "v1alpha1", "scaledobjects", "ScaledObject", status_subresource=True)
 # networking.k8s.io/v1
 INGRESS = ResourceKind("networking.k8s.io", "v1", "ingresses", "Ingress", status_subresource=True)
 # coordination.k8s.io/v1
@@ -180,6 +183,7 @@ register(
     DEPLOYMENT,
     DAEMON_SET,
     HORIZONTAL_POD_AUTOSCALER,
+    SCALED_OBJECT,
     INGRESS,
     LEASE,
     CUSTOM_RESOURCE_DEFINITION,

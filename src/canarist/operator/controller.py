@@ -58,13 +58,16 @@ BASE_KINDS: tuple[ResourceKind, ...] = (
     kinds.METRIC_TEMPLATE,
     kinds.ALERT_PROVIDER,
     kinds.CANARY_COMMAND,
-    *(record.resource for record in TARGETS.values()),
+    *(record.resource for record in TARGETS.values() if record.resource is not kinds.SERVICE),
     kinds.HORIZONTAL_POD_AUTOSCALER,
     kinds.SERVICE,
     kinds.CONFIG_MAP,
     kinds.SECRET,
 )
-WORKLOAD_KINDS = tuple(record.resource for record in TARGETS.values())
+#: kinds of CRDs a canary may refer to besides the routers': watched from the first canary that does.
+ON_DEMAND_KINDS: tuple[ResourceKind, ...] = (kinds.SCALED_OBJECT,)
+#: the kinds of targets that run pods (their pod templates refer to tracked ConfigMaps and Secrets).
+WORKLOAD_KINDS = tuple(record.resource for record in TARGETS.values() if record.runs_pods)
 # Index names.
 BY_TARGET = "target"  # canaries by "<Kind>/<namespace>/<name>" of their target
 BY_CONFIG = "config"  # workloads by "configmap/<namespace>/<name>" or "secret/<namespace>/<name>"
@@ -94,7 +97,7 @@ def watched_kinds(mesh_provider: str) -> list[ResourceKind]:
     of every registered router, each watched from the first canary that uses that router
     (`ObjectCache.watch`)."""
     del mesh_provider  # every registered router's kinds: a canary may name any provider in spec.provider
-    return list(dict.fromkeys([*BASE_KINDS, *routers.all_kinds()]))
+    return list(dict.fromkeys([*BASE_KINDS, *ON_DEMAND_KINDS, *routers.all_kinds()]))
 
 
 def _meta(obj: Obj) -> dict[str, Any]:

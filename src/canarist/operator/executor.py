@@ -45,12 +45,13 @@ from canarist.kube.writer import WriteError, Writer
 from canarist.notify.events import submit_event
 from canarist.notify.outbox import Outbox
 from canarist.operator.alerts import AlertSender
-from canarist.operator.observe import BLOCKED_CONDITION, Observed
+from canarist.operator.observe import AUTOSCALER_KINDS, BLOCKED_CONDITION, Observed
 from canarist.operator.settings import OperatorSettings
 from canarist.operator.telemetry import Telemetry, status_value
 from canarist.routers.base import AffinityCookies, RevertError, next_affinity_cookies
 from canarist.workloads import deployment as deployments
 from canarist.workloads import hpa as hpas
+from canarist.workloads import scaledobject as scaledobjects
 from canarist.workloads._meta import is_owned_by
 from canarist.workloads.configs import primary_config_copy
 from canarist.workloads.primary import FLAGGER_ID
@@ -65,6 +66,12 @@ Obj = dict[str, Any]
 NewId = Callable[[], str]
 TERMINATING = "Terminating"
 EVENT_WEBHOOK_TIMEOUT_S = 10.0
+
+#: ``spec.autoscalerRef.kind`` → the resource of the target's autoscaler.
+SCALER_KINDS = {
+    "HorizontalPodAutoscaler": kinds.HORIZONTAL_POD_AUTOSCALER,
+    "ScaledObject": kinds.SCALED_OBJECT,
+}
 
 #: a failed write: the writer's error, named as the executor always named it.
 ActionFailed = WriteError
@@ -209,6 +216,9 @@ class Executor:
     # ------------------------------------------------------------------ generated objects
 
     def _selector(self, ctx: TickContext) -> tuple[str, str]:
+        """The target's selector label and value; ``("", "")`` for a kind that runs no pods (a Service)."""
+        if not ctx.observed.target_kind.runs_pods:
+            return "", ""
         if ctx.observed.selector is None:
             ref = ctx.canary.spec.target_ref
             raise ActionFailed(f"{ref.kind} {ref.name} has no usable selector")
@@ -221,13 +231,22 @@ class Executor:
             raise ActionFailed(
                 f"target {canary.spec.target_ref.kind} {canary.spec.target_ref.name} not found"
             )
+        record = observed.target_kind
         label, value = self._selector(ctx)
-        services = build_services(canary, label, value, discover_ports(canary, target))
-        await self._ensure_service(canary, services.canary)
-        await self._ensure_service(canary, services.primary)
+        # A kind with pods gets the ClusterIP services of its selector; a Service target is its own apex and
+        # gets a -canary copy of itself instead, refreshed on every tick.
+        services = (
+            build_services(canary, label, value, discover_ports(canary, target)) if record.runs_pods else None
+        )
+        if services is not None:
+            await self._ensure_service(canary, services.canary)
+            await self._ensure_service(canary, services.primary)
+        if record.canary_copy is not None:
+            copy = record.canary_copy
+            await self._writer.converge(record.resource, copy.build(canary, target), merge=copy.merge)
         renamed = await self._ensure_primary_configs(ctx)
         if observed.primary is None:
-            primary = observed.target_kind.build_primary(
+            primary = record.build_primary(
                 canary,
                 target,
                 label,
@@ -240,8 +259,9 @@ class Executor:
             await self._writer.create(observed.target_kind.resource, primary)
         if not takeover:
             return
-        await self._ensure_primary_hpa(ctx, create_only=True)
-        await self._ensure_service(canary, services.apex)
+        await self._ensure_primary_scaler(ctx, create_only=True)
+        if services is not None:
+            await self._ensure_service(canary, services.apex)
         await self._reconcile_routes(ctx)
 
     async def _ensure_service(self, canary: Canary, desired: Obj) -> None:
@@ -261,6 +281,47 @@ class Executor:
             )
             await self._writer.converge(kind, desired)
         return configs.renamed()
+
+    def _target_scaler(self, ctx: TickContext) -> Obj | None:
+        """The target's autoscaler (``spec.autoscalerRef``) from the cache; None without one or when missing."""
+        ref = ctx.canary.spec.autoscaler_ref
+        kind = AUTOSCALER_KINDS.get(ref.kind) if ref is not None else None
+        if ref is None or kind is None:
+            return None
+        return self._cache.get(kind, ctx.canary.metadata.namespace or "", ref.name)
+
+    async def _ensure_primary_scaler(self, ctx: TickContext, create_only: bool) -> None:
+        ref = ctx.canary.spec.autoscaler_ref
+        if ref is not None and ref.kind == "ScaledObject":
+            await self._ensure_primary_so(ctx, create_only)
+        else:
+            await self._ensure_primary_hpa(ctx, create_only)
+
+    async def _ensure_primary_so(self, ctx: TickContext, create_only: bool) -> None:
+        ref = ctx.canary.spec.autoscaler_ref
+        assert ref is not None
+        so = self._target_scaler(ctx)
+        if so is None:
+            namespace = ctx.canary.metadata.namespace or ""
+            raise ActionFailed(f"ScaledObject {ref.name}.{namespace} not found (spec.autoscalerRef)")
+        desired = scaledobjects.build_primary_so(ctx.canary, so)
+
+        def merge(observed: Obj, wanted: Obj) -> Obj | None:
+            return None if create_only else scaledobjects.so_update(observed, wanted)
+
+        await self._writer.converge(kinds.SCALED_OBJECT, desired, merge=merge)
+
+    async def _pause_target_scaler(self, ctx: TickContext, pause: bool) -> None:
+        """Pause the target's ScaledObject at zero replicas, or resume it (KEDA only: an HPA needs neither)."""
+        ref = ctx.canary.spec.autoscaler_ref
+        if ref is None or ref.kind != "ScaledObject":
+            return
+        so = self._target_scaler(ctx)
+        if so is None:
+            return
+        patch = scaledobjects.pause_patch(so) if pause else scaledobjects.resume_patch(so)
+        if patch is not None:
+            await self._writer.patch(kinds.SCALED_OBJECT, so, patch)
 
     async def _ensure_primary_hpa(self, ctx: TickContext, create_only: bool) -> None:
         ref = ctx.canary.spec.autoscaler_ref
@@ -327,19 +388,16 @@ class Executor:
         if target is None:
             return 1
         ref = ctx.canary.spec.autoscaler_ref
-        autoscaler = None
-        if ref is not None and ref.kind == "HorizontalPodAutoscaler":
-            autoscaler = self._cache.get(
-                kinds.HORIZONTAL_POD_AUTOSCALER, ctx.canary.metadata.namespace or "", ref.name
-            )
         return deployments.scale_up_replicas(
-            target, ctx.observed.primary, autoscaler, has_autoscaler=ref is not None
+            target, ctx.observed.primary, self._target_scaler(ctx), has_autoscaler=ref is not None
         )
 
     async def _scale_target(self, ctx: TickContext, replicas: int) -> None:
         target, record = ctx.observed.target, ctx.observed.target_kind
         if target is None:
             return
+        # KEDA would scale a target back up (or down) behind our back: paused at zero while scaled down.
+        await self._pause_target_scaler(ctx, pause=replicas == 0)
         patch = record.scale_patch(target, replicas)
         if patch is None:
             return
@@ -379,7 +437,7 @@ class Executor:
 
         if promoted(_template_id(observed.primary)) != observed.primary:
             await self._writer.replace(observed.target_kind.resource, promoted(self._new_id()))
-        await self._ensure_primary_hpa(ctx, create_only=False)
+        await self._ensure_primary_scaler(ctx, create_only=False)
 
     # ------------------------------------------------------------------ revert on deletion
 
@@ -387,6 +445,7 @@ class Executor:
         """Undo the takeover: target scaled back up, a foreign apex Service and route objects restored."""
         ctx = TickContext(canary, observed, TERMINATING)
         target = observed.target
+        await self._pause_target_scaler(ctx, pause=False)
         if target is not None and observed.target_kind.is_scaled_down(target):
             primary_replicas = _mapping(_mapping(observed.primary).get("spec")).get("replicas")
             replicas = (

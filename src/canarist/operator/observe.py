@@ -142,6 +142,26 @@ class NotSynced(RuntimeError):
     """The router's kinds are being listed for the first time: tick again shortly."""
 
 
+#: ``spec.autoscalerRef.kind`` → its resource. A ScaledObject is KEDA's CRD, watched from the first canary
+#: that names one.
+AUTOSCALER_KINDS: dict[str, kinds.ResourceKind] = {
+    "HorizontalPodAutoscaler": kinds.HORIZONTAL_POD_AUTOSCALER,
+    "ScaledObject": kinds.SCALED_OBJECT,
+}
+
+
+def _watch_autoscaler_kind(kind: kinds.ResourceKind, store: ObjectStore) -> None:
+    state = store.watch(kind)
+    if state == MISSING:
+        raise Permanent(
+            "AutoscalerNotInstalled",
+            f"spec.autoscalerRef: the cluster does not serve {kind.group_resource} ({kind.api_version}); "
+            "install KEDA's CRDs",
+        )
+    if state == PENDING:
+        raise NotSynced(f"spec.autoscalerRef: waiting for the first list of {kind.group_resource}")
+
+
 def _watch_router_kinds(router: Router, store: ObjectStore) -> None:
     """A router's kinds are watched from the first canary that uses it; a kind the cluster does not serve
     (the provider's CRDs are not installed) stops the run with a Warning naming it."""
@@ -188,21 +208,29 @@ def observe(
 ) -> Observed:
     namespace = canary.metadata.namespace or ""
     try:
-        record = target_kind(canary.spec.target_ref.kind)
+        record = target_kind(canary.spec.target_ref.kind, canary.spec.target_ref.api_version)
     except UnsupportedTarget as error:
         raise Permanent("UnsupportedTarget", str(error)) from None
     scaler = canary.spec.autoscaler_ref
-    if scaler is not None and scaler.kind != "HorizontalPodAutoscaler":
+    if scaler is not None and not record.runs_pods:
+        raise Permanent(
+            "UnsupportedAutoscaler",
+            f"spec.autoscalerRef: a {record.kind} target runs no pods of its own to autoscale; "
+            "remove the autoscalerRef",
+        )
+    if scaler is not None and scaler.kind not in AUTOSCALER_KINDS:
         raise Permanent(
             "UnsupportedAutoscaler",
             f"spec.autoscalerRef.kind: {scaler.kind} autoscalers are not supported by canarist yet "
-            "(supported: HorizontalPodAutoscaler)",
+            f"(supported: {', '.join(sorted(AUTOSCALER_KINDS))})",
         )
     if settings.no_cross_namespace_refs:
         problems = cross_namespace_refs(canary)
         if problems:
             raise Permanent("CrossNamespaceReference", "; ".join(problems))
     router = resolve_router(canary, settings)
+    if scaler is not None:
+        _watch_autoscaler_kind(AUTOSCALER_KINDS[scaler.kind], store)
     _watch_router_kinds(router, store)
     context = route_context(canary, settings)
 
@@ -221,7 +249,7 @@ def observe(
     facts: TargetFacts | None = None
     if target is not None:
         problem: str | None = record.problem(target)
-        if problem is None:
+        if problem is None and record.runs_pods:
             try:
                 selector = find_selector(record.kind, target, settings.selector_labels)
             except SelectorError as error:
@@ -237,7 +265,7 @@ def observe(
 
     if selector is not None:
         context = dataclasses.replace(context, selector_label=selector[0], selector_value=selector[1])
-    configs = _configs(target, store, namespace, settings)
+    configs = _configs(target if record.runs_pods else None, store, namespace, settings)
     config_error = f"configs not found: {', '.join(configs.missing)}" if configs.missing else None
 
     route_objects: dict[str, Obj] = {}

@@ -1,8 +1,9 @@
 """The table of target kinds: what canarist does with each ``spec.targetRef.kind``, in one record per kind.
 
-The runtime picks the record once per tick (``TARGETS.get(kind)``) and uses only it: the resource to read,
-how to build and promote the ``-primary``, how to judge readiness, how to scale to zero and back, and the
-kind's own precondition (a DaemonSet must use RollingUpdate). Adding a kind is one record here.
+The runtime picks the record once per tick (`target_kind`) and uses only it: the resource to read,
+how to build and promote the ``-primary``, how to judge readiness, how to scale to zero and back, the
+kind's own precondition (a DaemonSet must use RollingUpdate), whether it runs pods behind a selector, and
+the ``-canary`` copy a kind without pods needs. Adding a kind is one record here.
 
 >>> TARGETS["DaemonSet"].resource
 ResourceKind('apps', 'v1', 'daemonsets', 'DaemonSet', ...)
@@ -15,10 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from canarist.api import Canary
 from canarist.engine.model import Readiness
 from canarist.kube import resources as kinds
 from canarist.kube.resources import ResourceKind
-from canarist.workloads import daemonset, deployment
+from canarist.workloads import daemonset, deployment, service
 from canarist.workloads._meta import Obj, get_path
 
 
@@ -76,6 +78,16 @@ def _no_problem(target: Mapping[str, Any]) -> str | None:
 
 
 @dataclass(frozen=True)
+class CanaryCopy:
+    """The ``-canary`` object a kind without pods needs: built from the target on every tick."""
+
+    #: ``build(canary, target)``: the desired copy.
+    build: Callable[[Canary, Mapping[str, Any]], Obj]
+    #: ``merge(observed, desired)``: the object to write over the existing copy, or None when it is current.
+    merge: Callable[[Obj, Obj], Obj | None]
+
+
+@dataclass(frozen=True)
 class TargetKind:
     """One kind of target workload."""
 
@@ -93,6 +105,12 @@ class TargetKind:
     problem: Callable[[Mapping[str, Any]], str | None] = _no_problem
     #: whether the kind has replicas (a Deployment) or runs one pod per node (a DaemonSet).
     has_replicas: bool = True
+    #: whether the kind runs pods behind a label selector. Only such a kind has a selector label, the
+    #: ClusterIP services built from it (``<apex>``, ``-primary``, ``-canary``), tracked ConfigMaps and
+    #: Secrets, discovered ports and an autoscaler. A Service target has none of these.
+    runs_pods: bool = True
+    #: the ``-canary`` copy of the target, for a kind whose canary is not the target itself (a Service).
+    canary_copy: CanaryCopy | None = None
 
 
 DEPLOYMENT = TargetKind(
@@ -117,24 +135,39 @@ DAEMON_SET = TargetKind(
     has_replicas=False,
 )
 
-#: ``spec.targetRef.kind`` → its record. Flagger also accepts ``Service`` (and Knative ``Service``) targets;
-#: canarist reports those as not supported yet, once, instead of half-running them.
-TARGETS: dict[str, TargetKind] = {record.kind: record for record in (DEPLOYMENT, DAEMON_SET)}
-FLAGGER_TARGET_KINDS = frozenset({"Deployment", "DaemonSet", "Service"})
+SERVICE = TargetKind(
+    kind="Service",
+    resource=kinds.SERVICE,
+    build_primary=service.build_primary,
+    promote=service.promote,
+    readiness=service.readiness,
+    scale_patch=service.no_scale_patch,
+    is_scaled_down=service.never_scaled_down,
+    has_replicas=False,
+    runs_pods=False,
+    canary_copy=CanaryCopy(build=service.build_canary, merge=service.refresh),
+)
+
+#: ``spec.targetRef.kind`` → its record. Flagger also accepts Knative ``Service`` targets
+#: (``serving.knative.dev``); canarist reports those as not supported yet, once, instead of half-running them.
+TARGETS: dict[str, TargetKind] = {record.kind: record for record in (DEPLOYMENT, DAEMON_SET, SERVICE)}
+KNATIVE_GROUP = "serving.knative.dev/"
 
 
 class UnsupportedTarget(LookupError):
     """``spec.targetRef.kind`` names a kind canarist cannot run."""
 
 
-def target_kind(kind: str) -> TargetKind:
-    """The record for ``kind``; raises `UnsupportedTarget` with a message a person can act on."""
+def target_kind(kind: str, api_version: str = "") -> TargetKind:
+    """The record for ``kind`` (a ``Service`` of ``serving.knative.dev`` is a Knative Service, not a plain
+    one); raises `UnsupportedTarget` with a message a person can act on."""
+    supported = ", ".join(sorted(TARGETS))
+    if kind == "Service" and api_version.startswith(KNATIVE_GROUP):
+        raise UnsupportedTarget(
+            f"spec.targetRef: Knative Service targets ({api_version}) are not supported by canarist yet "
+            f"(supported: {supported})"
+        )
     record = TARGETS.get(kind)
     if record is not None:
         return record
-    supported = ", ".join(sorted(TARGETS))
-    if kind in FLAGGER_TARGET_KINDS:
-        raise UnsupportedTarget(
-            f"spec.targetRef.kind: {kind} targets are not supported by canarist yet (supported: {supported})"
-        )
     raise UnsupportedTarget(f"spec.targetRef.kind: unknown target kind {kind!r} (supported: {supported})")

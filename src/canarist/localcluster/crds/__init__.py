@@ -1,4 +1,4 @@
-"""CustomResourceDefinitions of the routing providers, with structural schemas.
+"""CustomResourceDefinitions of the routing providers (and of KEDA), with structural schemas.
 
 `PROVIDER_CRDS` maps a provider name to its CRDs (plain `apiextensions.k8s.io/v1` objects):
 
@@ -11,6 +11,7 @@
 - ``traefik``: traefik.io IngressRoute and TraefikService
 - ``apisix``: apisix.apache.org ApisixRoute
 - ``kuma``: kuma.io TrafficRoute (cluster-scoped)
+- ``keda``: keda.sh ScaledObject (not a router: the autoscaler of ``spec.autoscalerRef``)
 
 Each call of `provider_crds` returns fresh copies, so callers may change them.
 """
@@ -21,7 +22,7 @@ import copy
 from collections.abc import Iterable
 from typing import Any
 
-from canarist.localcluster.crds import apisix, appmesh, contour, gatewayapi, gloo, kuma, smi, traefik
+from canarist.localcluster.crds import apisix, appmesh, contour, gatewayapi, gloo, keda, kuma, smi, traefik
 from canarist.localcluster.istio import istio_crds
 
 Obj = dict[str, Any]
@@ -36,6 +37,7 @@ PROVIDER_CRDS: dict[str, list[Obj]] = {
     "traefik": traefik.CRDS,
     "apisix": apisix.CRDS,
     "kuma": kuma.CRDS,
+    "keda": keda.CRDS,
 }
 
 
