@@ -29,15 +29,19 @@ from tests.e2e.harness import (
     OperatorProcess,
     apply,
     fast_seed,
+    image_of,
     load_example,
     phase_is,
     set_image,
     wait_for,
 )
+from tests.e2e.test_seams import daemonset_canary, podinfo_daemonset, set_daemonset_image
 
 OPERATOR_NAMESPACE = "canarist-system"  # where deploy/ runs the operator and keeps its Lease
 #: what a KEDA autoscalerRef needs, all exercised by test_a_keda_canary_is_blocked_until_keda_then_runs.
 KEDA_GRANTS = {("keda.sh", "scaledobjects", verb) for verb in ("list", "watch", "create", "update", "patch")}
+#: used by DaemonSet targets only (test_a_daemonset_canary_s_requests_are_granted_and_use_its_grants)
+DAEMONSET_GRANTS = {("apps", "daemonsets", verb) for verb in ("list", "watch", "create", "update", "patch")}
 
 # Granted but possibly not exercised by this run, and why each is still needed. The test fails on any
 # other unexercised grant, so a rule nobody needs cannot linger in rbac.yaml.
@@ -223,7 +227,7 @@ async def test_every_request_of_a_promotion_and_a_rollback_is_granted(world: Wor
         for kind in router.kinds
         for verb in ("list", "watch", "create", "update")
     } - {(k.group, k.plural, v) for k in ISTIO.kinds for v in ("list", "watch", "create", "update")}
-    unjustified = unexercised - set(JUSTIFIED_UNEXERCISED) - other_routers - KEDA_GRANTS
+    unjustified = unexercised - set(JUSTIFIED_UNEXERCISED) - other_routers - KEDA_GRANTS - DAEMONSET_GRANTS
     assert not unjustified, f"granted but neither used nor justified: {sorted(unjustified)}"
     stale = set(JUSTIFIED_UNEXERCISED) - granted
     assert not stale, f"justifications for grants rbac.yaml no longer has: {sorted(stale)}"
@@ -338,3 +342,28 @@ async def test_a_keda_canary_is_blocked_until_keda_then_runs_with_a_paused_targe
     records = requests.records
     assert not denied(records), "requests the ClusterRole would deny:\n" + "\n".join(denied(records))
     assert requests.permissions() >= KEDA_GRANTS, sorted(KEDA_GRANTS - requests.permissions())
+
+
+async def test_a_daemonset_canary_s_requests_are_granted_and_use_its_grants(world: World) -> None:
+    """A DaemonSet target: the `-primary` DaemonSet created, the target scaled to zero (node selector),
+    promoted (the primary replaced) — every request granted, every DaemonSet grant used."""
+    requests = RequestLog(keep=1_000_000)
+    process = RecordedOperator(world, requests)
+    await process.start()
+    world.operators.append(process)
+    await apply(world.client, load_example("namespace.yaml"))
+    await apply(world.client, podinfo_daemonset())
+    await apply(world.client, daemonset_canary(stepWeight=50))
+    await wait_for(lambda: phase_is(world, "Initialized"), what="Initialized", timeout_s=60)
+    await set_daemonset_image(world, "quay.io/stefanprodan/podinfo:3.1.1")
+    await wait_for(
+        lambda: phase_is(world, "Succeeded"), what="Succeeded", timeout_s=PROMOTION_TIMEOUT_S, poll_s=0.5
+    )
+    primary = await world.client.get(kinds.DAEMON_SET, "podinfo-primary", namespace=NAMESPACE)
+    assert image_of(primary) == "quay.io/stefanprodan/podinfo:3.1.1"
+
+    await process.stop()
+    world.operators.remove(process)
+    records = requests.records
+    assert not denied(records), "requests the ClusterRole would deny:\n" + "\n".join(denied(records))
+    assert requests.permissions() >= DAEMONSET_GRANTS, sorted(DAEMONSET_GRANTS - requests.permissions())
