@@ -1,5 +1,10 @@
 """`canarist simulate`: what would this analysis have decided on these metric values?
 
+The values come from a scenario file (``--scenario``), or from what a Prometheus recorded over a past window
+(``--prometheus URL --from T --to T``: the release happened at ``--from``; each check is the instant query
+the operator would have sent then). Times are RFC 3339 with a zone (``2026-12-03T14:00:00Z``) or Unix
+seconds.
+
 Exit codes: 0 the simulated canary was promoted (Succeeded); 1 it ended Failed or did not finish within
 the scenario's duration; 2 bad input (a manifest or scenario that cannot be read, said in one sentence).
 """
@@ -9,13 +14,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pydantic
 import yaml
 
-from canarist.simulate import Scenario, SimulationResult, run
+from canarist.operator.settings import parse_seconds
+from canarist.simulate import Replay, Scenario, SimulationResult, run
 
 
 def register(subparsers: Any) -> None:
@@ -28,7 +35,21 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "-f", "--filename", required=True, help="the Canary manifest (MetricTemplates may follow)"
     )
-    parser.add_argument("--scenario", required=True, help="the scenario YAML file")
+    parser.add_argument(
+        "--scenario",
+        help="the scenario YAML file (with --prometheus: only its webhooks, rollout and release time count)",
+    )
+    parser.add_argument("--prometheus", help="replay what this Prometheus recorded (needs --from and --to)")
+    parser.add_argument(
+        "--from", dest="start", help="the release: RFC 3339 time with a zone, or Unix seconds"
+    )
+    parser.add_argument("--to", dest="end", help="the end of the replayed window")
+    parser.add_argument(
+        "--min-analysis-interval",
+        type=parse_seconds,
+        default=10.0,
+        help="the operator's floor on spec.analysis.interval (default 10s, as Flagger's)",
+    )
     parser.add_argument("--compare", help="a second Canary manifest to run on the same scenario")
     parser.add_argument("-o", "--output", choices=["text", "json"], default="text")
     parser.set_defaults(handler=handle)
@@ -46,10 +67,38 @@ def _load(path: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return canaries[0], templates
 
 
-def _simulate(path: str, scenario: Scenario) -> SimulationResult:
+def _time(flag: str, value: str | None) -> datetime:
+    if not value:
+        raise ValueError(f"--prometheus needs {flag}")
+    try:
+        return datetime.fromtimestamp(float(value), UTC)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{flag}: {value!r} is neither an RFC 3339 time nor Unix seconds") from None
+    if parsed.tzinfo is None:
+        raise ValueError(f"{flag}: {value!r} has no time zone (add Z or +00:00)")
+    return parsed
+
+
+def _replay(args: argparse.Namespace) -> Replay | None:
+    if not args.prometheus:
+        if args.start or args.end:
+            raise ValueError("--from and --to need --prometheus")
+        if not args.scenario:
+            raise ValueError("give --scenario, or --prometheus with --from and --to")
+        return None
+    return Replay(args.prometheus, _time("--from", args.start), _time("--to", args.end))
+
+
+def _simulate(
+    path: str, scenario: Scenario, replay: Replay | None = None, min_interval_s: float = 10.0
+) -> SimulationResult:
     canary, templates = _load(path)
     try:
-        return run(canary, scenario, templates=templates)
+        return run(canary, scenario, templates=templates, replay=replay, min_interval_s=min_interval_s)
     except pydantic.ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
@@ -58,10 +107,12 @@ def _simulate(path: str, scenario: Scenario) -> SimulationResult:
 
 def handle(args: argparse.Namespace) -> int:
     try:
-        scenario = Scenario.load(args.scenario)
-        results = [_simulate(args.filename, scenario)]
+        replay = _replay(args)
+        scenario = Scenario.load(args.scenario) if args.scenario else Scenario()
+        floor = args.min_analysis_interval
+        results = [_simulate(args.filename, scenario, replay, floor)]
         if args.compare:
-            results.append(_simulate(args.compare, scenario))
+            results.append(_simulate(args.compare, scenario, replay, floor))
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

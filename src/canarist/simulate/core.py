@@ -6,8 +6,12 @@ import asyncio
 import contextlib
 import json
 import threading
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -15,7 +19,7 @@ from typing import Any
 import yaml
 
 from canarist.api import Canary, MetricTemplate
-from canarist.engine.model import Check, CheckResult, Event, SetRoutes, WriteStatus
+from canarist.engine.model import Check, CheckResult, EngineSettings, Event, SetRoutes, WriteStatus
 from canarist.engine.simulate import World
 from canarist.metrics.checks import evaluate_metric
 
@@ -135,10 +139,32 @@ class SimulationResult:
         }
 
 
+@dataclass(frozen=True)
+class Replay:
+    """Answer metric checks from what a real Prometheus recorded: the check the engine makes at virtual time
+    ``t`` is the instant query the operator would have sent at ``start + (t - release)``, where ``release``
+    is the virtual time of the scenario's first revision change (60 s by default) and ``start`` the real
+    time the new revision was released. The run lasts until ``end``."""
+
+    url: str
+    start: datetime
+    end: datetime
+    timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("--from and --to need a time zone (2026-12-03T14:00:00Z)")
+        if self.end <= self.start:
+            raise ValueError(f"--to ({self.end.isoformat()}) must be after --from ({self.start.isoformat()})")
+
+
 class _Prom(ThreadingHTTPServer):
-    """Answers ``/api/v1/query`` with ``self.value`` (None: an empty vector)."""
+    """Answers ``/api/v1/query`` with ``self.value`` (None: an empty vector), or, replaying, with what
+    ``self.replay`` answers for the same query at ``self.at`` (Unix seconds)."""
 
     value: float | None = None
+    replay: Replay | None = None
+    at: float = 0.0
     daemon_threads = True
 
 
@@ -146,13 +172,37 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Prom
 
     def do_GET(self) -> None:
-        value = self.server.value
-        result = [] if value is None else [{"metric": {}, "value": [0, repr(float(value))]}]
-        body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}})
-        self.send_response(200)
+        replay = self.server.replay
+        if replay is not None:
+            status, body = self._forward(replay)
+        else:
+            value = self.server.value
+            result = [] if value is None else [{"metric": {}, "value": [0, repr(float(value))]}]
+            status = 200
+            body = json.dumps(
+                {"status": "success", "data": {"resultType": "vector", "result": result}}
+            ).encode()
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
-        self.wfile.write(body.encode())
+        self.wfile.write(body)
+
+    def _forward(self, replay: Replay) -> tuple[int, bytes]:
+        """The same instant query, at the replayed instant, to the real Prometheus; its answer as it is."""
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query).get("query", [""])[0]
+        params = urllib.parse.urlencode({"query": query, "time": f"{self.server.at:.3f}"})
+        url = f"{replay.url.rstrip('/')}/api/v1/query?{params}"
+        try:
+            # no proxy from the environment, as the operator's own metric client
+            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+            with opener.open(url, timeout=replay.timeout_s) as response:
+                return int(response.status), bytes(response.read())
+        except urllib.error.HTTPError as error:
+            return int(error.code), bytes(error.read())
+        except (urllib.error.URLError, TimeoutError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            body = {"status": "error", "errorType": "unavailable", "error": f"{replay.url}: {reason}"}
+            return 503, json.dumps(body).encode()
 
     def log_message(self, format: str, *args: Any) -> None:
         return
@@ -174,14 +224,30 @@ def run(
     scenario: Scenario,
     *,
     templates: Sequence[MetricTemplate | Mapping[str, Any]] = (),
+    replay: Replay | None = None,
+    min_interval_s: float = 10.0,
 ) -> SimulationResult:
-    """Simulate ``canary`` (a manifest dict, a model or a path) through ``scenario``."""
+    """Simulate ``canary`` (a manifest dict, a model or a path) through ``scenario``; with ``replay``, the
+    metrics come from a real Prometheus over a past window (`Replay`) and the scenario's only say when
+    the release happens, how webhooks answer and how long rollouts take. ``min_interval_s`` is the
+    operator's ``--min-analysis-interval`` (Flagger's 10 s floor on the analysis interval)."""
     manifest = _manifest(canary)
+    release = scenario.revisions[0][0] if scenario.revisions else 0.0
+    if replay is not None:
+        window = (replay.end - replay.start).total_seconds()
+        scenario = Scenario(
+            metrics=scenario.metrics,
+            webhooks=scenario.webhooks,
+            revisions=scenario.revisions[:1] or ((release, "rev-2"),),
+            duration_s=release + window,
+            rollout_s=scenario.rollout_s,
+        )
     by_name: dict[str, MetricTemplate] = {}
     for raw in templates:
         template = raw if isinstance(raw, MetricTemplate) else MetricTemplate.model_validate(raw)
         by_name[template.metadata.name or ""] = template
     server = _Prom(("127.0.0.1", 0), _Handler)
+    server.replay = replay
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
     loop = asyncio.new_event_loop()
@@ -197,9 +263,16 @@ def run(
                 return CheckResult(ok=bool(ok), message="" if ok else "simulated webhook failure")
             if check.kind != "metric":
                 return CheckResult(ok=True)
+            if replay is not None:
+                server.at = replay.start.timestamp() + (t - release)
             return _metric(world.canary, check.name, t, by_name, scenario, server, url, loop)
 
-        world = World(manifest, answer=answer, rollout_s=scenario.rollout_s)
+        world = World(
+            manifest,
+            settings=EngineSettings(min_interval_s=min_interval_s),
+            answer=answer,
+            rollout_s=scenario.rollout_s,
+        )
         start = world.now
         for t, revision in scenario.revisions:
             world.at(t, _changer(revision))
