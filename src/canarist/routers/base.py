@@ -25,14 +25,14 @@ path in the message.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from canarist.api import Canary
 from canarist.engine.model import RouterCapabilities, Routes
 from canarist.kube.resources import ResourceKind
-from canarist.workloads._meta import controller_ref, filter_metadata, managed_annotations
+from canarist.workloads._meta import controller_ref, filter_metadata, has_flux_opt_out, managed_annotations
 
 Obj = dict[str, Any]
 ObservedRoutes = Mapping[str, Obj]
@@ -206,6 +206,17 @@ def metadata_missing(observed_obj: Mapping[str, Any], desired_obj: Mapping[str, 
         if any(have.get(k) != v for k, v in (desired_meta.get(key) or {}).items()):
             return True
     return False
+
+
+def spec_or_metadata_differs(
+    observed_obj: Mapping[str, Any], desired_obj: Mapping[str, Any], comparable: Callable[[Any], Any]
+) -> bool:
+    """The usual reconcile rule for a generated routing object: rewrite it when the Flux opt-out is missing,
+    when a desired label or annotation is missing, or when the specs differ once ``comparable`` has taken the
+    routing state (weights) out of them."""
+    if not has_flux_opt_out(observed_obj) or metadata_missing(observed_obj, desired_obj):
+        return True
+    return bool(comparable(observed_obj.get("spec") or {}) != comparable(desired_obj.get("spec") or {}))
 
 
 def apex_metadata(ctx: RouteContext) -> Obj:

@@ -37,12 +37,11 @@ from canarist.routers.base import (
     RouterConfigError,
     RoutesError,
     apex_metadata,
-    metadata_missing,
+    spec_or_metadata_differs,
 )
 from canarist.routers.takeover import restore, with_backup
 from canarist.workloads._meta import (
     deep,
-    has_flux_opt_out,
     prune,
     set_metadata_map,
 )
@@ -216,13 +215,7 @@ class ContourRouter:
         return out
 
     def needs_update(self, ctx: RouteContext, observed_obj: Obj, desired_obj: Obj) -> bool:
-        if not has_flux_opt_out(observed_obj):
-            return True
-        if metadata_missing(observed_obj, desired_obj):
-            return True
-        return self._comparable(observed_obj.get("spec") or {}) != self._comparable(
-            desired_obj.get("spec") or {}
-        )
+        return spec_or_metadata_differs(observed_obj, desired_obj, self._comparable)
 
     def merge(
         self, ctx: RouteContext, observed_obj: Obj, desired_obj: Obj, *, set_routes: bool = False

@@ -35,10 +35,10 @@ from canarist.routers.base import (
     RouteContext,
     RouterConfigError,
     RoutesError,
-    metadata_missing,
+    spec_or_metadata_differs,
 )
 from canarist.routers.takeover import has_record, restore
-from canarist.workloads._meta import deep, has_flux_opt_out, managed_annotations, prune, set_metadata_map
+from canarist.workloads._meta import deep, managed_annotations, prune, set_metadata_map
 
 __all__ = [
     "API_VERSION",
@@ -156,13 +156,7 @@ class KumaRouter:
         return out
 
     def needs_update(self, ctx: RouteContext, observed_obj: Obj, desired_obj: Obj) -> bool:
-        if not has_flux_opt_out(observed_obj):
-            return True
-        if metadata_missing(observed_obj, desired_obj):
-            return True
-        return self._comparable(observed_obj.get("spec") or {}) != self._comparable(
-            desired_obj.get("spec") or {}
-        )
+        return spec_or_metadata_differs(observed_obj, desired_obj, self._comparable)
 
     def merge(
         self, ctx: RouteContext, observed_obj: Obj, desired_obj: Obj, *, set_routes: bool = False
