@@ -403,19 +403,20 @@ class Controller:
                 self._telemetry.ticks_skipped.inc()
                 return TickOutcome(next_due_at=due)
             state.quiet = None
-        obj = self.cache.get(kinds.CANARY, namespace, name)
-        if obj is None:
-            return TickOutcome()
         reads = ReadLog()
         token = READS.set(reads)
         state.settled = False
         try:
-            outcome = await self._tick(obj, state)
-        except Permanent as problem:
-            await self._report(obj, state, problem)
-            # reported once; the same inputs would only raise it again
-            state.quiet, state.quiet_due = reads, None
-            return TickOutcome()
+            obj = self.cache.get(kinds.CANARY, namespace, name)  # recorded: an edit of the canary runs a tick
+            if obj is None:
+                return TickOutcome()
+            try:
+                outcome = await self._tick(obj, state)
+            except Permanent as problem:
+                await self._report(obj, state, problem)
+                # reported once; the same inputs would only raise it again
+                state.quiet, state.quiet_due = reads, None
+                return TickOutcome()
         except NotSynced:
             return TickOutcome(next_due_at=self._clock() + SYNC_RETRY)
         finally:
