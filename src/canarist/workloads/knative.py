@@ -9,8 +9,8 @@ revisions by the percents of ``spec.traffic``. So there is no ``-primary`` copy 
   what identifies the target's revision (`workloads.revision.hashed_part`);
 * initialization (`build_primary`) names the latest created revision as the primary and sends it all the
   traffic: ``spec.traffic = [{latestRevision: true, percent: 0}, {revisionName: <primary>, percent: 100}]``;
-* a promotion (`promote`) moves the annotation to the latest created revision; the router
-  (`routers.knative`) then sends it the primary's share;
+* a promotion (`promote`) moves the annotation (and the primary's traffic entry) to the latest created
+  revision; the router (`routers.knative`) then sends it all the traffic;
 * readiness is the revision's ``Ready`` condition (`readiness`).
 
 >>> primary_revision(build_primary(canary, service))
@@ -88,10 +88,22 @@ def build_primary(canary: Canary, target: Mapping[str, Any], *_selector: str, **
 def promote(
     canary: Canary, target: Mapping[str, Any], primary: Mapping[str, Any], *_selector: str, **_options: Any
 ) -> Obj:
-    """The Service with the annotation moved to its latest created revision (``primary`` is the Service
-    itself; its traffic stays as the router last set it)."""
+    """The Service with the annotation moved to its latest created revision, and the traffic entry of the
+    old primary renamed to it with its percent kept (``primary`` is the Service itself).
+
+    As when a Deployment's template is copied to its ``-primary``, both shares now reach the new version,
+    and the weights read back are the ones the analysis left until the router sends the primary its 100%.
+    (Flagger moves only the annotation, so until its next SetRoutes the old revision keeps the primary's
+    share and its read-back finds no entry for the new primary.)"""
     del canary, primary
-    return _with_primary(target, latest_revision(target))
+    revision = latest_revision(target)
+    out = _with_primary(target, revision)
+    entries = get_path(out, "spec", "traffic")
+    if isinstance(entries, list):
+        for entry in entries:
+            if isinstance(entry, dict) and not entry.get("latestRevision") and entry.get("revisionName"):
+                entry["revisionName"] = revision
+    return out
 
 
 def _condition(obj: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
