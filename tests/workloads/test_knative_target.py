@@ -64,6 +64,10 @@ def test_the_record() -> None:
     assert record.revisions.canary(target("podinfo-00003")) == "podinfo-00003"
     assert record.revisions.primary(target()) == ""
     assert record.revisions.owner(revision("podinfo-00001", "True")) == "podinfo"
+    assert record.problem(target()) is None
+    assert record.problem(target(latest="")) == (
+        "Knative Service podinfo.test has no revision yet (status.latestCreatedRevisionName is empty)"
+    )
 
 
 def test_initialization_names_the_latest_revision_primary_and_sends_it_all_the_traffic() -> None:

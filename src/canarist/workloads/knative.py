@@ -139,6 +139,17 @@ def readiness(revision: Mapping[str, Any] | None, *_inputs: Any) -> Readiness:
     return Readiness(ready=False, message=f"Knative Revision {name} is not ready")
 
 
+def problem(target: Mapping[str, Any]) -> str | None:
+    """A Knative Service without a created revision yet has nothing to name the primary."""
+    if latest_revision(target):
+        return None
+    meta = target.get("metadata") or {}
+    return (
+        f"Knative Service {meta.get('name', '')}.{meta.get('namespace', '')} has no revision yet "
+        "(status.latestCreatedRevisionName is empty)"
+    )
+
+
 def never_scaled_down(target: Mapping[str, Any]) -> bool:
     return False
 

@@ -177,6 +177,7 @@ KNATIVE_SERVICE = TargetKind(
     readiness=knative.readiness,
     scale_patch=knative.no_scale_patch,
     is_scaled_down=knative.never_scaled_down,
+    problem=knative.problem,
     has_replicas=False,
     runs_pods=False,
     revisions=RevisionObjects(
