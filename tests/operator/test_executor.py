@@ -403,3 +403,10 @@ async def test_a_knative_target_is_annotated_routed_and_promoted_in_place(rig: R
         {"latestRevision": True, "percent": 0},
         {"revisionName": "podinfo-00002", "percent": 100},
     ]
+
+    # revertOnDeletion: the annotation goes, Knative's default routing (all to the latest revision) comes back
+    await _knative_settled(rig, "podinfo-00002")
+    await rig.executor.revert(canary, observe(canary, rig.cache, rig.settings, NOW, None))
+    service = await rig.client.get(kinds.KNATIVE_SERVICE, "podinfo", namespace="test")
+    assert "flagger.app/primary-revision" not in (service["metadata"].get("annotations") or {})
+    assert service["spec"]["traffic"] == [{"latestRevision": True, "percent": 100}]

@@ -6,11 +6,13 @@ back to Knative's default."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from canarist.api import Canary
+from canarist.cli.main import main
 from canarist.engine.model import RouterCapabilities, Routes
 from canarist.routers import base, registry
 from canarist.routers.base import RouteContext, RoutesError
@@ -203,3 +205,8 @@ def test_revert_removes_the_annotation_and_gives_all_traffic_to_the_latest_revis
     assert reverted["metadata"]["annotations"] == {"team": "api"}
     assert reverted["spec"]["traffic"] == [{"latestRevision": True, "percent": 100}]
     assert KNATIVE.revert(ctx_for(target), {}) == []
+
+
+def test_the_example_canary_is_valid_and_routable() -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "knative" / "canary.yaml"
+    assert main(["validate", str(example)]) == 0
