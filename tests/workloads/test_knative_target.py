@@ -55,6 +55,7 @@ def test_the_record() -> None:
     assert not record.runs_pods
     assert not record.has_replicas
     assert record.canary_copy is None
+    assert record.on_demand
     assert record.revisions is not None
     assert record.revisions.resource is kinds.KNATIVE_REVISION
     assert kinds.kind_of(target()) is kinds.KNATIVE_SERVICE  # not the Kubernetes Service

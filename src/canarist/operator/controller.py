@@ -65,14 +65,12 @@ BASE_KINDS: tuple[ResourceKind, ...] = (
     kinds.SECRET,
 )
 #: kinds of CRDs a canary may refer to besides the routers': watched from the first canary that does.
+#: target kinds watched on demand (a Knative Service): their changes, and their revisions', wake their canaries.
+ON_DEMAND_TARGETS: tuple[TargetKind, ...] = tuple(record for record in ALL_TARGETS if record.on_demand)
 ON_DEMAND_KINDS: tuple[ResourceKind, ...] = (
     kinds.SCALED_OBJECT,
-    *(record.resource for record in ALL_TARGETS if record.revisions is not None),
-    *(record.revisions.resource for record in ALL_TARGETS if record.revisions is not None),
-)
-#: target kinds watched on demand (a Knative Service): their changes wake their canaries too.
-ON_DEMAND_TARGETS: tuple[TargetKind, ...] = tuple(
-    record for record in ALL_TARGETS if record.revisions is not None
+    *(record.resource for record in ON_DEMAND_TARGETS),
+    *(record.revisions.resource for record in ON_DEMAND_TARGETS if record.revisions is not None),
 )
 #: the kinds of targets that run pods (their pod templates refer to tracked ConfigMaps and Secrets).
 WORKLOAD_KINDS = tuple(record.resource for record in TARGETS.values() if record.runs_pods)

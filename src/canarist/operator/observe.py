@@ -270,7 +270,7 @@ def observe(
     _watch_router_kinds(router, store)
     context = route_context(canary, settings)
 
-    if record.revisions is not None:
+    if record.on_demand:
         _watch_target_kinds(record, store)
     target = store.get(record.resource, namespace, canary.spec.target_ref.name)
     if target is not None:

@@ -130,7 +130,9 @@ class TargetKind:
     canary_copy: CanaryCopy | None = None
     #: where the kind's primary and canary revisions live, for a kind without a ``-primary`` object.
     revisions: RevisionObjects | None = None
-    #: how to install the kind when the cluster does not serve it (a CRD), for the message saying so.
+    #: whether the kind is a CRD's (a Knative Service): watched, with its revisions' kind, from the first
+    #: canary that targets one, and refused with ``install_hint`` where the cluster does not serve it.
+    on_demand: bool = False
     install_hint: str = ""
 
 
@@ -186,6 +188,7 @@ KNATIVE_SERVICE = TargetKind(
         canary=knative.latest_revision,
         owner=knative.service_of,
     ),
+    on_demand=True,
     install_hint="install Knative Serving",
 )
 
