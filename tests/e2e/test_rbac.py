@@ -42,6 +42,10 @@ OPERATOR_NAMESPACE = "canarist-system"  # where deploy/ runs the operator and ke
 KEDA_GRANTS = {("keda.sh", "scaledobjects", verb) for verb in ("list", "watch", "create", "update", "patch")}
 #: used by DaemonSet targets only (test_a_daemonset_canary_s_requests_are_granted_and_use_its_grants)
 DAEMONSET_GRANTS = {("apps", "daemonsets", verb) for verb in ("list", "watch", "create", "update", "patch")}
+#: used by Knative Service targets only (tests/e2e/test_knative.py records a promotion and a rollback)
+KNATIVE_GRANTS = {("serving.knative.dev", "services", verb) for verb in ("list", "watch", "update")} | {
+    ("serving.knative.dev", "revisions", verb) for verb in ("list", "watch")
+}
 
 # Granted but possibly not exercised by this run, and why each is still needed. The test fails on any
 # other unexercised grant, so a rule nobody needs cannot linger in rbac.yaml.
@@ -227,7 +231,14 @@ async def test_every_request_of_a_promotion_and_a_rollback_is_granted(world: Wor
         for kind in router.kinds
         for verb in ("list", "watch", "create", "update")
     } - {(k.group, k.plural, v) for k in ISTIO.kinds for v in ("list", "watch", "create", "update")}
-    unjustified = unexercised - set(JUSTIFIED_UNEXERCISED) - other_routers - KEDA_GRANTS - DAEMONSET_GRANTS
+    unjustified = (
+        unexercised
+        - set(JUSTIFIED_UNEXERCISED)
+        - other_routers
+        - KEDA_GRANTS
+        - DAEMONSET_GRANTS
+        - KNATIVE_GRANTS
+    )
     assert not unjustified, f"granted but neither used nor justified: {sorted(unjustified)}"
     stale = set(JUSTIFIED_UNEXERCISED) - granted
     assert not stale, f"justifications for grants rbac.yaml no longer has: {sorted(stale)}"

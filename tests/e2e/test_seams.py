@@ -182,8 +182,8 @@ async def test_a_dotted_name_runs_and_an_unsupported_provider_is_said_once(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    # The Canary CRD admits only Flagger's providers, and canarist routes all of them but knative, whose
-    # targets it refuses first: the unknown provider comes from -mesh-provider, for the canary without one.
+    # The Canary CRD admits only Flagger's providers, and canarist routes all of them: the unknown provider
+    # comes from -mesh-provider, for the canary without one.
     operator = await world.start_operator(control_loop_interval_s=0.3, mesh_provider="envoy")
     await apply(world.client, load_example("namespace.yaml"))
     for name in ("web", "mesh"):

@@ -116,3 +116,60 @@ async def test_a_cluster_scoped_custom_resource_through_a_namespaced_cache_and_t
         assert f"TrafficRoute {ns}-route updated" in messages
     finally:
         await cache.stop()
+
+
+async def test_two_kinds_sharing_a_plural_stay_apart_and_a_later_kind_gets_its_handlers(
+    kube: KubeClient, ns: str
+) -> None:
+    """A Knative Service and the Kubernetes Service of the same name (Knative makes one) are two objects:
+    the cache, the overlay of our own writes and the read log key them by group and plural. A handler added
+    before its kind is watched starts hearing from it when it is."""
+    for crd in provider_crds("knative"):
+        with contextlib.suppress(AlreadyExists):
+            await kube.create(crd)
+    cache = ObjectCache(kube, [r.SERVICE], namespace=ns)
+    heard: list[str] = []
+    cache.add_handler(r.KNATIVE_SERVICE, lambda event, obj, old: heard.append(str(obj["apiVersion"])))
+    await cache.start()
+    try:
+        core = await kube.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "podinfo", "namespace": ns},
+                "spec": {"ports": [{"port": 80}]},
+            }
+        )
+        knative = await kube.create(
+            {
+                "apiVersion": "serving.knative.dev/v1",
+                "kind": "Service",
+                "metadata": {"name": "podinfo", "namespace": ns},
+                "spec": {"template": {"spec": {"containers": [{"image": "podinfo:1"}]}}},
+            },
+            kind=r.KNATIVE_SERVICE,
+        )
+        assert cache.watch(r.KNATIVE_SERVICE) == PENDING
+        await eventually(lambda: cache.watch(r.KNATIVE_SERVICE) == SYNCED, within=60)
+        await eventually(lambda: cache.get(r.SERVICE, ns, "podinfo") is not None, within=60)
+        await eventually(lambda: "serving.knative.dev/v1" in heard, within=60)
+        assert (cache.get(r.SERVICE, ns, "podinfo") or {})["metadata"]["uid"] == core["metadata"]["uid"]
+        assert (cache.get(r.KNATIVE_SERVICE, ns, "podinfo") or {})["metadata"]["uid"] == knative["metadata"][
+            "uid"
+        ]
+        assert cache.kind_named("services") is r.SERVICE
+        assert cache.kind_named("services.serving.knative.dev") is r.KNATIVE_SERVICE
+
+        # our own write of the Knative Service is not mistaken for the Kubernetes one
+        current = cache.get(r.KNATIVE_SERVICE, ns, "podinfo")
+        assert current is not None
+        written = await Writer(kube, cache).replace(
+            r.KNATIVE_SERVICE, {**current, "metadata": {**current["metadata"], "labels": {"mine": "yes"}}}
+        )
+        assert written["metadata"]["labels"] == {"mine": "yes"}
+        assert (cache.get(r.KNATIVE_SERVICE, ns, "podinfo") or {})["metadata"].get("labels") == {
+            "mine": "yes"
+        }
+        assert (cache.get(r.SERVICE, ns, "podinfo") or {})["metadata"]["uid"] == core["metadata"]["uid"]
+    finally:
+        await cache.stop()

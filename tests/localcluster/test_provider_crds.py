@@ -83,6 +83,7 @@ def test_registry_names_and_selection() -> None:
         "traefik",
         "apisix",
         "kuma",
+        "knative",
         "keda",
     ]
     assert provider_names(True) == list(PROVIDER_CRDS)
@@ -105,6 +106,8 @@ def test_registry_names_and_selection() -> None:
         "traefikservices.traefik.io",
         "apisixroutes.apisix.apache.org",
         "trafficroutes.kuma.io",
+        "services.serving.knative.dev",
+        "revisions.serving.knative.dev",
         "scaledobjects.keda.sh",
         "virtualservices.gateway.solo.io",
         "virtualservices.networking.istio.io",

@@ -210,3 +210,27 @@ async def test_the_rollback_alert_carries_the_evidence_fields(capture_server: An
     assert fields["Step"] == "weight 10"
     assert fields["Query"] == "sum(rate(istio_requests_total[1m]))"
     assert fields["Provider"] == "prometheus http://prometheus:9090"
+
+
+async def test_the_route_of_a_knative_target_is_its_latest_created_revision(prometheus_server: Any) -> None:
+    knative_service = {
+        "apiVersion": "serving.knative.dev/v1",
+        "kind": "Service",
+        "metadata": {"name": "podinfo", "namespace": "test"},
+        "status": {"latestCreatedRevisionName": "podinfo-00002"},
+    }
+    canary = Canary.model_validate(
+        canary_manifest(
+            provider="knative",
+            autoscaler=None,
+            metrics=[{"name": "request-success-rate", "interval": "1m", "thresholdRange": {"min": 99}}],
+            spec={
+                "targetRef": {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": "podinfo"}
+            },
+        )
+    )
+    check = Check("metric", "request-success-rate")
+    result = await runner(prometheus_server.url, (kinds.KNATIVE_SERVICE, knative_service)).run(canary, check)
+    assert result.query is not None
+    assert 'envoy_cluster_name=~"test/podinfo-00002"' in result.query
+    assert result.outcome == "no_data"

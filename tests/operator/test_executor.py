@@ -12,19 +12,21 @@ import pytest
 
 from canarist.api import Canary
 from canarist.api.crds import crds
-from canarist.engine.model import Initialize, Promote, ScaleDownTarget, ScaleUpTarget
+from canarist.engine.model import Initialize, Promote, Routes, ScaleDownTarget, ScaleUpTarget, SetRoutes
 from canarist.kube import resources as kinds
 from canarist.kube.cache import StaticCache
 from canarist.kube.client import KubeClient, RequestRecord
 from canarist.kube.events import EventRecorder
 from canarist.kube.writer import Writer
 from canarist.localcluster.crds.keda import keda_crds
+from canarist.localcluster.crds.knative import knative_crds
 from canarist.notify.outbox import Outbox
 from canarist.operator.alerts import AlertSender
 from canarist.operator.executor import Executor
 from canarist.operator.observe import observe
 from canarist.operator.settings import OperatorSettings
 from canarist.operator.telemetry import Telemetry
+from tests.e2e.harness import wait_for
 from tests.fixtures.canaries import canary_manifest
 from tests.workloads.podinfo import deployment as podinfo_deployment
 
@@ -321,3 +323,90 @@ async def test_promotion_updates_the_primary_scaledobject_and_revert_resumes_the
     await rig.executor.revert(canary, observe(canary, rig.cache, rig.settings, NOW, None))
     target = await rig.client.get(kinds.SCALED_OBJECT, "podinfo-so", namespace="test")
     assert PAUSED not in (target["metadata"].get("annotations") or {})
+
+
+KNATIVE_REF = {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": "podinfo"}
+
+
+def knative_service(image: str = "podinfo:1") -> dict[str, Any]:
+    return {
+        "apiVersion": "serving.knative.dev/v1",
+        "kind": "Service",
+        "metadata": {"name": "podinfo", "namespace": "test"},
+        "spec": {"template": {"spec": {"containers": [{"image": image}]}}},
+    }
+
+
+async def _knative_settled(rig: Rig, revision: str) -> None:
+    """The cache once the local control plane's Knative stand-in made ``revision`` and it is ready."""
+
+    async def settled() -> bool:
+        service = await rig.client.get(kinds.KNATIVE_SERVICE, "podinfo", namespace="test")
+        status = service.get("status") or {}
+        return (
+            status.get("latestReadyRevisionName") == revision
+            and status.get("observedGeneration") == service["metadata"]["generation"]
+        )
+
+    await wait_for(settled, what=f"Knative revision {revision} ready", timeout_s=20)
+    await rig.refresh(kinds.KNATIVE_SERVICE, "podinfo")
+    for obj in (await rig.client.list(kinds.KNATIVE_REVISION, namespace="test")).items:
+        rig.cache.put(kinds.KNATIVE_REVISION, obj)
+
+
+async def test_a_knative_target_is_annotated_routed_and_promoted_in_place(rig: Rig) -> None:
+    for crd in knative_crds():
+        await rig.client.create(crd, kind=kinds.CUSTOM_RESOURCE_DEFINITION)
+    await rig.put(kinds.KNATIVE_SERVICE, knative_service())
+    await _knative_settled(rig, "podinfo-00001")
+    canary = await rig.canary(
+        canary_manifest(autoscaler=None, provider="knative", spec={"targetRef": KNATIVE_REF})
+    )
+
+    writes = await rig.apply(canary, Initialize(takeover=True), ScaleDownTarget())
+    # one update of the target itself: nothing created, nothing scaled
+    assert [(w.verb, w.group, w.resource, w.name) for w in writes] == [
+        ("update", "serving.knative.dev", "services", "podinfo")
+    ]
+    service = await rig.client.get(kinds.KNATIVE_SERVICE, "podinfo", namespace="test")
+    assert service["metadata"]["annotations"]["flagger.app/primary-revision"] == "podinfo-00001"
+    assert service["spec"]["traffic"] == [
+        {"latestRevision": True, "percent": 0},
+        {"revisionName": "podinfo-00001", "percent": 100},
+    ]
+    await _knative_settled(rig, "podinfo-00001")
+    assert await rig.apply(canary, Initialize(takeover=True), ScaleDownTarget()) == []
+
+    changed = await rig.client.get(kinds.KNATIVE_SERVICE, "podinfo", namespace="test")
+    changed["spec"]["template"]["spec"]["containers"][0]["image"] = "podinfo:2"
+    await rig.client.replace(changed, kind=kinds.KNATIVE_SERVICE)
+    await _knative_settled(rig, "podinfo-00002")
+    writes = await rig.apply(canary, SetRoutes(Routes(primary=60, canary=40)))
+    assert [(w.verb, w.resource, w.name) for w in writes] == [("update", "services", "podinfo")]
+    await _knative_settled(rig, "podinfo-00002")
+    observed = observe(canary, rig.cache, rig.settings, NOW, None)
+    assert observed.observation.routes == Routes(primary=60, canary=40)  # read back from status.traffic
+
+    writes = await rig.apply(canary, Promote())
+    assert [(w.verb, w.resource, w.name) for w in writes] == [("update", "services", "podinfo")]
+    service = await rig.client.get(kinds.KNATIVE_SERVICE, "podinfo", namespace="test")
+    assert service["metadata"]["annotations"]["flagger.app/primary-revision"] == "podinfo-00002"
+    assert service["spec"]["traffic"] == [
+        {"latestRevision": True, "percent": 40},
+        {"revisionName": "podinfo-00002", "percent": 60},
+    ]
+    await _knative_settled(rig, "podinfo-00002")
+    assert await rig.apply(canary, Promote()) == []
+    await rig.apply(canary, SetRoutes(Routes(primary=100, canary=0)))
+    service = await rig.client.get(kinds.KNATIVE_SERVICE, "podinfo", namespace="test")
+    assert service["spec"]["traffic"] == [
+        {"latestRevision": True, "percent": 0},
+        {"revisionName": "podinfo-00002", "percent": 100},
+    ]
+
+    # revertOnDeletion: the annotation goes, Knative's default routing (all to the latest revision) comes back
+    await _knative_settled(rig, "podinfo-00002")
+    await rig.executor.revert(canary, observe(canary, rig.cache, rig.settings, NOW, None))
+    service = await rig.client.get(kinds.KNATIVE_SERVICE, "podinfo", namespace="test")
+    assert "flagger.app/primary-revision" not in (service["metadata"].get("annotations") or {})
+    assert service["spec"]["traffic"] == [{"latestRevision": True, "percent": 100}]

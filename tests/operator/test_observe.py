@@ -10,11 +10,13 @@ from typing import Any
 import pytest
 
 from canarist.api import Canary
+from canarist.engine.model import Routes
 from canarist.kube import resources as kinds
-from canarist.kube.cache import StaticCache
+from canarist.kube.cache import MISSING, SYNCED, KindState, StaticCache
 from canarist.operator.observe import Permanent, observe
 from canarist.operator.settings import OperatorSettings
-from canarist.workloads.targets import DAEMON_SET, DEPLOYMENT, SERVICE
+from canarist.workloads.revision import revision_hash
+from canarist.workloads.targets import DAEMON_SET, DEPLOYMENT, KNATIVE_SERVICE, SERVICE
 from tests.fixtures.canaries import canary_model
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -124,8 +126,9 @@ def _problem(
     return raised.value
 
 
-def test_an_unsupported_provider_is_permanent() -> None:
-    problem = _problem(canary(provider="knative"))
+def test_an_unsupported_provider_is_permanent(without_knative: str) -> None:
+    # every Flagger provider has a router: the registry of this test lacks one
+    problem = _problem(canary(provider=without_knative))
     assert problem.reason == "UnsupportedProvider"
     assert problem.message.startswith(
         "spec.provider: provider 'knative' is not supported by canarist yet (supported: apisix, appmesh, "
@@ -182,18 +185,6 @@ def test_a_service_target_with_an_autoscaler_is_permanent() -> None:
     assert problem.message.startswith("spec.autoscalerRef: a Service target runs no pods of its own")
 
 
-def test_a_knative_service_target_is_permanent_until_canarist_runs_them() -> None:
-    knative = canary_model(
-        autoscaler=None,
-        spec={"targetRef": {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": "podinfo"}},
-    )
-    problem = _problem(knative)
-    assert problem.reason == "UnsupportedTarget"
-    assert problem.message.startswith(
-        "spec.targetRef: Knative Service targets (serving.knative.dev/v1) are not supported by canarist yet"
-    )
-
-
 def test_ab_testing_on_a_router_without_matches_is_refused() -> None:
     subject = canary(provider="kubernetes", iterations=5, match=[{"headers": {"x-canary": {"exact": "1"}}}])
     problem = _problem(subject)
@@ -241,4 +232,91 @@ def test_a_keda_scaler_is_accepted_and_an_unknown_kind_is_not() -> None:
     assert problem.message == (
         "spec.autoscalerRef.kind: VerticalPodAutoscaler autoscalers are not supported by canarist yet "
         "(supported: HorizontalPodAutoscaler, ScaledObject)"
+    )
+
+
+KNATIVE_REF = {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": "podinfo"}
+
+
+def knative_service(primary: str | None, latest: str) -> dict[str, Any]:
+    annotations = {"flagger.app/primary-revision": primary} if primary else {}
+    return {
+        "apiVersion": "serving.knative.dev/v1",
+        "kind": "Service",
+        "metadata": {"name": "podinfo", "namespace": "test", "generation": 1, "annotations": annotations},
+        "spec": {"template": {"spec": {"containers": [{"image": "podinfo:1"}]}}},
+        "status": {
+            "observedGeneration": 1,
+            "latestCreatedRevisionName": latest,
+            "traffic": [
+                {"latestRevision": True, "percent": 20, "revisionName": latest},
+                {"latestRevision": False, "percent": 80, "revisionName": primary or latest},
+            ],
+        },
+    }
+
+
+def knative_revision(name: str, ready: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "serving.knative.dev/v1",
+        "kind": "Revision",
+        "metadata": {"name": name, "namespace": "test", "labels": {"serving.knative.dev/service": "podinfo"}},
+        "status": {"conditions": [{"type": "Ready", "status": ready}]},
+    }
+
+
+def knative_canary() -> Canary:
+    return canary_model(provider="knative", autoscaler=None, spec={"targetRef": KNATIVE_REF})
+
+
+def test_a_knative_target_s_primary_and_canary_are_its_revisions() -> None:
+    cache = StaticCache(
+        [
+            (kinds.KNATIVE_SERVICE, knative_service(None, "podinfo-00001")),
+            # the Kubernetes Service Knative makes under the same name is not the target
+            (kinds.SERVICE, service("podinfo")),
+            (kinds.KNATIVE_REVISION, knative_revision("podinfo-00001", "True")),
+        ]
+    )
+    observed = observe(knative_canary(), cache, SETTINGS, NOW, None)
+    assert observed.target_kind is KNATIVE_SERVICE
+    assert observed.router.name == "knative"
+    assert observed.target is not None
+    assert observed.target["apiVersion"] == "serving.knative.dev/v1"
+    assert observed.context.target is observed.target
+    assert observed.primary is None  # no primary revision named yet: not initialized
+    assert not observed.observation.primary_exists
+    assert observed.observation.canary.ready
+    assert observed.observation.routes is None  # no annotation yet: nothing to read back
+    assert (
+        observed.observation.routes_error
+        == "Knative Service podinfo.test primary revision annotation not found"
+    )
+
+    cache.put(kinds.KNATIVE_SERVICE, knative_service("podinfo-00001", "podinfo-00002"))
+    cache.put(kinds.KNATIVE_REVISION, knative_revision("podinfo-00002", "Unknown"))
+    observed = observe(knative_canary(), cache, SETTINGS, NOW, None)
+    assert observed.primary is observed.target  # promotion rewrites the Service itself
+    assert observed.observation.primary_exists
+    assert observed.observation.primary.ready
+    canary_readiness = observed.observation.canary
+    assert not canary_readiness.ready
+    assert canary_readiness.retriable
+    assert canary_readiness.message == "Knative Revision podinfo-00002.test is not ready"
+    assert observed.observation.routes == Routes(primary=80, canary=20)
+    facts = observed.observation.target
+    assert facts is not None
+    assert facts.revision == revision_hash(observed.target)
+
+
+def test_a_knative_target_on_a_cluster_without_knative_is_permanent() -> None:
+    class WithoutKnative(StaticCache):
+        def watch(self, kind: kinds.ResourceKind) -> KindState:
+            return MISSING if kind.group == "serving.knative.dev" else SYNCED
+
+    problem = _problem(knative_canary(), WithoutKnative())
+    assert problem.reason == "TargetNotInstalled"
+    assert problem.message == (
+        "spec.targetRef: the cluster does not serve services.serving.knative.dev (serving.knative.dev/v1), "
+        "revisions.serving.knative.dev (serving.knative.dev/v1); install Knative Serving"
     )

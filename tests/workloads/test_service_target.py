@@ -11,7 +11,7 @@ import pytest
 from canarist.api import Canary
 from canarist.workloads import service
 from canarist.workloads.revision import revision_hash
-from canarist.workloads.targets import SERVICE, UnsupportedTarget, target_kind
+from canarist.workloads.targets import KNATIVE_SERVICE, SERVICE, UnsupportedTarget, target_kind
 from tests.workloads import podinfo
 from tests.workloads.podinfo import FLUX, OWNER
 
@@ -172,12 +172,13 @@ def test_the_service_record() -> None:
     assert SERVICE.canary_copy.build(canary(), target())["metadata"]["name"] == "podinfo-canary"
 
 
-def test_a_knative_service_is_still_unsupported() -> None:
+def test_a_knative_service_is_not_a_kubernetes_service() -> None:
+    assert target_kind("Service", "serving.knative.dev/v1") is KNATIVE_SERVICE
+    assert target_kind("Service", "v1") is SERVICE
     with pytest.raises(
-        UnsupportedTarget,
-        match=r"Knative Service targets \(serving\.knative\.dev/v1\) are not supported by canarist yet",
+        UnsupportedTarget, match=r"spec\.targetRef\.apiVersion: Knative Service .* not supported"
     ):
-        target_kind("Service", "serving.knative.dev/v1")
+        target_kind("Service", "serving.knative.dev/v1alpha1")
 
 
 def test_the_revision_of_a_service_is_its_spec() -> None:

@@ -84,7 +84,7 @@ def _older(cached: Mapping[str, Any], written: Mapping[str, Any]) -> bool:
     return False
 
 
-_Key = tuple[str, str, str]  # (plural, namespace, name)
+_Key = tuple[str, str, str]  # (group_resource, namespace, name)
 
 
 def _version(obj: Obj | None) -> str | None:
@@ -125,10 +125,10 @@ READS: ContextVar[ReadLog | None] = ContextVar("canarist_cache_reads", default=N
 
 
 def _answer(cache: ObjectCache, read: tuple[str, ...]) -> object:
-    op, plural = read[0], read[1]
-    kind = cache.kind_named(plural)
+    op, resource = read[0], read[1]
+    kind = cache.kind_named(resource)
     if kind is None:
-        return ("unknown kind", plural)
+        return ("unknown kind", resource)
     if op == "get":
         return _version(cache.get(kind, read[2], read[3]))
     if op == "index":
@@ -158,7 +158,9 @@ class ObjectCache:
         self._pending_starts: set[asyncio.Future[None]] = set()
         self.informers: dict[ResourceKind, Informer] = {}
         self._written: dict[_Key, Obj] = {}
-        self._by_plural: dict[str, ResourceKind] = {}
+        self._by_resource: dict[str, ResourceKind] = {}
+        #: handlers of kinds not watched yet: attached when `watch` starts them
+        self._later: dict[ResourceKind, builtins.list[Handler]] = {}
         self._initial = list(dict.fromkeys(kinds))
         for kind in self._initial:
             self._add(kind)
@@ -172,8 +174,10 @@ class ObjectCache:
             resync_seconds=0,
         )
         informer.add_handler(self._forget_handler(kind))
+        for handler in self._later.pop(kind, []):
+            informer.add_handler(handler)
         self.informers[kind] = informer
-        self._by_plural[kind.plural] = kind
+        self._by_resource[kind.group_resource] = kind
         return informer
 
     # -- reads ----------------------------------------------------------------------------------------------
@@ -183,13 +187,13 @@ class ObjectCache:
         found = self._get(kind, namespace, name)
         log = READS.get()
         if log is not None:
-            log.reads[("get", kind.plural, namespace, name)] = _version(found)
+            log.reads[("get", kind.group_resource, namespace, name)] = _version(found)
         return found
 
     def _get(self, kind: ResourceKind, namespace: str, name: str) -> Obj | None:
         informer = self.informers.get(kind)
         cached = informer.get(namespace, name) if informer is not None else None
-        key = (kind.plural, namespace, name)
+        key = (kind.group_resource, namespace, name)
         written = self._written.get(key)
         if written is None:
             return cached
@@ -203,7 +207,7 @@ class ObjectCache:
         found = informer.list() if informer is not None else []
         log = READS.get()
         if log is not None:
-            log.reads[("list", kind.plural)] = _versions(found)
+            log.reads[("list", kind.group_resource)] = _versions(found)
         return found
 
     def by_index(self, kind: ResourceKind, index: str, key: str) -> builtins.list[Obj]:
@@ -211,11 +215,13 @@ class ObjectCache:
         found = informer.by_index(index, key) if informer is not None else []
         log = READS.get()
         if log is not None:
-            log.reads[("index", kind.plural, index, key)] = _versions(found)
+            log.reads[("index", kind.group_resource, index, key)] = _versions(found)
         return found
 
-    def kind_named(self, plural: str) -> ResourceKind | None:
-        return self._by_plural.get(plural)
+    def kind_named(self, group_resource: str) -> ResourceKind | None:
+        """The watched kind of ``group_resource`` (``services``, ``services.serving.knative.dev``: two kinds
+        may share a plural, so everything here is keyed by group and plural)."""
+        return self._by_resource.get(group_resource)
 
     def watches(self, kind: ResourceKind) -> bool:
         return kind in self.informers
@@ -231,7 +237,7 @@ class ObjectCache:
         state: KindState = SYNCED if informer.synced else MISSING if informer.not_served else PENDING
         log = READS.get()
         if log is not None:
-            log.reads[("watch", kind.plural)] = state
+            log.reads[("watch", kind.group_resource)] = state
         return state
 
     # -- writes we made -------------------------------------------------------------------------------------
@@ -240,7 +246,7 @@ class ObjectCache:
         """Keep the API server's answer to our write until the watch delivers that version or a newer one."""
         meta = _meta(obj)
         if meta.get("name") and meta.get("resourceVersion"):
-            self._written[(kind.plural, str(meta.get("namespace") or ""), str(meta["name"]))] = obj
+            self._written[(kind.group_resource, str(meta.get("namespace") or ""), str(meta["name"]))] = obj
 
     async def refresh(self, kind: ResourceKind, keep: Callable[[Obj], bool] = lambda obj: True) -> int:
         """Read ``kind`` from the API server now and serve every object newer than the cached one (for which
@@ -263,7 +269,11 @@ class ObjectCache:
 
     def _forget_handler(self, kind: ResourceKind) -> Callable[[str, Obj, Obj | None], None]:
         def forget(event_type: str, obj: Obj, old: Obj | None) -> None:
-            key = (kind.plural, str(_meta(obj).get("namespace") or ""), str(_meta(obj).get("name") or ""))
+            key = (
+                kind.group_resource,
+                str(_meta(obj).get("namespace") or ""),
+                str(_meta(obj).get("name") or ""),
+            )
             written = self._written.get(key)
             if written is not None and (event_type == "DELETED" or not _older(obj, written)):
                 del self._written[key]
@@ -276,7 +286,13 @@ class ObjectCache:
         self.informers[kind].add_index(name, fn)
 
     def add_handler(self, kind: ResourceKind, handler: Handler) -> None:
-        self.informers[kind].add_handler(handler)
+        """Call ``handler`` on every change of ``kind``; for a kind watched on demand (`watch`) and not
+        watched yet, from the moment it is."""
+        informer = self.informers.get(kind)
+        if informer is None:
+            self._later.setdefault(kind, []).append(handler)
+            return
+        informer.add_handler(handler)
 
     @property
     def synced(self) -> bool:
@@ -316,11 +332,13 @@ class StaticCache:
 
     def put(self, kind: ResourceKind, obj: Obj) -> None:
         meta = _meta(obj)
-        self._kinds[kind.plural] = kind
-        self._objects[(kind.plural, str(meta.get("namespace") or ""), str(meta.get("name") or ""))] = obj
+        self._kinds[kind.group_resource] = kind
+        self._objects[
+            (kind.group_resource, str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+        ] = obj
 
     def remove(self, kind: ResourceKind, namespace: str, name: str) -> None:
-        self._objects.pop((kind.plural, namespace, name), None)
+        self._objects.pop((kind.group_resource, namespace, name), None)
 
     def remember(self, kind: ResourceKind, obj: Obj) -> None:
         self.put(kind, obj)
@@ -329,10 +347,10 @@ class StaticCache:
         return SYNCED
 
     def get(self, kind: ResourceKind, namespace: str, name: str) -> Obj | None:
-        return self._objects.get((kind.plural, namespace, name))
+        return self._objects.get((kind.group_resource, namespace, name))
 
     def list(self, kind: ResourceKind) -> builtins.list[Obj]:
-        return [obj for (plural, _, _), obj in self._objects.items() if plural == kind.plural]
+        return [obj for (plural, _, _), obj in self._objects.items() if plural == kind.group_resource]
 
     def by_index(self, kind: ResourceKind, index: str, key: str) -> builtins.list[Obj]:
         fn = self._indexes.get((kind, index))

@@ -24,6 +24,8 @@ __all__ = [
     "EVENT",
     "HORIZONTAL_POD_AUTOSCALER",
     "INGRESS",
+    "KNATIVE_REVISION",
+    "KNATIVE_SERVICE",
     "LEASE",
     "METRIC_TEMPLATE",
     "NAMESPACE",
@@ -113,6 +115,9 @@ HORIZONTAL_POD_AUTOSCALER = ResourceKind(
 )
 # keda.sh/v1alpha1 (a CRD: watched only once a canary's autoscalerRef names a ScaledObject)
 SCALED_OBJECT = ResourceKind("keda.sh", "v1alpha1", "scaledobjects", "ScaledObject", status_subresource=True)
+# serving.knative.dev/v1 (Knative Serving: a Knative Service target and its Revisions)
+KNATIVE_SERVICE = ResourceKind("serving.knative.dev", "v1", "services", "Service", status_subresource=True)
+KNATIVE_REVISION = ResourceKind("serving.knative.dev", "v1", "revisions", "Revision", status_subresource=True)
 # networking.k8s.io/v1
 INGRESS = ResourceKind("networking.k8s.io", "v1", "ingresses", "Ingress", status_subresource=True)
 # coordination.k8s.io/v1
@@ -184,6 +189,8 @@ register(
     DAEMON_SET,
     HORIZONTAL_POD_AUTOSCALER,
     SCALED_OBJECT,
+    KNATIVE_SERVICE,
+    KNATIVE_REVISION,
     INGRESS,
     LEASE,
     CUSTOM_RESOURCE_DEFINITION,

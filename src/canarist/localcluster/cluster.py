@@ -18,6 +18,7 @@ from canarist.localcluster.controllers import ImageCheck, WorkloadControllers
 from canarist.localcluster.crds import provider_crds, provider_names
 from canarist.localcluster.faults import Faults
 from canarist.localcluster.istio import istio_crds
+from canarist.localcluster.knative import KnativeControllers
 from canarist.localcluster.podlogs import PODS, PodLogs
 from canarist.localcluster.server import LOCAL_TOKEN, HttpFrontend
 from canarist.localcluster.store import WatchEvent
@@ -66,6 +67,9 @@ class LocalCluster:
         # pod_readiness: Deployment/DaemonSet status follows their Pod objects (Ready conditions written by
         # whoever runs the pods, the sandbox's PodManager) instead of the readiness_delay timer.
         self.controllers = WorkloadControllers(self.api, readiness_delay, nodes, image_check, pod_readiness)
+        # Knative Serving's part (Revisions from Service templates, their readiness after the same delay, the
+        # Service status); idle unless the knative CRDs are installed.
+        self.knative = KnativeControllers(self.api, lambda: self.controllers.readiness_delay)
         # The log files of pods' containers (GET .../pods/{name}/log); registered in process, thread-safe.
         self.pod_logs = PodLogs()
         self.api.store.listeners.append(self._forget_deleted_pod_logs)
@@ -140,6 +144,7 @@ class LocalCluster:
             return self.url
         self._seed()
         self.controllers.start()
+        self.knative.start()
         runner = web.AppRunner(
             self._frontend.app(), access_log=None, shutdown_timeout=1.0, handle_signals=False
         )
@@ -160,6 +165,7 @@ class LocalCluster:
         if runner is None:
             return
         self.controllers.stop()
+        self.knative.stop()
         self.api.store.close_watchers()
         self.pod_logs.end_streams()
         await asyncio.sleep(0)

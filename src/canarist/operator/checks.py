@@ -33,6 +33,7 @@ from canarist.metrics.template import RenderError, collapse_whitespace, render
 from canarist.operator.observe import ObjectStore
 from canarist.operator.settings import OperatorSettings
 from canarist.operator.telemetry import Telemetry
+from canarist.workloads import knative
 from canarist.workloads.revision import run_checksum
 
 log = logging.getLogger("canarist.checks")
@@ -154,6 +155,7 @@ class CheckRunner:
             template=template,
             secret=secret,
             mesh_provider=self._settings.mesh_provider,
+            route=self._route(canary),
         )
         if result.metric_value is not None:
             self._telemetry.metric_analysis.labels(
@@ -162,6 +164,15 @@ class CheckRunner:
                 metric=metric.name,
             ).set(result.metric_value)
         return result.answer(duration_s=time.monotonic() - started)
+
+    def _route(self, canary: Canary) -> str:
+        """The ``{{ route }}`` of a Knative Service target: its latest created revision (else the default)."""
+        ref = canary.spec.target_ref
+        if not ref.is_knative():
+            return ""
+        return knative.latest_revision(
+            self._store.get(knative.SERVICE, canary.metadata.namespace or "", ref.name)
+        )
 
     async def _min_samples(
         self,
@@ -187,7 +198,9 @@ class CheckRunner:
         provider, where = located
         base = CheckResult(ok=False, provider=where)
         try:
-            query = collapse_whitespace(render(guard.query, template_model(canary, metric)))
+            query = collapse_whitespace(
+                render(guard.query, template_model(canary, metric, route=self._route(canary)))
+            )
         except RenderError as error:
             return _guard(base, error=True, message=f"minSamples query of {metric.name}: {error}")
         base = _guard(base, query=query)

@@ -44,7 +44,7 @@ from canarist.operator.telemetry import Telemetry
 from canarist.operator.worker import CanaryWorker, TickOutcome
 from canarist.routers import registry as routers
 from canarist.workloads.configs import config_refs
-from canarist.workloads.targets import TARGETS
+from canarist.workloads.targets import ALL_TARGETS, TARGETS, TargetKind
 
 log = logging.getLogger("canarist")
 
@@ -65,7 +65,13 @@ BASE_KINDS: tuple[ResourceKind, ...] = (
     kinds.SECRET,
 )
 #: kinds of CRDs a canary may refer to besides the routers': watched from the first canary that does.
-ON_DEMAND_KINDS: tuple[ResourceKind, ...] = (kinds.SCALED_OBJECT,)
+#: target kinds watched on demand (a Knative Service): their changes, and their revisions', wake their canaries.
+ON_DEMAND_TARGETS: tuple[TargetKind, ...] = tuple(record for record in ALL_TARGETS if record.on_demand)
+ON_DEMAND_KINDS: tuple[ResourceKind, ...] = (
+    kinds.SCALED_OBJECT,
+    *(record.resource for record in ON_DEMAND_TARGETS),
+    *(record.revisions.resource for record in ON_DEMAND_TARGETS if record.revisions is not None),
+)
 #: the kinds of targets that run pods (their pod templates refer to tracked ConfigMaps and Secrets).
 WORKLOAD_KINDS = tuple(record.resource for record in TARGETS.values() if record.runs_pods)
 # Index names.
@@ -231,6 +237,10 @@ class Controller:
         self.cache.add_handler(kinds.CANARY_COMMAND, self._on_command)
         for kind in (*WORKLOAD_KINDS, kinds.SERVICE):
             self.cache.add_handler(kind, self._on_workload)
+        for record in ON_DEMAND_TARGETS:
+            self.cache.add_handler(record.resource, self._on_workload)
+            if record.revisions is not None:
+                self.cache.add_handler(record.revisions.resource, self._on_revision(record))
         for kind in (kinds.CONFIG_MAP, kinds.SECRET):
             self.cache.add_handler(kind, self._on_config)
         self._housekeeping = asyncio.create_task(self._housekeeping_loop(), name="housekeeping")
@@ -338,6 +348,18 @@ class Controller:
         if name.endswith("-primary"):
             # The primary's rollout moves initialization and promotion forward.
             self._wake_canaries_of(kind, namespace, name.removesuffix("-primary"))
+
+    def _on_revision(self, record: TargetKind) -> Callable[[str, Obj, Obj | None], None]:
+        """A revision of a target (a Knative Revision becoming ready) wakes the canaries of its target."""
+        revisions = record.revisions
+        assert revisions is not None
+
+        def wake(event_type: str, obj: Obj, old: Obj | None) -> None:
+            if self._running:
+                namespace = str(_meta(obj).get("namespace") or "")
+                self._wake_canaries_of(record.kind, namespace, revisions.owner(obj))
+
+        return wake
 
     def _on_config(self, event_type: str, obj: Obj, old: Obj | None) -> None:
         if not self._running or (old is not None and old.get("data") == obj.get("data")):

@@ -256,7 +256,11 @@ class Executor:
                 configs_renamed=renamed,
                 selector_labels=self._settings.selector_labels,
             )
-            await self._writer.create(observed.target_kind.resource, primary)
+            if record.revisions is not None:
+                # the primary is a revision of the target: the target itself names it
+                await self._writer.replace(record.resource, primary)
+            else:
+                await self._writer.create(record.resource, primary)
         if not takeover:
             return
         await self._ensure_primary_scaler(ctx, create_only=True)

@@ -163,6 +163,9 @@ class RouteContext:
     #: ``<value>-primary``. Empty when the target was not read (routers fall back to ``app``).
     selector_label: str = ""
     selector_value: str = ""
+    #: the target as observed (None when it was not read or is missing): a router that routes inside the
+    #: target itself (Knative, whose Service carries its own traffic split) builds from it.
+    target: Mapping[str, Any] | None = None
 
     @classmethod
     def from_canary(

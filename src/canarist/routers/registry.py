@@ -20,6 +20,7 @@ from canarist.routers.contour import CONTOUR
 from canarist.routers.gatewayapi import GATEWAYAPI_V1, GATEWAYAPI_V1BETA1
 from canarist.routers.gloo import GLOO
 from canarist.routers.istio import ISTIO
+from canarist.routers.knative import KNATIVE
 from canarist.routers.kubernetes import KUBERNETES
 from canarist.routers.kuma import KUMA
 from canarist.routers.nginx import NGINX
@@ -167,6 +168,7 @@ _BUILTIN: tuple[Router, ...] = (
     SKIPPER,
     APISIX,
     KUMA,
+    KNATIVE,
 )
 for _router in _BUILTIN:  # the built-in routers: one entry each
     register(_router)

@@ -3,7 +3,8 @@
 The runtime picks the record once per tick (`target_kind`) and uses only it: the resource to read,
 how to build and promote the ``-primary``, how to judge readiness, how to scale to zero and back, the
 kind's own precondition (a DaemonSet must use RollingUpdate), whether it runs pods behind a selector, and
-the ``-canary`` copy a kind without pods needs. Adding a kind is one record here.
+the ``-canary`` copy a kind without pods needs, and where a kind keeps its versions when they are objects of
+their own (a Knative Service's Revisions). Adding a kind is one record here.
 
 >>> TARGETS["DaemonSet"].resource
 ResourceKind('apps', 'v1', 'daemonsets', 'DaemonSet', ...)
@@ -20,7 +21,7 @@ from canarist.api import Canary
 from canarist.engine.model import Readiness
 from canarist.kube import resources as kinds
 from canarist.kube.resources import ResourceKind
-from canarist.workloads import daemonset, deployment, service
+from canarist.workloads import daemonset, deployment, knative, service
 from canarist.workloads._meta import Obj, get_path
 
 
@@ -88,6 +89,22 @@ class CanaryCopy:
 
 
 @dataclass(frozen=True)
+class RevisionObjects:
+    """For a kind whose primary and canary are revisions of the target itself, kept as objects of another
+    resource (a Knative Service's Revisions): there is no ``-primary`` object. The primary is the revision
+    the target names, the canary the target's latest one; readiness is judged on those revision objects,
+    and the initialization and the promotion rewrite the target itself."""
+
+    resource: ResourceKind
+    #: ``primary(target)``: the name of the primary revision (``""`` before initialization).
+    primary: Callable[[Mapping[str, Any]], str]
+    #: ``canary(target)``: the name of the latest revision (``""`` while there is none).
+    canary: Callable[[Mapping[str, Any]], str]
+    #: ``owner(revision)``: the name of the target a revision belongs to.
+    owner: Callable[[Mapping[str, Any]], str]
+
+
+@dataclass(frozen=True)
 class TargetKind:
     """One kind of target workload."""
 
@@ -111,6 +128,12 @@ class TargetKind:
     runs_pods: bool = True
     #: the ``-canary`` copy of the target, for a kind whose canary is not the target itself (a Service).
     canary_copy: CanaryCopy | None = None
+    #: where the kind's primary and canary revisions live, for a kind without a ``-primary`` object.
+    revisions: RevisionObjects | None = None
+    #: whether the kind is a CRD's (a Knative Service): watched, with its revisions' kind, from the first
+    #: canary that targets one, and refused with ``install_hint`` where the cluster does not serve it.
+    on_demand: bool = False
+    install_hint: str = ""
 
 
 DEPLOYMENT = TargetKind(
@@ -148,9 +171,32 @@ SERVICE = TargetKind(
     canary_copy=CanaryCopy(build=service.build_canary, merge=service.refresh),
 )
 
-#: ``spec.targetRef.kind`` → its record. Flagger also accepts Knative ``Service`` targets
-#: (``serving.knative.dev``); canarist reports those as not supported yet, once, instead of half-running them.
+KNATIVE_SERVICE = TargetKind(
+    kind="Service",
+    resource=knative.SERVICE,
+    build_primary=knative.build_primary,
+    promote=knative.promote,
+    readiness=knative.readiness,
+    scale_patch=knative.no_scale_patch,
+    is_scaled_down=knative.never_scaled_down,
+    problem=knative.problem,
+    has_replicas=False,
+    runs_pods=False,
+    revisions=RevisionObjects(
+        resource=knative.REVISION,
+        primary=knative.primary_revision,
+        canary=knative.latest_revision,
+        owner=knative.service_of,
+    ),
+    on_demand=True,
+    install_hint="install Knative Serving",
+)
+
+#: ``spec.targetRef.kind`` → its record (for ``Service``, the Kubernetes one: a ``Service`` of
+#: ``serving.knative.dev`` is `KNATIVE_SERVICE`).
 TARGETS: dict[str, TargetKind] = {record.kind: record for record in (DEPLOYMENT, DAEMON_SET, SERVICE)}
+#: every record, the Knative Service included (its kinds are watched from the first canary that needs them).
+ALL_TARGETS: tuple[TargetKind, ...] = (*TARGETS.values(), KNATIVE_SERVICE)
 KNATIVE_GROUP = "serving.knative.dev/"
 
 
@@ -163,10 +209,12 @@ def target_kind(kind: str, api_version: str = "") -> TargetKind:
     one); raises `UnsupportedTarget` with a message a person can act on."""
     supported = ", ".join(sorted(TARGETS))
     if kind == "Service" and api_version.startswith(KNATIVE_GROUP):
-        raise UnsupportedTarget(
-            f"spec.targetRef: Knative Service targets ({api_version}) are not supported by canarist yet "
-            f"(supported: {supported})"
-        )
+        if api_version != knative.API_VERSION:
+            raise UnsupportedTarget(
+                f"spec.targetRef.apiVersion: Knative Service {api_version} is not supported "
+                f"(supported: {knative.API_VERSION})"
+            )
+        return KNATIVE_SERVICE
     record = TARGETS.get(kind)
     if record is not None:
         return record

@@ -11,6 +11,7 @@
 - ``traefik``: traefik.io IngressRoute and TraefikService
 - ``apisix``: apisix.apache.org ApisixRoute
 - ``kuma``: kuma.io TrafficRoute (cluster-scoped)
+- ``knative``: serving.knative.dev Service and Revision (a Knative Service target and its router)
 - ``keda``: keda.sh ScaledObject (not a router: the autoscaler of ``spec.autoscalerRef``)
 
 Each call of `provider_crds` returns fresh copies, so callers may change them.
@@ -22,7 +23,18 @@ import copy
 from collections.abc import Iterable
 from typing import Any
 
-from canarist.localcluster.crds import apisix, appmesh, contour, gatewayapi, gloo, keda, kuma, smi, traefik
+from canarist.localcluster.crds import (
+    apisix,
+    appmesh,
+    contour,
+    gatewayapi,
+    gloo,
+    keda,
+    knative,
+    kuma,
+    smi,
+    traefik,
+)
 from canarist.localcluster.istio import istio_crds
 
 Obj = dict[str, Any]
@@ -37,6 +49,7 @@ PROVIDER_CRDS: dict[str, list[Obj]] = {
     "traefik": traefik.CRDS,
     "apisix": apisix.CRDS,
     "kuma": kuma.CRDS,
+    "knative": knative.CRDS,
     "keda": keda.CRDS,
 }
 
