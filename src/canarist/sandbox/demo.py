@@ -1245,6 +1245,19 @@ async def play_story(sandbox: Sandbox, options: DemoOptions, view: LiveView) -> 
         t_failed = recorder.now()
         result.rolled_back = phase() == "Failed"
         result.failed_phase_s = t_failed - fault_at
+        if result.rolled_back:
+            # The phase is written once the routes are; Envoy gets them from the translator's watch a moment
+            # later, and the closing events are delivered after the status. Wait for both (bounded: the
+            # checks below say so if they never come), not for a fixed time a busy machine may outlast.
+            def settled() -> bool:
+                routed = any(t >= fault_at and w == 0 for t, w in recorder.route_weights)
+                closed = any(
+                    e.message.startswith("Canary failed!") for e in recorder.events if e.t >= fault_at
+                )
+                return routed and closed
+
+            with contextlib.suppress(TimeoutError):
+                await _wait(settled, 30.0, "Envoy routed back and the rollback's events")
         routed_back = [t for t, w in recorder.route_weights if t >= fault_at and w == 0]
         result.rollback_s = (routed_back[0] - fault_at) if routed_back else result.failed_phase_s
         moments.append(
