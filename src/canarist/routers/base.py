@@ -211,6 +211,16 @@ def metadata_missing(observed_obj: Mapping[str, Any], desired_obj: Mapping[str, 
     return False
 
 
+def refuse_matches(ctx: RouteContext, router: str) -> None:
+    """Raise `RouterConfigError` when the canary asks a router whose objects route by weight only for A/B
+    matching (``spec.analysis.match``)."""
+    analysis = ctx.canary.analysis()
+    if analysis is not None and analysis.match:
+        raise RouterConfigError(
+            f"spec.analysis.match: the {router} router routes by weight only; A/B matching is not supported"
+        )
+
+
 def spec_or_metadata_differs(
     observed_obj: Mapping[str, Any], desired_obj: Mapping[str, Any], comparable: Callable[[Any], Any]
 ) -> bool:

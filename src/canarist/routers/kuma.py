@@ -33,8 +33,8 @@ from canarist.routers.base import (
     ObservedRoutes,
     Reference,
     RouteContext,
-    RouterConfigError,
     RoutesError,
+    refuse_matches,
     spec_or_metadata_differs,
 )
 from canarist.routers.takeover import has_record, restore
@@ -82,11 +82,7 @@ class KumaRouter:
     settings: frozenset[str] = frozenset()
 
     def objects(self, ctx: RouteContext) -> list[ObjectRef]:
-        analysis = ctx.canary.analysis()
-        if analysis is not None and analysis.match:
-            raise RouterConfigError(
-                "spec.analysis.match: the kuma router routes by weight only; A/B matching is not supported"
-            )
+        refuse_matches(ctx, self.name)
         return [ObjectRef(API_VERSION, KIND, ctx.apex, "")]
 
     def references(self, ctx: RouteContext) -> list[Reference]:

@@ -22,9 +22,9 @@ from canarist.routers.base import (
     ObservedRoutes,
     Reference,
     RouteContext,
-    RouterConfigError,
     RoutesError,
     apex_metadata,
+    refuse_matches,
     spec_or_metadata_differs,
 )
 from canarist.routers.takeover import restore, with_backup
@@ -44,11 +44,7 @@ class TraefikRouter:
     settings: frozenset[str] = frozenset()
 
     def objects(self, ctx: RouteContext) -> list[ObjectRef]:
-        analysis = ctx.canary.analysis()
-        if analysis is not None and analysis.match:
-            raise RouterConfigError(
-                "spec.analysis.match: the traefik router routes by weight only; A/B matching is not supported"
-            )
+        refuse_matches(ctx, self.name)
         return [ObjectRef(API_VERSION, KIND, ctx.apex, ctx.namespace)]
 
     def references(self, ctx: RouteContext) -> list[Reference]:
