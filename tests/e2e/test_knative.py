@@ -96,10 +96,13 @@ async def test_a_knative_canary_promotes_a_new_revision_then_rolls_back_a_failin
     service = await ksvc(world)
     assert service["metadata"]["annotations"][PRIMARY] == "podinfo-00001"
     assert named_traffic(service, "spec") == [("latest", 0), ("podinfo-00001", 100)]
-    # nothing generated: no -primary or -canary objects of any kind
+    # nothing generated: no -primary or -canary objects of any kind, only what Knative makes per Revision
     services = (await world.client.list(kinds.SERVICE, namespace=NAMESPACE)).items
-    assert [s["metadata"]["name"] for s in services] == []
-    assert (await world.client.list(kinds.DEPLOYMENT, namespace=NAMESPACE)).items == []
+    deployments = (await world.client.list(kinds.DEPLOYMENT, namespace=NAMESPACE)).items
+    assert [s["metadata"]["name"] for s in services] == ["podinfo-00001"]
+    assert [d["metadata"]["name"] for d in deployments] == ["podinfo-00001-deployment"]
+    for obj in (*services, *deployments):
+        assert [o["kind"] for o in obj["metadata"]["ownerReferences"]] == ["Revision"]
     assert [r["metadata"]["name"] for r in (await world.client.list(kinds.KNATIVE_REVISION)).items] == [
         "podinfo-00001"
     ]

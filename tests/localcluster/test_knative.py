@@ -116,3 +116,80 @@ def test_a_never_ready_template_stays_unknown(local_cluster: LocalClusterHandle)
     assert [(c["type"], c["status"], c["reason"]) for c in revision["status"]["conditions"]] == [
         ("Ready", "Unknown", "Deploying")
     ]
+
+
+def test_each_revision_runs_in_a_deployment_behind_a_service_of_its_own(
+    local_cluster: LocalClusterHandle,
+) -> None:
+    """As Knative does: ``<revision>-deployment`` runs the Revision's containers (``user-container``,
+    ``PORT``), the Service ``<revision>`` (port 80) selects its pods by the revision uid, both are owned by
+    the Revision; its Ready condition follows the Deployment; a deleted Deployment comes back."""
+    doc = ksvc()
+    doc["spec"]["template"]["metadata"]["annotations"] = {"autoscaling.knative.dev/min-scale": "2"}
+    apply(local_cluster, doc)
+    wait(local_cluster, "revision/podinfo-00001", "condition=Ready")
+    revision = get(local_cluster, "revision/podinfo-00001")
+    uid = revision["metadata"]["uid"]
+    deployment = get(local_cluster, "deployment/podinfo-00001-deployment")
+    owner = deployment["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == (
+        "Revision",
+        "podinfo-00001",
+        uid,
+        True,
+    )
+    assert deployment["spec"]["replicas"] == 2  # min-scale
+    assert deployment["spec"]["selector"] == {"matchLabels": {"serving.knative.dev/revisionUID": uid}}
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert labels["serving.knative.dev/revision"] == "podinfo-00001"
+    assert labels["serving.knative.dev/service"] == "podinfo"
+    assert labels["app"] == "podinfo"  # the template's own app label is kept
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["name"] == "user-container"
+    assert container["image"] == "ghcr.io/stefanprodan/podinfo:6.0.0"
+    assert {"name": "PORT", "value": "9898"} in container["env"]
+    assert deployment["status"]["availableReplicas"] == 2
+    service = get(local_cluster, "service/podinfo-00001")
+    assert service["spec"]["selector"] == {"serving.knative.dev/revisionUID": uid}
+    assert [(p["name"], p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [("http", 80, 9898)]
+    assert service["metadata"]["ownerReferences"][0]["uid"] == uid
+    assert get(local_cluster, "revision/podinfo-00001")["status"]["actualReplicas"] == 2
+
+    local_cluster.kubectl("delete", "deployment", "podinfo-00001-deployment", "--wait=true", check=True)
+    wait(local_cluster, "deployment/podinfo-00001-deployment", "condition=Available")
+
+    # a revision whose Deployment never becomes available past its progress deadline fails
+    doc = ksvc("ghcr.io/stefanprodan/podinfo:never-ready")
+    doc["spec"]["template"]["metadata"]["annotations"] = {"serving.knative.dev/progress-deadline": "1s"}
+    apply(local_cluster, doc)
+    wait(local_cluster, "revision/podinfo-00002", "condition=Ready=False")
+    condition = get(local_cluster, "revision/podinfo-00002")["status"]["conditions"][0]
+    assert (condition["reason"], condition["message"]) == (
+        "ProgressDeadlineExceeded",
+        "Initial scale was never achieved",
+    )
+    assert get(local_cluster, "ksvc/podinfo")["status"]["latestReadyRevisionName"] == "podinfo-00001"
+
+    # deleting the Service collects its Revisions, and their Deployments and Services
+    local_cluster.kubectl("delete", "ksvc", "podinfo", "--wait=true", check=True)
+    wait(local_cluster, "deployment/podinfo-00001-deployment", "delete")
+    wait(local_cluster, "service/podinfo-00002", "delete")
+
+
+def test_a_service_of_the_revisions_name_that_it_does_not_own_fails_it(
+    local_cluster: LocalClusterHandle,
+) -> None:
+    taken = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "podinfo-00001"},
+        "spec": {"ports": [{"port": 80}]},
+    }
+    apply(local_cluster, taken)
+    apply(local_cluster, ksvc())
+    wait(local_cluster, "revision/podinfo-00001", "condition=Ready=False")
+    condition = get(local_cluster, "revision/podinfo-00001")["status"]["conditions"][0]
+    assert condition["reason"] == "NotOwned"
+    assert condition["message"] == "There is an existing Service default/podinfo-00001 that we do not own."
+    local_cluster.kubectl("delete", "ksvc", "podinfo", "--wait=true", check=True)
+    local_cluster.kubectl("delete", "service", "podinfo-00001", "--wait=true", check=True)

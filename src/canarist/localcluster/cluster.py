@@ -69,7 +69,7 @@ class LocalCluster:
         self.controllers = WorkloadControllers(self.api, readiness_delay, nodes, image_check, pod_readiness)
         # Knative Serving's part (Revisions from Service templates, their readiness after the same delay, the
         # Service status); idle unless the knative CRDs are installed.
-        self.knative = KnativeControllers(self.api, lambda: self.controllers.readiness_delay)
+        self.knative = KnativeControllers(self.api)
         # The log files of pods' containers (GET .../pods/{name}/log); registered in process, thread-safe.
         self.pod_logs = PodLogs()
         self.api.store.listeners.append(self._forget_deleted_pod_logs)

@@ -1,4 +1,4 @@
-"""A stand-in for Knative Serving's controller: Revisions and Service status, for the parts canarist reads.
+"""A stand-in for Knative Serving's controller: Revisions, their Deployments and Services, and Service status.
 
 No Knative runs in the local control plane. When the Knative CRDs are installed
 (``LocalCluster(install_provider_crds=["knative"])``), `KnativeControllers` does what Knative's controller does
@@ -9,10 +9,16 @@ with a ``serving.knative.dev/v1`` Service, in the same style as the Deployment s
   Revision ``<service>-0000N`` (N counts up from 1; going back to an older template is a new Revision too,
   as with Knative): owned by the Service (controller reference), labelled ``serving.knative.dev/service``,
   ``/configuration`` and ``/configurationGeneration``, its spec the template's spec;
-* a new Revision's ``Ready`` condition is ``Unknown`` (reason ``Deploying``) and becomes ``True``
-  ``readiness_delay`` seconds later (the cluster's delay, or the template annotation
-  ``localcluster.canarist.dev/readiness-delay``). A never-ready template (annotation
-  ``localcluster.canarist.dev/never-ready: "true"`` or an image tagged ``never-ready``) stays ``Unknown``;
+* each Revision gets, as Knative makes them, a Deployment ``<revision>-deployment`` running its containers
+  (the first one named ``user-container`` unless named, ``PORT`` set to its port; replicas from the
+  ``autoscaling.knative.dev/min-scale`` annotation, else 1) and a Service ``<revision>`` (port ``http`` 80
+  to the container's port), both owned by the Revision and selecting its pods by the
+  ``serving.knative.dev/revisionUID`` label. The Deployment is then simulated like any other (readiness
+  delay, ``localcluster.canarist.dev/never-ready``, an image tagged ``never-ready``; in the sandbox, real pods);
+* a Revision's ``Ready`` condition follows its Deployment: ``Unknown`` (reason ``Deploying``) until every
+  replica is available, then ``True``; ``False`` (``ProgressDeadlineExceeded``) when the Deployment's progress
+  deadline (the ``serving.knative.dev/progress-deadline`` annotation, default 600s) passes, and ``False``
+  (``NotOwned``) when an object of one of those names exists that the Revision does not own;
 * the Service's status: ``observedGeneration``, ``latestCreatedRevisionName``, ``latestReadyRevisionName``,
   ``url``, a ``Ready`` condition (True once the latest created Revision is ready), and ``traffic``: the
   ``spec.traffic`` targets resolved as Knative resolves them (``latestRevision: true`` is the latest *ready*
@@ -20,21 +26,20 @@ with a ``serving.knative.dev/v1`` Service, in the same style as the Deployment s
   Revision). A ``revisionName`` that does not exist makes the Service ``Ready: False`` (reason
   ``RevisionMissing``) and leaves ``status.traffic`` as it was, like Knative.
 
-Not simulated: pods, autoscaling and scale to zero, routes and ingress (the sandbox's Envoy splits requests
-by ``status.traffic``), tags' URLs, the Configuration and Route objects.
+Not simulated: the queue-proxy sidecar and the activator (the ``<revision>`` Service selects the pods
+directly), autoscaling and scale to zero, the ``<revision>-private`` Service, the Configuration, Route and
+Ingress objects, and the placeholder Service of the cluster-local name. The sandbox's Envoy, standing in for
+Kourier, splits a Service's host by ``status.traffic`` (`canarist.sandbox.dataplane.knative`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from canarist.localcluster.api import Api, now_iso
-from canarist.localcluster.controllers import READINESS_DELAY_ANNOTATION, never_ready, template_hash
+from canarist.localcluster.controllers import template_hash
 from canarist.localcluster.resources import StorageKey
 from canarist.localcluster.store import WatchEvent
 
@@ -43,25 +48,36 @@ Obj = dict[str, Any]
 GROUP = "serving.knative.dev"
 SERVICES: StorageKey = (GROUP, "services")
 REVISIONS: StorageKey = (GROUP, "revisions")
+DEPLOYMENTS: StorageKey = ("apps", "deployments")
+CORE_SERVICES: StorageKey = ("", "services")
 SERVICE_LABEL = f"{GROUP}/service"
 CONFIGURATION_LABEL = f"{GROUP}/configuration"
 GENERATION_LABEL = f"{GROUP}/configurationGeneration"
+REVISION_LABEL = f"{GROUP}/revision"
+REVISION_UID_LABEL = f"{GROUP}/revisionUID"
 #: the annotation a Revision keeps the hash of the template it was made from in (the stand-in's own).
 TEMPLATE_HASH_ANNOTATION = "localcluster.canarist.dev/template-hash"
+MIN_SCALE_ANNOTATIONS = ("autoscaling.knative.dev/min-scale", "autoscaling.knative.dev/minScale")
+PROGRESS_DEADLINE_ANNOTATION = f"{GROUP}/progress-deadline"
+#: Knative's name for a Revision's container when the template names none.
+USER_CONTAINER = "user-container"
+#: Knative's default container port.
+DEFAULT_PORT = 8080
+#: the port of a Revision's Service.
+REVISION_SERVICE_PORT = 80
 DOMAIN = "example.com"
 Key = tuple[StorageKey, str, str]
-
-
-@dataclass
-class _Pending:
-    ready_at: float | None  # monotonic; None: never
-    timer: asyncio.TimerHandle | None = None
 
 
 def revision_number(name: str, service: str) -> int:
     """N of ``<service>-0000N`` (0 for another name)."""
     suffix = name.removeprefix(f"{service}-")
     return int(suffix) if suffix != name and suffix.isdigit() else 0
+
+
+def deployment_name(revision: str) -> str:
+    """The name of a Revision's Deployment: ``podinfo-00002-deployment``."""
+    return f"{revision}-deployment"
 
 
 def _meta(obj: Obj) -> Obj:
@@ -85,13 +101,162 @@ def _condition(status: str, reason: str = "", message: str = "") -> Obj:
     return condition
 
 
+def _owner(revision: Obj) -> Obj:
+    return {
+        "apiVersion": f"{GROUP}/v1",
+        "kind": "Revision",
+        "name": _meta(revision)["name"],
+        "uid": _meta(revision).get("uid", ""),
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _pod_labels(revision: Obj) -> dict[str, str]:
+    """The labels of a Revision's pods (and of its Deployment and Service): the Revision's, its name and uid,
+    and ``app: <revision>`` unless the template sets ``app``."""
+    meta = _meta(revision)
+    name = str(meta["name"])
+    labels = {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}
+    labels.setdefault("app", name)
+    labels[REVISION_LABEL] = name
+    labels[REVISION_UID_LABEL] = str(meta.get("uid") or "")
+    return labels
+
+
+def container_port(revision: Obj) -> int:
+    """The port of the Revision's serving container (its first declared ``containerPort``), 8080 without."""
+    for container in (revision.get("spec") or {}).get("containers") or []:
+        for port in (container or {}).get("ports") or [] if isinstance(container, dict) else []:
+            value = port.get("containerPort") if isinstance(port, dict) else None
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return value
+    return DEFAULT_PORT
+
+
+def _min_scale(annotations: Obj) -> int:
+    for key in MIN_SCALE_ANNOTATIONS:
+        try:
+            return max(1, int(str(annotations[key])))
+        except (KeyError, ValueError):
+            continue
+    return 1
+
+
+def _seconds(value: Any, default: int) -> int:
+    text = str(value or "").strip()
+    try:
+        if text.endswith("m"):
+            return int(float(text[:-1]) * 60)
+        return int(float(text.removesuffix("s")))
+    except ValueError:
+        return default
+
+
+def revision_deployment(revision: Obj) -> Obj:
+    """The Deployment ``<revision>-deployment`` Knative runs a Revision's containers in."""
+    meta = _meta(revision)
+    name, ns = str(meta["name"]), str(meta.get("namespace") or "")
+    annotations = {str(k): str(v) for k, v in (meta.get("annotations") or {}).items()}
+    labels = _pod_labels(revision)
+    spec = copy.deepcopy(revision.get("spec") or {})
+    port = container_port(revision)
+    containers = [c for c in spec.get("containers") or [] if isinstance(c, dict)]
+    for index, container in enumerate(containers):
+        container.setdefault("name", USER_CONTAINER if index == 0 else f"{USER_CONTAINER}-{index}")
+    if containers:
+        env = [e for e in containers[0].get("env") or [] if isinstance(e, dict) and e.get("name") != "PORT"]
+        containers[0]["env"] = [*env, {"name": "PORT", "value": str(port)}]
+    spec["containers"] = containers
+    for knative_only in ("containerConcurrency", "timeoutSeconds", "responseStartTimeoutSeconds"):
+        spec.pop(knative_only, None)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": deployment_name(name),
+            "namespace": ns,
+            "labels": labels,
+            "ownerReferences": [_owner(revision)],
+        },
+        "spec": {
+            "replicas": _min_scale(annotations),
+            "progressDeadlineSeconds": _seconds(annotations.get(PROGRESS_DEADLINE_ANNOTATION), 600),
+            "selector": {"matchLabels": {REVISION_UID_LABEL: labels[REVISION_UID_LABEL]}},
+            "template": {"metadata": {"labels": labels, "annotations": annotations}, "spec": spec},
+        },
+    }
+
+
+def revision_service(revision: Obj) -> Obj:
+    """The Service ``<revision>`` in front of the Revision's pods (port ``http`` 80 to the container's)."""
+    meta = _meta(revision)
+    labels = _pod_labels(revision)
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": str(meta["name"]),
+            "namespace": str(meta.get("namespace") or ""),
+            "labels": labels,
+            "ownerReferences": [_owner(revision)],
+        },
+        "spec": {
+            "selector": {REVISION_UID_LABEL: labels[REVISION_UID_LABEL]},
+            "ports": [
+                {
+                    "name": "http",
+                    "protocol": "TCP",
+                    "port": REVISION_SERVICE_PORT,
+                    "targetPort": container_port(revision),
+                }
+            ],
+        },
+    }
+
+
+def revision_status(revision: Obj, deployment: Obj | None, problem: str = "") -> Obj:
+    """A Revision's status from its Deployment's: Ready once every replica is available."""
+    status: Obj = {"observedGeneration": _meta(revision).get("generation", 1)}
+    if problem:
+        status["conditions"] = [_condition("False", "NotOwned", problem)]
+        return status
+    deployment_status = (deployment or {}).get("status") or {}
+    desired = int(((deployment or {}).get("spec") or {}).get("replicas") or 0)
+    available = int(deployment_status.get("availableReplicas") or 0)
+    status["actualReplicas"] = int(deployment_status.get("readyReplicas") or 0)
+    progressing = next(
+        (
+            c
+            for c in deployment_status.get("conditions") or []
+            if isinstance(c, dict) and c.get("type") == "Progressing"
+        ),
+        {},
+    )
+    current = deployment is not None and int(deployment_status.get("observedGeneration") or 0) >= int(
+        _meta(deployment).get("generation") or 1
+    )
+    if current and progressing.get("reason") == "ProgressDeadlineExceeded":
+        status["conditions"] = [
+            _condition("False", "ProgressDeadlineExceeded", "Initial scale was never achieved")
+        ]
+    elif (
+        current
+        and desired > 0
+        and available >= desired
+        and progressing.get("reason") == ("NewReplicaSetAvailable")
+    ):
+        status["conditions"] = [_condition("True")]
+    else:
+        status["conditions"] = [_condition("Unknown", "Deploying")]
+    return status
+
+
 class KnativeControllers:
     """Creates Knative Revisions from Services and writes both statuses, the way Knative Serving would."""
 
-    def __init__(self, api: Api, readiness_delay: Callable[[], float]) -> None:
+    def __init__(self, api: Api) -> None:
         self.api = api
-        self.readiness_delay = readiness_delay
-        self._pending_revisions: dict[tuple[str, str, str], _Pending] = {}  # (ns, name, uid)
         self._scheduled: set[Key] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -105,21 +270,24 @@ class KnativeControllers:
     def stop(self) -> None:
         if self._on_event in self.api.store.listeners:
             self.api.store.listeners.remove(self._on_event)
-        for pending in self._pending_revisions.values():
-            if pending.timer is not None:
-                pending.timer.cancel()
-        self._pending_revisions.clear()
         self._loop = None
 
     def _on_event(self, event: WatchEvent) -> None:
-        if event.key not in (SERVICES, REVISIONS):
+        if event.key not in (SERVICES, REVISIONS, DEPLOYMENTS, CORE_SERVICES):
             return
         meta = _meta(event.obj)
         ns, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
+        labels = meta.get("labels") or {}
         if event.key == SERVICES:
             self._schedule((SERVICES, ns, name))
             return
-        service = str((meta.get("labels") or {}).get(SERVICE_LABEL) or "")
+        if event.key in (DEPLOYMENTS, CORE_SERVICES):
+            # a Revision's Deployment or Service (its status, or it was deleted): the Revision follows
+            revision = str(labels.get(REVISION_LABEL) or "")
+            if revision:
+                self._schedule((REVISIONS, ns, revision))
+            return
+        service = str(labels.get(SERVICE_LABEL) or "")
         if event.type != "DELETED":
             self._schedule((REVISIONS, ns, name))
         if service:
@@ -193,51 +361,35 @@ class KnativeControllers:
         return created
 
     def _sync_revision(self, ns: str, name: str) -> None:
+        """The Revision's Deployment and Service (created once, as Knative does: a Revision is immutable),
+        and its ``Ready`` condition from that Deployment."""
         obj = self.api.store.get(REVISIONS, ns, name)
-        if obj is None:
+        if obj is None or _meta(obj).get("deletionTimestamp"):
             return
-        uid = str(_meta(obj).get("uid") or "")
-        key = (ns, name, uid)
-        if _ready(obj):
-            self._pending_revisions.pop(key, None)
-            return
-        pending = self._pending_revisions.get(key)
-        now = time.monotonic()
-        if pending is None:
-            template = {
-                "metadata": {"annotations": _meta(obj).get("annotations") or {}},
-                "spec": obj.get("spec"),
-            }
-            ready_at = None if never_ready(template) else now + self._delay(obj)
-            pending = self._pending_revisions[key] = _Pending(ready_at)
-        if pending.ready_at is None:
-            return
-        if now < pending.ready_at:
-            if pending.timer is None and self._loop is not None:
-                pending.timer = self._loop.call_later(
-                    pending.ready_at - now + 0.001, self._timer_fired, (REVISIONS, ns, name), key
-                )
-            return
-        del self._pending_revisions[key]
+        problem = self._ensure_child(obj, DEPLOYMENTS, revision_deployment(obj)) or self._ensure_child(
+            obj, CORE_SERVICES, revision_service(obj)
+        )
+        deployment = self.api.store.get(DEPLOYMENTS, ns, deployment_name(name))
+        status = revision_status(obj, deployment, problem)
         rt = self.api.storage_type(REVISIONS)
-        if rt is not None:
-            status = {
-                "observedGeneration": _meta(obj).get("generation", 1),
-                "conditions": [_condition("True")],
-            }
+        if rt is not None and status != self._comparable(obj.get("status") or {}, status):
             self.api.write_status(rt, ns, name, status)
 
-    def _timer_fired(self, revision: Key, key: tuple[str, str, str]) -> None:
-        pending = self._pending_revisions.get(key)
-        if pending is not None:
-            pending.timer = None
-        self._schedule(revision)
-
-    def _delay(self, revision: Obj) -> float:
-        try:
-            return float((_meta(revision).get("annotations") or {})[READINESS_DELAY_ANNOTATION])
-        except (KeyError, ValueError):
-            return self.readiness_delay()
+    def _ensure_child(self, revision: Obj, key: StorageKey, child: Obj) -> str:
+        """Create ``child`` unless it exists; ``""``, or why the Revision cannot use the one that exists
+        (another owner's: Knative's ``NotOwned``)."""
+        rt = self.api.storage_type(key)
+        if rt is None:
+            return ""
+        ns, name = str(_meta(child).get("namespace") or ""), str(_meta(child)["name"])
+        existing = self.api.store.get(key, ns, name)
+        if existing is None:
+            self.api.create(rt, ns, child)
+            return ""
+        uid = _meta(revision).get("uid")
+        if any(ref.get("uid") == uid for ref in _meta(existing).get("ownerReferences") or []):
+            return ""
+        return f"There is an existing {child['kind']} {ns}/{name} that we do not own."
 
     # ------------------------------------------------------------------ Services
 
