@@ -43,6 +43,7 @@ def test_the_table() -> None:
         "skipper",
         "apisix",
         "kuma",
+        "knative",
     ]
     rows = {
         name: (p.examples_dir, p.mesh_provider, p.crds, p.host, p.ab_header) for name, p in PROVIDERS.items()
@@ -60,7 +61,11 @@ def test_the_table() -> None:
         "skipper": ("skipper", "skipper", None, "app.example.com", None),
         "apisix": ("apisix", "apisix", "apisix", "app.example.com", None),
         "kuma": ("kuma", "kuma", "kuma", "podinfo.test", None),
+        "knative": ("knative", "knative", "knative", "podinfo.test.example.com", None),
     }
+    # Knative's walkthrough plays on its Knative Service, every other on podinfo's Deployment.
+    assert {n for n, p in PROVIDERS.items() if p.target != "deployment"} == {"knative"}
+    assert PROVIDERS["knative"].target == "knative"
     # The tutorials of the ingress providers send their /status/500 through the ingress proxy.
     assert {n for n, p in PROVIDERS.items() if p.fault_via_gateway} == {
         "gatewayapi:v1",
@@ -70,6 +75,7 @@ def test_the_table() -> None:
         "traefik",
         "skipper",
         "apisix",
+        "knative",
     }
 
 
@@ -89,7 +95,9 @@ def test_every_walkthrough_canary_keeps_its_tutorials_in_cluster_webhooks() -> N
         hooks = canary["spec"]["analysis"]["webhooks"]
         assert {h["url"] for h in hooks} == {"http://flagger-loadtester.test/"}, provider.name
         commands = " ".join(str(h.get("metadata", {}).get("cmd", "")) for h in hooks)
-        assert "podinfo-canary.test" in commands, (provider.name, commands)
+        # Knative has no -canary Service: its load test goes through Kourier with the Service's host.
+        reached = "kourier.kourier-system" if provider.target == "knative" else "podinfo-canary.test"
+        assert reached in commands, (provider.name, commands)
         assert "127.0.0.1" not in commands, (provider.name, commands)
         assert "localhost" not in commands, (provider.name, commands)
     mirroring = yaml.safe_load((provider_demo("istio").examples / "canary-mirroring.yaml").read_text())
@@ -122,6 +130,7 @@ def test_the_ingress_gateways_are_the_providers_own_services() -> None:
         "traefik": ("traefik", "traefik", [("web", 80), ("websecure", 443)]),
         "skipper": ("kube-system", "skipper-ingress", [("http", 80)]),
         "apisix": ("apisix", "apisix-gateway", [("http", 80)]),
+        "knative": ("kourier-system", "kourier", [("http2", 80), ("https", 443)]),
     }
     istio = provider_demo("istio").gateway
     assert istio is not None

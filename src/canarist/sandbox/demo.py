@@ -55,6 +55,7 @@ from canarist.sandbox.pods import PodManager
 from canarist.sandbox.prometheus import PROMETHEUS_INSTALL, PrometheusProcess, free_port
 from canarist.sandbox.providers import GatewayService, ProviderDemo, provider_demo
 from canarist.sandbox.report import Moment, Sample, TimedEvent, render_report, thresholds_of
+from canarist.sandbox.story_targets import Roles, StoryTarget, story_target
 
 __all__ = [
     "ABResult",
@@ -350,6 +351,13 @@ class Sandbox:
         self._log_handler: logging.Handler | None = None
         self.current_metrics: dict[tuple[str, str], dict[str, float]] = {}
         self.started_in_s = 0.0
+        #: the walkthrough's target: its manifests, its releases, who is canary and primary now
+        self.target: StoryTarget = story_target(self.provider.target, self._knative_service)
+
+    def _knative_service(self) -> dict[str, Any] | None:
+        """The Knative Service ``podinfo.test`` as the data plane last saw it (``None`` before)."""
+        informer = self.mesh.informers.get(kinds.KNATIVE_SERVICE) if self.mesh is not None else None
+        return informer.get(NAMESPACE, NAME) if informer is not None else None
 
     # -- lifecycle --------------------------------------------------------------------------------------
 
@@ -956,14 +964,15 @@ class Recorder:
         self.sandbox = sandbox
         self.view = view
         self.host = sandbox.provider.host
-        self.canary_service = (NAMESPACE, f"{NAME}-canary")
         self.t0 = time.monotonic()
         self.samples: list[Sample] = []
         self.events: list[TimedEvent] = []
         self.phases: list[tuple[float, str]] = []
         self.steps: list[StepShare] = []
-        self._step: tuple[int, float, int, int] | None = None  # weight, settled at, canary, primary
+        # weight, settled at, canary, primary, and the roles those counts are of
+        self._step: tuple[int, float, int, int, Roles] | None = None
         self._last_counts = (0, 0)
+        self._last_roles: Roles | None = None
         self._event_counts: dict[str, int] = {}  # Event uid (or name) -> occurrences recorded
         self._task: asyncio.Task[None] | None = None
         self._pending: list[asyncio.TimerHandle] = []
@@ -974,31 +983,37 @@ class Recorder:
     def now(self) -> float:
         return time.monotonic() - self.t0
 
-    def counts(self) -> tuple[int, int]:
+    def counts(self, roles: Roles | None = None) -> tuple[int, int]:
+        """User requests served so far by the canary's and the primary's pods (of ``roles``, default: now)."""
         pods = self.sandbox.pods
         assert pods is not None
-        return (pods.served(NAMESPACE, NAME, USER_SOURCE), pods.served(NAMESPACE, PRIMARY, USER_SOURCE))
+        roles = roles or self.sandbox.target.roles()
+        return (served(pods, roles.canary, USER_SOURCE), served(pods, roles.primary, USER_SOURCE))
 
     def on_route_write(self, write: RouteWrite) -> None:
-        weight = canary_weight(write, self.host, self.canary_service)
+        roles = self.sandbox.target.roles()
+        weight = (
+            canary_weight(write, self.host, roles.canary_service) if roles.canary_service is not None else 0
+        )
         if weight is not None:
             self.route_weights.append((write.at - self.t0, weight))
         if weight is None or (self._step is not None and self._step[0] == weight):
             return
-        canary, primary = self.counts()
         if self._step is not None:
-            w, settled, c0, p0 = self._step
+            w, settled, c0, p0, step_roles = self._step
             if settled > 0:
+                canary, primary = self.counts(step_roles)
                 self.steps.append(StepShare(w, canary - c0, primary - p0, time.monotonic() - settled))
-        self._step = (weight, 0.0, 0, 0)
+        self._step = (weight, 0.0, 0, 0, roles)
         # Count from half a second after the files changed: Envoy applies a file move well within that.
         handle = asyncio.get_running_loop().call_later(0.5, self._settle, weight)
         self._pending.append(handle)
 
     def _settle(self, weight: int) -> None:
         if self._step is not None and self._step[0] == weight and self._step[1] == 0.0:
-            canary, primary = self.counts()
-            self._step = (weight, time.monotonic(), canary, primary)
+            roles = self._step[4]
+            canary, primary = self.counts(roles)
+            self._step = (weight, time.monotonic(), canary, primary, roles)
 
     def phase_at(self, *phases: str, after: float = 0.0) -> float | None:
         for t, phase in self.phases:
@@ -1023,7 +1038,8 @@ class Recorder:
             self._record_events()
             if tick % 2 == 0:
                 # The demo apps export Istio's series whatever the provider (next to the provider's own).
-                selector = f'reporter="destination",destination_workload_namespace="{NAMESPACE}",destination_workload=~"{NAME}"'
+                workload = self.sandbox.target.roles().canary or NAME
+                selector = f'reporter="destination",destination_workload_namespace="{NAMESPACE}",destination_workload=~"{workload}"'
                 self.success_rate = await prometheus.value(
                     f'sum(rate(istio_requests_total{{{selector},response_code!~"5.*"}}[{window}])) / '
                     f"sum(rate(istio_requests_total{{{selector}}}[{window}])) * 100"
@@ -1037,10 +1053,13 @@ class Recorder:
                 if self.p99_ms is not None:
                     current["request-duration"] = self.p99_ms / 1000
                 self.sandbox.current_metrics[(NAMESPACE, NAME)] = current
-                canary_count, primary_count = self.counts()
+                roles = self.sandbox.target.roles()
+                canary_count, primary_count = self.counts(roles)
                 dc, dp = canary_count - self._last_counts[0], primary_count - self._last_counts[1]
                 self._last_counts = (canary_count, primary_count)
-                share = 100.0 * dc / (dc + dp) if dc + dp else None
+                # the roles moved (a Knative promotion): these counts are of other pods than the last ones
+                changed, self._last_roles = self._last_roles not in (None, roles), roles
+                share = 100.0 * dc / (dc + dp) if dc + dp and not changed else None
                 self.samples.append(
                     Sample(
                         self.now(),
@@ -1096,26 +1115,26 @@ async def _wait(predicate: Callable[[], bool], timeout_s: float, what: str) -> N
         await asyncio.sleep(0.1)
 
 
-async def _set_image(client: KubeClient, image: str) -> None:
-    patch = {"spec": {"template": {"spec": {"containers": [{"name": "podinfod", "image": image}]}}}}
-    await client.patch(kinds.DEPLOYMENT, NAME, patch, namespace=NAMESPACE, patch_type="strategic")
+def served(pods: PodManager, workload: str | None, source: str) -> int:
+    """Requests from ``source`` the pods of ``workload`` (a Deployment of ``test``) served; 0 for none."""
+    return pods.served(NAMESPACE, workload, source) if workload else 0
 
 
 async def _apply_workload(sandbox: Sandbox, options: DemoOptions, view: LiveView) -> None:
-    """podinfo's namespace, Deployment and HPA, the loadtester's Deployment and Service (`apply_loadtester`),
-    then every document of the provider's routing.yaml; returns once the loadtester answers through its
-    Service (the Canary's webhooks call it from its first run)."""
+    """The target's manifests (podinfo's namespace, Deployment and HPA; or its Knative Service), the
+    loadtester's Deployment and Service (`apply_loadtester`), then every document of the provider's
+    routing.yaml (when it has one); returns once the loadtester answers through its Service (the Canary's
+    webhooks call it from its first run)."""
     client = sandbox.client
     assert client is not None
-    routing = _load_all(sandbox.provider.examples / "routing.yaml")
+    path = sandbox.provider.examples / "routing.yaml"
+    routing = _load_all(path) if path.exists() else []
     view.print(
-        "applying podinfo (namespace, deployment, HPA), the loadtester (deployment, service)"
+        f"applying {sandbox.target.describe()}, the loadtester (deployment, service)"
         + (f", {len(routing)} routing objects" if routing else "")
         + f" and the {sandbox.provider.name} walkthrough's Canary"
     )
-    for name in ("namespace.yaml", "deployment.yaml", "hpa.yaml"):
-        document = _load(options.examples, name)
-        await client.ensure(document, kind=kinds.kind_of(document))
+    await sandbox.target.apply(client, options.examples, sandbox.provider.examples)
     await apply_loadtester(client, options.examples)
     for document in routing:
         await client.ensure(document, kind=await _kind_of(client, document))
@@ -1170,6 +1189,7 @@ async def play_story(sandbox: Sandbox, options: DemoOptions, view: LiveView) -> 
     traffic = UserTraffic(sandbox.gateway_url, provider.host, options.user_rps)
     fault_loop: StatusLoop | None = None
     fault_at: float | None = None
+    faulty = NAME  # the workload whose pods get the fault's knobs
     run2_at = float("inf")
     moments: list[Moment] = []  # the story's moments, labelled on the report's timeline
 
@@ -1192,8 +1212,8 @@ async def play_story(sandbox: Sandbox, options: DemoOptions, view: LiveView) -> 
         await asyncio.sleep(1.0)
         t_set = recorder.now()
         moments.append(Moment(t_set, "set image 3.1.1"))
-        view.print(f"kubectl -n test set image deployment/podinfo podinfod={IMAGE}:3.1.1")
-        await _set_image(client, f"{IMAGE}:3.1.1")
+        view.print(sandbox.target.release_command(f"{IMAGE}:3.1.1"))
+        await sandbox.target.set_image(client, f"{IMAGE}:3.1.1")
         await _wait(lambda: phase() in ("Progressing", "Failed"), 30, "the analysis to start")
         await _wait(lambda: phase() in ("Succeeded", "Failed"), options.timeout_s / 2, "the promotion")
         t_done = recorder.now()
@@ -1210,10 +1230,10 @@ async def play_story(sandbox: Sandbox, options: DemoOptions, view: LiveView) -> 
 
         # Run 2: another image, then errors on the canary; it must be rolled back.
         await asyncio.sleep(1.0)
-        view.print(f"kubectl -n test set image deployment/podinfo podinfod={IMAGE}:3.1.2")
+        view.print(sandbox.target.release_command(f"{IMAGE}:3.1.2"))
         run2_at = recorder.now()
         moments.append(Moment(run2_at, "set image 3.1.2"))
-        await _set_image(client, f"{IMAGE}:3.1.2")
+        await sandbox.target.set_image(client, f"{IMAGE}:3.1.2")
         await _wait(
             lambda: phase() == "Failed" or (phase() == "Progressing" and weight() >= options.fault_at_weight),
             60,
@@ -1237,10 +1257,12 @@ async def play_story(sandbox: Sandbox, options: DemoOptions, view: LiveView) -> 
             fault_loop.start()
         elif options.fault == "errors":
             view.print("fault: the canary pods answer 50% of requests with HTTP 500")
-            await pods.set_knobs(NAMESPACE, NAME, error_rate=0.5)
+            faulty = sandbox.target.roles().canary or NAME
+            await pods.set_knobs(NAMESPACE, faulty, error_rate=0.5)
         else:
             view.print("fault: the canary pods answer 1 s late")
-            await pods.set_knobs(NAMESPACE, NAME, latency_ms=1000)
+            faulty = sandbox.target.roles().canary or NAME
+            await pods.set_knobs(NAMESPACE, faulty, latency_ms=1000)
         await _wait(lambda: phase() in ("Failed", "Succeeded"), options.timeout_s / 2, "the rollback")
         t_failed = recorder.now()
         result.rolled_back = phase() == "Failed"
@@ -1273,7 +1295,7 @@ async def play_story(sandbox: Sandbox, options: DemoOptions, view: LiveView) -> 
     finally:
         if fault_loop is not None:
             await fault_loop.stop()
-        await pods.set_knobs(NAMESPACE, NAME, error_rate=0.0, latency_ms=0.0)
+        await pods.set_knobs(NAMESPACE, faulty, error_rate=0.0, latency_ms=0.0)
         await traffic.stop()
         view.update(sandbox.snapshots())
         await recorder.stop()
@@ -1288,14 +1310,11 @@ async def play_story(sandbox: Sandbox, options: DemoOptions, view: LiveView) -> 
     # canarist rolls back on the tick of the threshold-th failed check; the first failing check is at most
     # one interval after the fault starts: threshold x interval + one interval.
     result.rollback_bound_s = threshold * interval + interval
-    primary = await client.get_or_none(kinds.DEPLOYMENT, PRIMARY, namespace=NAMESPACE)
-    primary_image = ""
-    if primary is not None:
-        primary_image = primary["spec"]["template"]["spec"]["containers"][0]["image"]
+    primary_image = await sandbox.target.primary_image(client)
     checks = result.checks
     checks.append(
         (
-            f"initialized: podinfo-primary and the {sandbox.provider.name} routing objects generated",
+            f"initialized: {sandbox.target.initialized(sandbox.provider.name)}",
             "Initialization done! podinfo.test" in events,
         )
     )
@@ -1420,7 +1439,8 @@ async def send_requests(
     request.update(headers or {})
     if cookies:
         request["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
-    before = pods.served(NAMESPACE, NAME, source), pods.served(NAMESPACE, PRIMARY, source)
+    roles = sandbox.target.roles()
+    before = served(pods, roles.canary, source), served(pods, roles.primary, source)
     errors = 0
     queue = iter(range(count))
 
@@ -1437,8 +1457,8 @@ async def send_requests(
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
         await asyncio.gather(*(worker(http) for _ in range(max(1, concurrency))))
     return Answers(
-        pods.served(NAMESPACE, NAME, source) - before[0],
-        pods.served(NAMESPACE, PRIMARY, source) - before[1],
+        served(pods, roles.canary, source) - before[0],
+        served(pods, roles.primary, source) - before[1],
         errors,
     )
 
@@ -1534,8 +1554,8 @@ async def play_ab(
         if fresh and sandbox.pods is not None:
             await _wait_scraped(sandbox, len(sandbox.pods.all_apps), 20)
         started = time.monotonic()
-        view.print(f"kubectl -n test set image deployment/podinfo podinfod={image}")
-        await _set_image(client, image)
+        view.print(sandbox.target.release_command(image))
+        await sandbox.target.set_image(client, image)
         await _wait(ab_routed, options.timeout_s / 2, "the A/B routes of a Progressing canary")
         result.routed_s = time.monotonic() - started
         first = len(mesh.writes) - 1

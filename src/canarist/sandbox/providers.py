@@ -124,6 +124,16 @@ APISIX_GATEWAY = GatewayService(
     "docker.io/apache/apisix:3.9.1-debian",
     (GatewayPort("http", 80, 9080),),
 )
+#: Kourier, Knative's ingress (net-kourier's kourier.yaml): Service `kourier` in `kourier-system` in front of
+#: its Envoy gateway pods (`app: 3scale-kourier-gateway`), port 80 to the pods' 8080.
+KOURIER_GATEWAY = GatewayService(
+    "kourier-system",
+    "kourier",
+    (("app", "3scale-kourier-gateway"), ("networking.knative.dev/ingress-provider", "kourier")),
+    "kourier-gateway",
+    "docker.io/envoyproxy/envoy:v1.31-latest",
+    (GatewayPort("http2", 80, 8080), GatewayPort("https", 443, 8443)),
+)
 #: The data plane of the Gateway `gateway-system/gateway` (examples/gatewayapi/routing.yaml, class
 #: `sandbox`), named `<Gateway>-<GatewayClass>` as Istio's Gateway API deployments are (Flagger's Gateway API
 #: tutorial reaches its Gateway as `gateway-istio.istio-ingress`): `gateway-sandbox.gateway-system`.
@@ -151,6 +161,9 @@ class ProviderDemo:
     # The Service users reach the ingress through; None: no ingress (a mesh), the gateway listener stays on a
     # local port of 127.0.0.1.
     gateway: GatewayService | None = None
+    # The walkthrough's target (`canarist.sandbox.story_targets`): "deployment" (examples/podinfo's
+    # Deployment) or "knative" (the provider's service.yaml, a Knative Service).
+    target: str = "deployment"
 
     @property
     def examples(self) -> Path:
@@ -238,6 +251,17 @@ PROVIDERS: dict[str, ProviderDemo] = {
             gateway=APISIX_GATEWAY,
         ),
         ProviderDemo("kuma", "kuma", "kuma", "kuma", "podinfo.test", None),
+        ProviderDemo(
+            "knative",
+            "knative",
+            "knative",
+            "knative",
+            "podinfo.test.example.com",
+            None,
+            fault_via_gateway=True,
+            gateway=KOURIER_GATEWAY,
+            target="knative",
+        ),
     )
 }
 

@@ -27,6 +27,7 @@ from canarist.sandbox.dataplane.contour import ContourTranslator
 from canarist.sandbox.dataplane.gatewayapi import GatewayAPITranslator
 from canarist.sandbox.dataplane.gloo import GlooTranslator
 from canarist.sandbox.dataplane.istio import IstioTranslator
+from canarist.sandbox.dataplane.knative import KnativeTranslator
 from canarist.sandbox.dataplane.kuma import KumaTranslator
 from canarist.sandbox.dataplane.nginx import NginxTranslator
 from canarist.sandbox.dataplane.skipper import SkipperTranslator
@@ -63,6 +64,7 @@ TRANSLATORS: list[Translator] = [
     SkipperTranslator(),
     ApisixTranslator(),
     KumaTranslator(),
+    KnativeTranslator(),
 ]
 
 
