@@ -36,6 +36,13 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 NS = "test"
 
 
+def story_model(revision: str) -> TemplateModel:
+    """The template model of this Canary with ``revision`` as the route, over the whole story."""
+    return TemplateModel(
+        name="podinfo", namespace=NS, target="podinfo", service="podinfo", route=revision, interval="10m"
+    )
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def run(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Run]:
     """One sandbox for the module, with the promotion + rollback story already played."""
@@ -83,14 +90,7 @@ async def test_kouriers_series_answer_the_builtin_queries(run: Run) -> None:
         observer_for(metrics_provider_name("knative", "knative", "Service", "serving.knative.dev/v1"))
         is KNATIVE
     )
-    model = TemplateModel(
-        name="podinfo",
-        namespace=NS,
-        target="podinfo",
-        service="podinfo",
-        route="podinfo-00003",
-        interval="10m",
-    )
+    model = story_model("podinfo-00003")
     prometheus = run.sandbox.prometheus
     success = await prometheus.value(builtin_query(KNATIVE, REQUEST_SUCCESS_RATE, model).strip())
     duration_ms = await prometheus.value(builtin_query(KNATIVE, REQUEST_DURATION, model).strip())
@@ -102,14 +102,7 @@ async def test_kouriers_series_answer_the_builtin_queries(run: Run) -> None:
     assert duration_ms is not None
     assert 0 < duration_ms <= 500
     # revision 1, the primary of run 1 (before any fault), served without errors
-    first = TemplateModel(
-        name="podinfo",
-        namespace=NS,
-        target="podinfo",
-        service="podinfo",
-        route="podinfo-00001",
-        interval="10m",
-    )
+    first = story_model("podinfo-00001")
     assert await prometheus.value(builtin_query(KNATIVE, REQUEST_SUCCESS_RATE, first).strip()) == 100
 
 
