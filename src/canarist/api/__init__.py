@@ -35,7 +35,6 @@ from canarist.api.canary import (
     UnmanagedMetadata,
     UpstreamRef,
 )
-from canarist.api.duration import parse_duration
 from canarist.api.enums import (
     AlertProviderType,
     MetricProviderType,
@@ -73,6 +72,7 @@ from canarist.api.metric_template import (
     MetricTemplateSpec,
     ResourceStatus,
 )
+from canarist.durations import parse_duration
 
 __all__ = [
     "AlertProvider",

@@ -6,7 +6,6 @@ from typing import Any, ClassVar
 
 from canarist.api import defaults
 from canarist.api._base import FlaggerModel, field
-from canarist.api.duration import parse_duration
 from canarist.api.enums import Phase, Provider, Severity, Strategy, WebhookType, values
 from canarist.api.istio import (
     CorsPolicy,
@@ -19,6 +18,7 @@ from canarist.api.istio import (
     TrafficPolicy,
 )
 from canarist.api.meta import FlaggerObject
+from canarist.durations import parse_duration
 
 _NUMBER_INT = {"type": "number"}
 _DURATION = {"pattern": "^[0-9]+(m|s)"}

@@ -32,8 +32,8 @@ from canarist.api._base import CHECK_KEY
 from canarist.api.alert_provider import AlertProvider
 from canarist.api.canary import Canary
 from canarist.api.crds import KINDS, shared_validation_schema
-from canarist.api.duration import parse_duration
 from canarist.api.metric_template import MetricTemplate
+from canarist.durations import parse_duration
 from canarist.plugins import METRIC_PROVIDERS_GROUP, NOTIFIERS_GROUP, installed_names
 
 _INT32_MAX = 2**31 - 1

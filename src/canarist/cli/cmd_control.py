@@ -21,7 +21,6 @@ import sys
 from typing import Any
 
 from canarist.api import command as cc
-from canarist.api.duration import parse_duration
 from canarist.cli.common import (
     EXIT_FAILED,
     EXIT_SUCCEEDED,
@@ -32,6 +31,7 @@ from canarist.cli.common import (
     states_of,
     unreachable,
 )
+from canarist.durations import parse_duration
 from canarist.kube import resources as kinds
 from canarist.kube.client import KubeClient
 from canarist.kube.errors import ApiError, Forbidden, KubeError, NotFound

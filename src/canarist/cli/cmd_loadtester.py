@@ -20,7 +20,7 @@ log = logging.getLogger("canarist.loadtester")
 
 
 def _duration(text: str) -> float:
-    from canarist.api.duration import parse_duration
+    from canarist.durations import parse_duration
 
     try:
         seconds = parse_duration(text)

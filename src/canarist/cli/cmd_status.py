@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from canarist.api import Canary
-from canarist.api.duration import parse_duration
 from canarist.cli.cmd_explain import header
 from canarist.cli.common import (
     EXIT_FAILED,
@@ -37,6 +36,7 @@ from canarist.cli.common import (
     states_of,
     unreachable,
 )
+from canarist.durations import parse_duration
 from canarist.engine.ledger import Ledger
 from canarist.kube import resources as kinds
 from canarist.kube.client import KubeClient

@@ -25,8 +25,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from canarist.api import Canary, HTTPMatchRequest
-from canarist.api.duration import parse_duration
 from canarist.api.istio import HeaderOperations, StringMatch
+from canarist.durations import parse_duration
 from canarist.engine.model import RouterCapabilities, Routes
 from canarist.kube.resources import ResourceKind
 from canarist.routers.base import (

@@ -1,4 +1,7 @@
-"""Go duration strings (``time.ParseDuration``) to seconds."""
+"""Go duration strings (``time.ParseDuration``) to seconds and back.
+
+Dependency-free (like `canarist.podnames`): the operator's API and the local control plane both use it.
+"""
 
 from __future__ import annotations
 
