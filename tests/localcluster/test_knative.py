@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from canarist.localcluster.knative import revision_deployment
 from tests.fixtures.localcluster import LocalClusterHandle
 
 pytestmark = pytest.mark.localcluster(install_provider_crds=["knative"], readiness_delay=0.05)
@@ -193,3 +194,14 @@ def test_a_service_of_the_revisions_name_that_it_does_not_own_fails_it(
     assert condition["message"] == "There is an existing Service default/podinfo-00001 that we do not own."
     local_cluster.kubectl("delete", "ksvc", "podinfo", "--wait=true", check=True)
     local_cluster.kubectl("delete", "service", "podinfo-00001", "--wait=true", check=True)
+
+
+def test_the_progress_deadline_annotation_is_a_go_duration() -> None:
+    def deadline(annotations: dict[str, str]) -> int:
+        revision = {"metadata": {"name": "podinfo-00001", "uid": "u", "annotations": annotations}, "spec": {}}
+        return int(revision_deployment(revision)["spec"]["progressDeadlineSeconds"])
+
+    assert deadline({}) == 600
+    assert deadline({"serving.knative.dev/progress-deadline": "1m30s"}) == 90
+    assert deadline({"serving.knative.dev/progress-deadline": "2.5s"}) == 3
+    assert deadline({"serving.knative.dev/progress-deadline": "soon"}) == 600

@@ -36,8 +36,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import math
 from typing import Any
 
+from canarist.durations import parse_duration
 from canarist.localcluster.api import Api, now_iso
 from canarist.localcluster.controllers import template_hash
 from canarist.localcluster.resources import StorageKey
@@ -143,14 +145,13 @@ def _min_scale(annotations: Obj) -> int:
     return 1
 
 
-def _seconds(value: Any, default: int) -> int:
-    text = str(value or "").strip()
+def _progress_deadline(annotations: Obj) -> int:
+    """``serving.knative.dev/progress-deadline`` (a Go duration) in whole seconds; Knative's 600 without."""
     try:
-        if text.endswith("m"):
-            return int(float(text[:-1]) * 60)
-        return int(float(text.removesuffix("s")))
-    except ValueError:
-        return default
+        seconds = parse_duration(str(annotations[PROGRESS_DEADLINE_ANNOTATION]))
+    except (KeyError, ValueError):
+        return 600
+    return max(1, math.ceil(seconds))
 
 
 def revision_deployment(revision: Obj) -> Obj:
@@ -181,7 +182,7 @@ def revision_deployment(revision: Obj) -> Obj:
         },
         "spec": {
             "replicas": _min_scale(annotations),
-            "progressDeadlineSeconds": _seconds(annotations.get(PROGRESS_DEADLINE_ANNOTATION), 600),
+            "progressDeadlineSeconds": _progress_deadline(annotations),
             "selector": {"matchLabels": {REVISION_UID_LABEL: labels[REVISION_UID_LABEL]}},
             "template": {"metadata": {"labels": labels, "annotations": annotations}, "spec": spec},
         },
@@ -244,7 +245,7 @@ def revision_status(revision: Obj, deployment: Obj | None, problem: str = "") ->
         current
         and desired > 0
         and available >= desired
-        and progressing.get("reason") == ("NewReplicaSetAvailable")
+        and progressing.get("reason") == "NewReplicaSetAvailable"
     ):
         status["conditions"] = [_condition("True")]
     else:

@@ -1038,7 +1038,8 @@ class Recorder:
             self._record_events()
             if tick % 2 == 0:
                 # The demo apps export Istio's series whatever the provider (next to the provider's own).
-                workload = self.sandbox.target.roles().canary or NAME
+                roles = self.sandbox.target.roles()
+                workload = roles.canary or NAME
                 selector = f'reporter="destination",destination_workload_namespace="{NAMESPACE}",destination_workload=~"{workload}"'
                 self.success_rate = await prometheus.value(
                     f'sum(rate(istio_requests_total{{{selector},response_code!~"5.*"}}[{window}])) / '
@@ -1053,7 +1054,6 @@ class Recorder:
                 if self.p99_ms is not None:
                     current["request-duration"] = self.p99_ms / 1000
                 self.sandbox.current_metrics[(NAMESPACE, NAME)] = current
-                roles = self.sandbox.target.roles()
                 canary_count, primary_count = self.counts(roles)
                 dc, dp = canary_count - self._last_counts[0], primary_count - self._last_counts[1]
                 self._last_counts = (canary_count, primary_count)
@@ -1127,8 +1127,7 @@ async def _apply_workload(sandbox: Sandbox, options: DemoOptions, view: LiveView
     webhooks call it from its first run)."""
     client = sandbox.client
     assert client is not None
-    path = sandbox.provider.examples / "routing.yaml"
-    routing = _load_all(path) if path.exists() else []
+    routing = _load_all(sandbox.provider.examples / "routing.yaml")
     view.print(
         f"applying {sandbox.target.describe()}, the loadtester (deployment, service)"
         + (f", {len(routing)} routing objects" if routing else "")
